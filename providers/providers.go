@@ -1,0 +1,167 @@
+// Package providers holds what the SUD, MOGS and Midas clients share: the
+// classified outcome of every provider call and the Wallet abstraction that
+// lets the saga debit coins without knowing which provider holds them.
+//
+// The saga decides from a Class and a Code only. Provider return codes are
+// parsed in exactly one place each (the client packages), never above them.
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Class is how a provider call ended, from the caller's point of view.
+type Class uint8
+
+const (
+	// OK: the call did what was asked, now.
+	OK Class = iota
+	// AlreadyDone: an earlier call with the same idempotency key did it
+	// (duplicate bill_no, bill already cancelled, SUD order already exists).
+	AlreadyDone
+	// Retryable: nothing is known to have happened; ask again with the same
+	// idempotency key (busy, still processing, 5xx, timeout, dropped reply).
+	Retryable
+	// Final: the provider refused and will refuse again (insufficient
+	// balance, login expired, parameter error, risk control, not found).
+	Final
+)
+
+func (c Class) String() string {
+	switch c {
+	case OK:
+		return "ok"
+	case AlreadyDone:
+		return "already_done"
+	case Retryable:
+		return "retryable"
+	case Final:
+		return "final"
+	}
+	return fmt.Sprintf("class(%d)", uint8(c))
+}
+
+// Code is a stable, provider-neutral machine code for a failure. Status
+// events and dead letters carry it; metrics and operators filter on it.
+type Code string
+
+const (
+	CodeInsufficientBalance Code = "insufficient_balance"
+	CodeLoginFailed         Code = "login_failed"
+	CodeParamError          Code = "param_error"
+	CodeRiskControl         Code = "risk_control"
+	CodeNotFound            Code = "not_found"      // bill or order unknown to the provider
+	CodeAlreadyExists       Code = "already_exists" // SUD 70501, MOGS 90012, Midas 1002215
+	CodeAlreadyCancelled    Code = "already_cancelled"
+	CodeBusy                Code = "busy"        // provider said busy / still processing
+	CodeUnavailable         Code = "unavailable" // 5xx, connection refused or reset, dropped reply
+	CodeTimeout             Code = "timeout"
+	CodeAuthFailed          Code = "auth_failed"    // bad signature, app key or secret: our configuration
+	CodeGameNotFound        Code = "game_not_found" // SUD 10111
+	CodeBadReply            Code = "bad_reply"      // a reply we could not decode
+	CodeUnknown             Code = "unknown"        // a non-zero code we do not know; treated as final
+)
+
+// Error is the error every provider client returns. Class is Retryable or
+// Final; OK and AlreadyDone are never errors.
+type Error struct {
+	Provider string // "sud", "mogs", "midas"
+	Endpoint string // "create_order", "pay", "pay_m", ...
+	Class    Class
+	Code     Code
+	Ret      int    // the provider's own code, 0 when the failure was in transport
+	Msg      string // the provider's message; never holds a secret
+	Err      error  // the transport cause, if any
+}
+
+func (e *Error) Error() string {
+	s := fmt.Sprintf("%s %s: %s (%s", e.Provider, e.Endpoint, e.Code, e.Class)
+	if e.Ret != 0 {
+		s += fmt.Sprintf(", ret %d", e.Ret)
+	}
+	if e.Msg != "" {
+		s += ": " + e.Msg
+	}
+	s += ")"
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf classifies the error of a provider call: OK for nil, the Error's
+// class when err wraps an *Error, and Retryable for anything else, since a
+// failure we cannot explain says nothing about whether the call took effect.
+func ClassOf(err error) Class {
+	if err == nil {
+		return OK
+	}
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Class
+	}
+	return Retryable
+}
+
+// CodeOf returns the stable code of err, "" for nil.
+func CodeOf(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return CodeUnknown
+}
+
+// TransportError classifies a failure to get a usable HTTP reply. Every such
+// failure is Retryable: the request may or may not have reached the provider,
+// which is exactly why every call carries an idempotency key.
+func TransportError(provider, endpoint string, err error) *Error {
+	code := CodeUnavailable
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		code = CodeTimeout
+	}
+	return &Error{Provider: provider, Endpoint: endpoint, Class: Retryable, Code: code, Err: err}
+}
+
+// StatusError classifies a non-200 HTTP status: 5xx and 429 are Retryable,
+// anything else is Final with CodeBadReply.
+func StatusError(provider, endpoint string, status int) *Error {
+	e := &Error{Provider: provider, Endpoint: endpoint, Class: Final, Code: CodeBadReply, Msg: fmt.Sprintf("HTTP %d", status)}
+	if status >= 500 || status == http.StatusTooManyRequests {
+		e.Class, e.Code = Retryable, CodeUnavailable
+	}
+	return e
+}
+
+// Observer is told about every provider call, for metrics. Implementations
+// must be safe for concurrent use and fast.
+type Observer interface {
+	ObserveCall(provider, endpoint string, class Class, elapsed time.Duration)
+}
+
+// NopObserver observes nothing.
+type NopObserver struct{}
+
+func (NopObserver) ObserveCall(string, string, Class, time.Duration) {}
+
+// NewHTTPClient returns an HTTP client tuned for many concurrent calls to a
+// few hosts: connections are kept and reused, and every request is bounded
+// by timeout even when the caller's context is not.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 512
+	t.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: t, Timeout: timeout}
+}
