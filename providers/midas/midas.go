@@ -1,0 +1,433 @@
+// Package midas is the client of YSDK / Midas mpay (get_balance_m, pay_m,
+// cancel_pay_m, present_m): signed GET requests with a session cookie. It
+// classifies every reply into a providers.Class and Code and is the only
+// place in coinsaga that knows Midas's return codes.
+package midas
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coinsaga/coinsaga/providers"
+)
+
+// Provider is the name the client reports in errors and observations.
+const Provider = "midas"
+
+// Endpoint names, as they appear in errors and metrics; the request path is
+// "/mpay/" + name.
+const (
+	EndpointGetBalance = "get_balance_m"
+	EndpointPay        = "pay_m"
+	EndpointCancelPay  = "cancel_pay_m"
+	EndpointPresent    = "present_m"
+)
+
+// DefaultTimeout bounds every call when Config.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// maxReply caps how much of a reply is read.
+const maxReply = 1 << 20
+
+// Config configures a Client.
+type Config struct {
+	BaseURL  string // https://ysdk.qq.com (live) or https://ysdktest.qq.com (sandbox)
+	AppID    string // the offer id
+	AppKey   string // secret: signs every request
+	HTTP     *http.Client
+	Timeout  time.Duration // per call; default DefaultTimeout
+	Observer providers.Observer
+	Now      func() time.Time // for ts; default time.Now
+}
+
+// Client calls Midas. It is safe for concurrent use.
+type Client struct {
+	base    string
+	appID   string
+	appKey  string
+	http    *http.Client
+	timeout time.Duration
+	obs     providers.Observer
+	now     func() time.Time
+}
+
+var _ providers.Wallet = (*Client)(nil)
+
+// New returns a client for cfg, filling in defaults.
+func New(cfg Config) *Client {
+	c := &Client{
+		base:    strings.TrimRight(cfg.BaseURL, "/"),
+		appID:   cfg.AppID,
+		appKey:  cfg.AppKey,
+		http:    cfg.HTTP,
+		timeout: cfg.Timeout,
+		obs:     cfg.Observer,
+		now:     cfg.Now,
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.http == nil {
+		c.http = providers.NewHTTPClient(c.timeout)
+	}
+	if c.obs == nil {
+		c.obs = providers.NopObserver{}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Provider returns "midas".
+func (c *Client) Provider() string { return Provider }
+
+// reply is the union of the four endpoints' replies. Pointers tell an
+// absent field from a zero one.
+type reply struct {
+	Ret        *flexInt  `json:"ret"`
+	Msg        string    `json:"msg"`
+	Balance    *flexInt  `json:"balance"`
+	GenBalance flexInt   `json:"gen_balance"`
+	FirstSave  flexBool  `json:"first_save"`
+	SaveAmt    flexInt   `json:"save_amt"`
+	BillNo     flexValue `json:"billno"`
+	UsedGenAmt flexInt   `json:"used_gen_amt"`
+}
+
+// Balance reads the player's coin account.
+func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers.Balance, error) {
+	rep, err := c.call(ctx, EndpointGetBalance, acct, nil)
+	if err != nil {
+		return providers.Balance{}, err
+	}
+	return providers.Balance{
+		Balance:    int64(*rep.Balance),
+		GenBalance: int64(rep.GenBalance),
+		SaveAmt:    int64(rep.SaveAmt),
+		FirstSave:  bool(rep.FirstSave),
+	}, nil
+}
+
+// Debit calls pay_m for d.Amount coins under billno d.BillNo. A duplicate
+// billno (1002215) means an earlier call with it succeeded: AlreadyDone.
+func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.Debit) (providers.DebitReply, error) {
+	if err := checkKey(EndpointPay, d.BillNo, d.Amount); err != nil {
+		return providers.DebitReply{}, err
+	}
+	extra := url.Values{"amt": {strconv.FormatInt(d.Amount, 10)}, "billno": {d.BillNo}}
+	payItem := d.PayItem
+	if payItem == "" {
+		payItem = acct.Midas.PayItem
+	}
+	if payItem != "" {
+		extra.Set("payitem", payItem)
+	}
+	rep, err := c.call(ctx, EndpointPay, acct, extra)
+	if err != nil {
+		return providers.DebitReply{}, err
+	}
+	out := providers.DebitReply{Class: rep.class, BillNo: rep.billNo(d.BillNo), UsedGenAmt: int64(rep.UsedGenAmt)}
+	if rep.Balance != nil {
+		out.Balance, out.BalanceKnown = int64(*rep.Balance), true
+	}
+	return out, nil
+}
+
+// Cancel calls cancel_pay_m for the pay with cn.BillNo and its amount. A
+// duplicate billno (1002215) here means the bill is already cancelled.
+func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn providers.Cancel) (providers.CancelReply, error) {
+	if err := checkKey(EndpointCancelPay, cn.BillNo, cn.Amount); err != nil {
+		return providers.CancelReply{}, err
+	}
+	extra := url.Values{"amt": {strconv.FormatInt(cn.Amount, 10)}, "billno": {cn.BillNo}}
+	rep, err := c.call(ctx, EndpointCancelPay, acct, extra)
+	if err != nil {
+		return providers.CancelReply{}, err
+	}
+	return providers.CancelReply{Class: rep.class, BillNo: rep.billNo(cn.BillNo)}, nil
+}
+
+// Present calls present_m for p.Amount coins under billno p.BillNo.
+func (c *Client) Present(ctx context.Context, acct providers.Account, p providers.Present) (providers.PresentReply, error) {
+	if err := checkKey(EndpointPresent, p.BillNo, p.Amount); err != nil {
+		return providers.PresentReply{}, err
+	}
+	extra := url.Values{"presenttimes": {strconv.FormatInt(p.Amount, 10)}, "billno": {p.BillNo}}
+	rep, err := c.call(ctx, EndpointPresent, acct, extra)
+	if err != nil {
+		return providers.PresentReply{}, err
+	}
+	out := providers.PresentReply{Class: rep.class, BillNo: rep.billNo(p.BillNo)}
+	if rep.Balance != nil {
+		out.Balance = int64(*rep.Balance)
+	}
+	return out, nil
+}
+
+// checkKey refuses a money-moving call without an idempotency key or a
+// positive amount before it leaves the process.
+func checkKey(endpoint, billNo string, amount int64) error {
+	if billNo == "" {
+		return paramError(endpoint, "empty billno")
+	}
+	if amount <= 0 {
+		return paramError(endpoint, "amount must be positive, got "+strconv.FormatInt(amount, 10))
+	}
+	return nil
+}
+
+func paramError(endpoint, msg string) *providers.Error {
+	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Final, Code: providers.CodeParamError, Msg: msg}
+}
+
+// classified is a decoded reply that the call classified as a success.
+type classified struct {
+	reply
+	class providers.Class
+}
+
+func (r *classified) billNo(sent string) string {
+	if r.BillNo != "" {
+		return string(r.BillNo)
+	}
+	return sent
+}
+
+// SessionID returns the cookie's session_id for a session type: "openid"
+// for QQ (kp_actoken) and H5 (openkey), "hy_gameid" for WeChat (wc_actoken)
+// and guests (st_dummy). ok is false for an unknown type.
+func SessionID(sessionType string) (id string, ok bool) {
+	switch sessionType {
+	case "kp_actoken", "openkey":
+		return "openid", true
+	case "wc_actoken", "st_dummy":
+		return "hy_gameid", true
+	}
+	return "", false
+}
+
+// call performs one request and classifies the reply, reporting it to the
+// observer. It returns a classified reply for OK and AlreadyDone and a
+// *providers.Error otherwise.
+func (c *Client) call(ctx context.Context, endpoint string, acct providers.Account, extra url.Values) (*classified, error) {
+	start := time.Now()
+	rep, err := c.roundTrip(ctx, endpoint, acct, extra)
+	class := providers.ClassOf(err)
+	if rep != nil {
+		class = rep.class
+	}
+	c.obs.ObserveCall(Provider, endpoint, class, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// params returns the signed query of a call (sig included), for the
+// request and for tests that check what goes on the wire.
+func (c *Client) params(endpoint string, acct providers.Account, extra url.Values) url.Values {
+	m := acct.Midas
+	zone := m.ZoneID
+	if zone == "" {
+		zone = "1"
+	}
+	q := url.Values{
+		"openid":  {acct.OpenID},
+		"openkey": {m.OpenKey},
+		"appid":   {c.appID},
+		"ts":      {strconv.FormatInt(c.now().Unix(), 10)},
+		"pf":      {m.PF},
+		"pfkey":   {m.PFKey},
+		"zoneid":  {zone},
+		"format":  {"json"},
+	}
+	if m.UserIP != "" {
+		q.Set("userip", m.UserIP)
+	}
+	if m.AccountType != "" {
+		q.Set("accounttype", m.AccountType)
+	}
+	for k, v := range extra {
+		q[k] = v
+	}
+	q.Set("sig", Sign(http.MethodGet, SignPathPrefix+"/mpay/"+endpoint, q, c.appKey))
+	return q
+}
+
+// roundTrip returns either a success or a *providers.Error, never both and
+// never a nil *providers.Error in a non-nil error.
+func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.Account, extra url.Values) (*classified, error) {
+	sessionID, ok := SessionID(acct.Midas.SessionType)
+	if !ok {
+		return nil, paramError(endpoint, "unknown session_type "+strconv.Quote(acct.Midas.SessionType))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	path := "/mpay/" + endpoint
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path+"?"+encodeQuery(c.params(endpoint, acct, extra)), nil)
+	if err != nil {
+		// The URL holds openkey and pfkey: say only what was wrong with the base.
+		return nil, paramError(endpoint, "bad base URL "+strconv.Quote(c.base))
+	}
+	req.Header.Set("Cookie", "session_id="+Encode(sessionID)+"; session_type="+Encode(acct.Midas.SessionType)+"; org_loc="+Encode(path))
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+	}
+	defer drainClose(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	if err != nil {
+		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+	}
+	if len(raw) > maxReply {
+		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
+	}
+	var rep reply
+	if err := json.Unmarshal(stripJSONP(raw), &rep); err != nil {
+		return nil, badReply(endpoint, "undecodable reply", err)
+	}
+	if rep.Ret == nil {
+		return nil, badReply(endpoint, "reply has no ret", nil)
+	}
+	ret := int(*rep.Ret)
+	class, code := Classify(endpoint, ret)
+	switch class {
+	case providers.OK:
+		// The saga confirms a debit against these balances; a success
+		// without them is a reply we cannot use.
+		if rep.Balance == nil && (endpoint == EndpointGetBalance || endpoint == EndpointPay) {
+			return nil, badReply(endpoint, "reply has no balance", nil)
+		}
+		return &classified{reply: rep, class: class}, nil
+	case providers.AlreadyDone:
+		return &classified{reply: rep, class: class}, nil
+	}
+	return nil, &providers.Error{
+		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
+		Msg: scrub(rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey),
+	}
+}
+
+// stripJSONP unwraps a `func({...})` reply. We always ask for format=json,
+// but a gateway configured for jsonp must not fail a payment whose body is
+// perfectly readable.
+func stripJSONP(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] == '{' {
+		return b
+	}
+	open := bytes.IndexByte(b, '(')
+	if open <= 0 || !isIdent(b[:open]) {
+		return b
+	}
+	rest := bytes.TrimRight(b[open+1:], "; \t\r\n")
+	if len(rest) == 0 || rest[len(rest)-1] != ')' {
+		return b
+	}
+	return rest[:len(rest)-1]
+}
+
+func isIdent(b []byte) bool {
+	for _, c := range bytes.TrimSpace(b) {
+		if !(c == '_' || c == '$' || c == '.' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Return codes, from the seed and the public mpay documentation.
+const (
+	RetOK              = 0
+	RetParamError      = 1001 // also a bad sig
+	RetBusy            = 1002
+	RetNotFound        = 1003 // cancel_pay_m of an unknown billno (assumption, shared with the sandbox)
+	RetInsufficient    = 1004
+	RetLoginFailed     = 1018
+	RetRiskFirst       = 1145
+	RetRiskLast        = 1149
+	RetDuplicateBill   = 1002215
+	RetStillProcessing = 3000111
+)
+
+// Classify maps a Midas ret on endpoint to an outcome. Success and
+// already-done classes carry an empty Code.
+func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
+	switch {
+	case ret == RetOK:
+		return providers.OK, ""
+	case ret == RetDuplicateBill && (endpoint == EndpointPay || endpoint == EndpointPresent || endpoint == EndpointCancelPay):
+		return providers.AlreadyDone, ""
+	case ret == RetBusy, ret == RetStillProcessing:
+		return providers.Retryable, providers.CodeBusy
+	case ret == RetParamError:
+		return providers.Final, providers.CodeParamError
+	case ret == RetInsufficient:
+		return providers.Final, providers.CodeInsufficientBalance
+	case ret == RetLoginFailed:
+		return providers.Final, providers.CodeLoginFailed
+	case ret >= RetRiskFirst && ret <= RetRiskLast:
+		return providers.Final, providers.CodeRiskControl
+	case ret == RetNotFound && endpoint == EndpointCancelPay:
+		return providers.Final, providers.CodeNotFound
+	}
+	return providers.Final, providers.CodeUnknown
+}
+
+// badReply is an HTTP 200 we could not make sense of. It is Retryable: the
+// call may have taken effect, and only asking again with the same billno
+// can tell; a reply that stays broken exhausts the caller's retries, which
+// for a pay leads to compensation, the safe end.
+func badReply(endpoint, msg string, err error) *providers.Error {
+	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
+}
+
+// drainClose reads what is left of a body (up to a bound) so that the
+// connection can be reused, then closes it.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxReply))
+	_ = body.Close()
+}
+
+// redactURL strips the query from the URL inside a transport error: it
+// holds openkey, pfkey and sig, which must never reach a log.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u := ue.URL
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i]
+	}
+	return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
+}
+
+// scrub keeps a provider message safe to log: any echo of a secret is
+// masked, and the length is bounded.
+func scrub(msg string, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "***")
+		}
+	}
+	const max = 256
+	if len(msg) > max {
+		msg = strings.ToValidUTF8(msg[:max], "") + "…"
+	}
+	return msg
+}

@@ -1,0 +1,386 @@
+// Package mogs is the client of the MOGS game-coin API (getbalance, pay,
+// cancelpay, present). It signs nothing (MOGS authenticates the player with
+// js_code), classifies every reply into a providers.Class and Code, and is
+// the only place in coinsaga that knows MOGS's return codes.
+package mogs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coinsaga/coinsaga/providers"
+)
+
+// Provider is the name the client reports in errors and observations.
+const Provider = "mogs"
+
+// Endpoint names, as they appear in the URL path, errors and metrics.
+const (
+	EndpointGetBalance = "getbalance"
+	EndpointPay        = "pay"
+	EndpointCancelPay  = "cancelpay"
+	EndpointPresent    = "present"
+)
+
+// DefaultTimeout bounds every call when Config.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// maxReply caps how much of a reply is read: MOGS replies are a few hundred
+// bytes, and an unbounded read lets a broken peer exhaust memory.
+const maxReply = 1 << 20
+
+// Config configures a Client.
+type Config struct {
+	BaseURL  string // e.g. https://test.creativity.qq.com:9311, no trailing slash needed
+	AppID    string // appid assigned by MOGS
+	HTTP     *http.Client
+	Timeout  time.Duration // per call; default DefaultTimeout
+	Observer providers.Observer
+}
+
+// Client calls MOGS. It is safe for concurrent use.
+type Client struct {
+	base    string
+	appID   string
+	http    *http.Client
+	timeout time.Duration
+	obs     providers.Observer
+}
+
+var _ providers.Wallet = (*Client)(nil)
+
+// New returns a client for cfg, filling in defaults.
+func New(cfg Config) *Client {
+	c := &Client{
+		base:    strings.TrimRight(cfg.BaseURL, "/"),
+		appID:   cfg.AppID,
+		http:    cfg.HTTP,
+		timeout: cfg.Timeout,
+		obs:     cfg.Observer,
+	}
+	if c.timeout <= 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.http == nil {
+		c.http = providers.NewHTTPClient(c.timeout)
+	}
+	if c.obs == nil {
+		c.obs = providers.NopObserver{}
+	}
+	return c
+}
+
+// Provider returns "mogs".
+func (c *Client) Provider() string { return Provider }
+
+// request is the JSON body shared by the four endpoints; each sends the
+// fields its seed documents and leaves the rest out.
+type request struct {
+	OSPlatID   int    `json:"os_plat_id"`
+	SessionKey string `json:"session_key,omitempty"`
+	BillNo     string `json:"bill_no,omitempty"`
+	PayItem    string `json:"pay_item,omitempty"`
+	Amt        int64  `json:"amt,omitempty"`
+}
+
+// reply is the union of the four endpoints' replies. Pointers tell a field
+// that is absent from one that is zero: an AlreadyDone pay may omit balance.
+type reply struct {
+	Ret         *flexInt  `json:"ret"`
+	ErrMsg      string    `json:"errmsg"`
+	Balance     *flexInt  `json:"balance"`
+	GenBalance  flexInt   `json:"gen_balance"`
+	IsFirst     flexBool  `json:"is_first"`
+	SaveAmt     flexInt   `json:"save_amt"`
+	SaveSum     flexInt   `json:"save_sum"`
+	CostSum     flexInt   `json:"cost_sum"`
+	PresentSums flexInt   `json:"present_sums"`
+	BillNo      flexValue `json:"bill_no"`
+	UsedGenAmt  flexInt   `json:"used_gen_amt"`
+}
+
+// Balance reads the player's coin account.
+func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers.Balance, error) {
+	rep, err := c.call(ctx, EndpointGetBalance, acct, request{})
+	if err != nil {
+		return providers.Balance{}, err
+	}
+	return providers.Balance{
+		Balance:     int64(*rep.Balance),
+		GenBalance:  int64(rep.GenBalance),
+		SaveAmt:     int64(rep.SaveAmt),
+		SaveSum:     int64(rep.SaveSum),
+		CostSum:     int64(rep.CostSum),
+		PresentSums: int64(rep.PresentSums),
+		FirstSave:   bool(rep.IsFirst),
+	}, nil
+}
+
+// Debit pays d.Amount coins under d.BillNo. A duplicate bill_no (90012)
+// means an earlier call with the same key debited: AlreadyDone.
+func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.Debit) (providers.DebitReply, error) {
+	if err := checkKey(EndpointPay, d.BillNo, d.Amount); err != nil {
+		return providers.DebitReply{}, err
+	}
+	payItem := d.PayItem
+	if payItem == "" {
+		payItem = acct.MOGS.PayItem
+	}
+	rep, err := c.call(ctx, EndpointPay, acct, request{BillNo: d.BillNo, PayItem: payItem, Amt: d.Amount})
+	if err != nil {
+		return providers.DebitReply{}, err
+	}
+	out := providers.DebitReply{
+		Class:      rep.class,
+		BillNo:     rep.billNo(d.BillNo),
+		UsedGenAmt: int64(rep.UsedGenAmt),
+	}
+	if rep.Balance != nil {
+		out.Balance, out.BalanceKnown = int64(*rep.Balance), true
+	}
+	return out, nil
+}
+
+// Cancel reverses the pay with c.BillNo. MOGS's cancelpay takes no amount;
+// c.Amount is not sent.
+func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn providers.Cancel) (providers.CancelReply, error) {
+	if cn.BillNo == "" {
+		return providers.CancelReply{}, paramError(EndpointCancelPay, "empty bill_no")
+	}
+	rep, err := c.call(ctx, EndpointCancelPay, acct, request{BillNo: cn.BillNo, PayItem: acct.MOGS.PayItem})
+	if err != nil {
+		return providers.CancelReply{}, err
+	}
+	return providers.CancelReply{Class: rep.class, BillNo: rep.billNo(cn.BillNo)}, nil
+}
+
+// Present gives p.Amount coins under p.BillNo.
+func (c *Client) Present(ctx context.Context, acct providers.Account, p providers.Present) (providers.PresentReply, error) {
+	if err := checkKey(EndpointPresent, p.BillNo, p.Amount); err != nil {
+		return providers.PresentReply{}, err
+	}
+	rep, err := c.call(ctx, EndpointPresent, acct, request{BillNo: p.BillNo, Amt: p.Amount})
+	if err != nil {
+		return providers.PresentReply{}, err
+	}
+	out := providers.PresentReply{Class: rep.class, BillNo: rep.billNo(p.BillNo)}
+	if rep.Balance != nil {
+		out.Balance = int64(*rep.Balance)
+	}
+	return out, nil
+}
+
+// checkKey refuses a money-moving call without an idempotency key before it
+// leaves the process: MOGS would invent a bill_no, and a retry of that call
+// could then charge twice.
+func checkKey(endpoint, billNo string, amount int64) error {
+	if billNo == "" {
+		return paramError(endpoint, "empty bill_no")
+	}
+	if amount <= 0 {
+		return paramError(endpoint, "amount must be positive, got "+strconv.FormatInt(amount, 10))
+	}
+	return nil
+}
+
+func paramError(endpoint, msg string) *providers.Error {
+	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Final, Code: providers.CodeParamError, Msg: msg}
+}
+
+// classified is a decoded reply that the call classified as a success.
+type classified struct {
+	reply
+	class providers.Class
+}
+
+// billNo prefers the bill number the provider echoed, since that is the one
+// it recorded, and falls back to ours when the reply has none.
+func (r *classified) billNo(sent string) string {
+	if r.BillNo != "" {
+		return string(r.BillNo)
+	}
+	return sent
+}
+
+// call performs one request and classifies the reply. It returns a
+// classified reply for OK and AlreadyDone, and a *providers.Error otherwise.
+func (c *Client) call(ctx context.Context, endpoint string, acct providers.Account, body request) (*classified, error) {
+	start := time.Now()
+	rep, err := c.roundTrip(ctx, endpoint, acct, body)
+	class := providers.ClassOf(err)
+	if rep != nil {
+		class = rep.class
+	}
+	c.obs.ObserveCall(Provider, endpoint, class, time.Since(start))
+	if err != nil {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// roundTrip returns either a success or a *providers.Error, never both and
+// never a nil *providers.Error in a non-nil error.
+func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.Account, body request) (*classified, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	body.OSPlatID = acct.MOGS.OSPlatID
+	if body.OSPlatID == 0 {
+		body.OSPlatID = 1
+	}
+	body.SessionKey = acct.MOGS.SessionKey
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return nil, paramError(endpoint, "encode request: "+err.Error())
+	}
+	appPlat := acct.MOGS.AppPlat
+	if appPlat == 0 {
+		appPlat = 1
+	}
+	q := url.Values{
+		"appid":    {c.appID},
+		"app_plat": {strconv.Itoa(appPlat)},
+		"openid":   {acct.OpenID},
+		"js_code":  {acct.MOGS.JSCode},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+endpoint+"?"+q.Encode(), bytes.NewReader(payload))
+	if err != nil {
+		// The URL holds js_code: say only what was wrong with the base.
+		return nil, paramError(endpoint, "bad base URL "+strconv.Quote(c.base))
+	}
+	req.Header.Set("Content-Type", "application/json")
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+	}
+	defer drainClose(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	if err != nil {
+		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+	}
+	if len(raw) > maxReply {
+		return nil, c.badReply(endpoint, "reply larger than 1 MiB", nil)
+	}
+	var rep reply
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return nil, c.badReply(endpoint, "undecodable reply", err)
+	}
+	if rep.Ret == nil {
+		return nil, c.badReply(endpoint, "reply has no ret", nil)
+	}
+	ret := int(*rep.Ret)
+	class, code := Classify(endpoint, ret)
+	switch class {
+	case providers.OK:
+		// A success without the balance would leave the saga without its
+		// confirmation baseline; getbalance and pay always carry it.
+		if rep.Balance == nil && (endpoint == EndpointGetBalance || endpoint == EndpointPay) {
+			return nil, c.badReply(endpoint, "reply has no balance", nil)
+		}
+		return &classified{reply: rep, class: class}, nil
+	case providers.AlreadyDone:
+		return &classified{reply: rep, class: class}, nil
+	}
+	return nil, &providers.Error{
+		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
+		Msg: scrub(rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey),
+	}
+}
+
+// Return codes. MOGS does not publish its list; these follow WeChat
+// mini-game midas v1, whose field names MOGS shares (an assumption recorded
+// in providers.md).
+const (
+	RetOK               = 0
+	RetBusy             = -1
+	RetNotFound         = 90000 // cancelpay: no such bill
+	RetLoginExpired     = 90010
+	RetDuplicateBill    = 90012
+	RetInsufficient     = 90013
+	RetAlreadyCancelled = 90015
+	RetParamError       = 90018
+)
+
+// Classify maps a MOGS return code on endpoint to an outcome. Success and
+// already-done classes carry an empty Code.
+func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
+	switch ret {
+	case RetOK:
+		return providers.OK, ""
+	case RetBusy:
+		return providers.Retryable, providers.CodeBusy
+	case RetDuplicateBill:
+		if endpoint == EndpointPay || endpoint == EndpointPresent {
+			return providers.AlreadyDone, ""
+		}
+	case RetAlreadyCancelled:
+		if endpoint == EndpointCancelPay {
+			return providers.AlreadyDone, ""
+		}
+	case RetNotFound:
+		return providers.Final, providers.CodeNotFound
+	case RetLoginExpired:
+		return providers.Final, providers.CodeLoginFailed
+	case RetInsufficient:
+		return providers.Final, providers.CodeInsufficientBalance
+	case RetParamError:
+		return providers.Final, providers.CodeParamError
+	}
+	return providers.Final, providers.CodeUnknown
+}
+
+// badReply is an HTTP 200 we could not make sense of. It is Retryable: the
+// call may have taken effect, so only asking again with the same bill_no can
+// tell; a reply that stays broken exhausts the caller's retries, and for a
+// pay that leads to compensation, which is the safe end.
+func (c *Client) badReply(endpoint, msg string, err error) *providers.Error {
+	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
+}
+
+// drainClose reads what is left of a body (up to a bound) so that the
+// connection can be reused, then closes it.
+func drainClose(body io.ReadCloser) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxReply))
+	_ = body.Close()
+}
+
+// redactURL strips the query from the URL inside a transport error: it holds
+// js_code, which must never reach a log.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	u := ue.URL
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i]
+	}
+	return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
+}
+
+// scrub keeps a provider message safe to log: any echo of a secret is
+// masked, and the length is bounded.
+func scrub(msg string, secrets ...string) string {
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "***")
+		}
+	}
+	const max = 256
+	if len(msg) > max {
+		msg = strings.ToValidUTF8(msg[:max], "") + "…"
+	}
+	return msg
+}

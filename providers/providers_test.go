@@ -1,0 +1,170 @@
+package providers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coinsaga/coinsaga/providers"
+)
+
+func TestClassString(t *testing.T) {
+	for c, want := range map[providers.Class]string{
+		providers.OK:          "ok",
+		providers.AlreadyDone: "already_done",
+		providers.Retryable:   "retryable",
+		providers.Final:       "final",
+		providers.Class(9):    "class(9)",
+	} {
+		if got := c.String(); got != want {
+			t.Errorf("Class(%d).String() = %q, want %q", uint8(c), got, want)
+		}
+	}
+}
+
+func TestClassOfAndCodeOf(t *testing.T) {
+	final := &providers.Error{Provider: "mogs", Endpoint: "pay", Class: providers.Final, Code: providers.CodeInsufficientBalance, Ret: 90013}
+	tests := []struct {
+		name      string
+		err       error
+		wantClass providers.Class
+		wantCode  providers.Code
+	}{
+		{"nil is ok with no code", nil, providers.OK, ""},
+		{"a provider error gives its own class and code", final, providers.Final, providers.CodeInsufficientBalance},
+		{"a wrapped provider error is still recognised", fmt.Errorf("pay bill-1: %w", final), providers.Final, providers.CodeInsufficientBalance},
+		{"an unexplained error is retryable with an unknown code", errors.New("boom"), providers.Retryable, providers.CodeUnknown},
+		{"a bare context deadline is retryable", context.DeadlineExceeded, providers.Retryable, providers.CodeUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := providers.ClassOf(tt.err); got != tt.wantClass {
+				t.Errorf("ClassOf = %v, want %v", got, tt.wantClass)
+			}
+			if got := providers.CodeOf(tt.err); got != tt.wantCode {
+				t.Errorf("CodeOf = %q, want %q", got, tt.wantCode)
+			}
+		})
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+var _ net.Error = timeoutErr{}
+
+func TestTransportError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want providers.Code
+	}{
+		{"a dropped connection is unavailable", io.ErrUnexpectedEOF, providers.CodeUnavailable},
+		{"a refused connection is unavailable", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, providers.CodeUnavailable},
+		{"a context deadline is a timeout", fmt.Errorf("get: %w", context.DeadlineExceeded), providers.CodeTimeout},
+		{"a net timeout is a timeout", &net.OpError{Op: "read", Err: timeoutErr{}}, providers.CodeTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := providers.TransportError("midas", "pay_m", tt.err)
+			if e.Class != providers.Retryable || e.Code != tt.want {
+				t.Fatalf("got %v/%s, want retryable/%s", e.Class, e.Code, tt.want)
+			}
+			if !errors.Is(e, tt.err) {
+				t.Errorf("the cause is not reachable with errors.Is")
+			}
+		})
+	}
+}
+
+func TestStatusError(t *testing.T) {
+	tests := []struct {
+		status    int
+		wantClass providers.Class
+		wantCode  providers.Code
+	}{
+		{500, providers.Retryable, providers.CodeUnavailable},
+		{502, providers.Retryable, providers.CodeUnavailable},
+		{503, providers.Retryable, providers.CodeUnavailable},
+		{429, providers.Retryable, providers.CodeUnavailable},
+		{400, providers.Final, providers.CodeBadReply},
+		{403, providers.Final, providers.CodeBadReply},
+		{404, providers.Final, providers.CodeBadReply},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("HTTP %d is %v", tt.status, tt.wantClass), func(t *testing.T) {
+			e := providers.StatusError("sud", "create_order", tt.status)
+			if e.Class != tt.wantClass || e.Code != tt.wantCode {
+				t.Errorf("got %v/%s, want %v/%s", e.Class, e.Code, tt.wantClass, tt.wantCode)
+			}
+			if !strings.Contains(e.Error(), fmt.Sprint(tt.status)) {
+				t.Errorf("message %q does not name the status", e.Error())
+			}
+		})
+	}
+}
+
+func TestErrorMessage(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *providers.Error
+		want string
+	}{
+		{
+			"a provider refusal names provider, endpoint, code, class, ret and message",
+			&providers.Error{Provider: "mogs", Endpoint: "pay", Class: providers.Final, Code: providers.CodeInsufficientBalance, Ret: 90013, Msg: "balance not enough"},
+			"mogs pay: insufficient_balance (final, ret 90013: balance not enough)",
+		},
+		{
+			"a transport failure carries its cause and no ret",
+			&providers.Error{Provider: "midas", Endpoint: "pay_m", Class: providers.Retryable, Code: providers.CodeUnavailable, Err: io.EOF},
+			"midas pay_m: unavailable (retryable): EOF",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewHTTPClient(t *testing.T) {
+	t.Run("a slow server is cut off by the client timeout", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		defer close(release)
+
+		c := providers.NewHTTPClient(50 * time.Millisecond)
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatal("a request to a stalled server succeeded")
+		}
+		if e := providers.TransportError("sud", "create_order", err); e.Code != providers.CodeTimeout {
+			t.Errorf("code = %s, want timeout (err %v)", e.Code, err)
+		}
+	})
+}
+
+func TestNopObserver(t *testing.T) {
+	var o providers.Observer = providers.NopObserver{}
+	o.ObserveCall("mogs", "pay", providers.OK, time.Millisecond) // must not panic
+}
