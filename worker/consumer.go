@@ -1,0 +1,302 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+const (
+	// acceptBatch bounds the intents recorded in one store call.
+	acceptBatch = 256
+	// retryDelivery is how long JetStream waits before redelivering an
+	// intent we could not record (store or NATS trouble). Never a bare Nak:
+	// an immediate redelivery would only fail again.
+	retryDelivery = 2 * time.Second
+)
+
+// consumer is the running intent consumer.
+type consumer struct {
+	cc   jetstream.ConsumeContext
+	done chan struct{}
+}
+
+// stop stops pulling and waits until the intents already pulled are
+// recorded and acked (or left to redelivery).
+func (c *consumer) stop() {
+	c.cc.Drain()
+	<-c.cc.Closed()
+	<-c.done
+}
+
+// consume starts the shared durable pull consumer. Messages are handed to
+// one accept loop that records them in batches.
+func (w *Worker) consume(ctx context.Context) (*consumer, error) {
+	s := w.cfg.Subjects
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, s.IntentsStream(), jetstream.ConsumerConfig{
+		Durable:       events.ConsumerName,
+		FilterSubject: s.Intents(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 20000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker: consumer %s: %w", events.ConsumerName, err)
+	}
+	msgs := make(chan jetstream.Msg, 2*acceptBatch)
+	cc, err := cons.Consume(func(m jetstream.Msg) { msgs <- m }, jetstream.PullMaxMessages(acceptBatch))
+	if err != nil {
+		return nil, fmt.Errorf("worker: consume: %w", err)
+	}
+	c := &consumer{cc: cc, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		w.acceptLoop(msgs, cc.Closed())
+	}()
+	return c, nil
+}
+
+// acceptLoop takes whatever intents have arrived, up to acceptBatch, and
+// records them together: one transaction for many orders.
+func (w *Worker) acceptLoop(msgs <-chan jetstream.Msg, closed <-chan struct{}) {
+	batch := make([]jetstream.Msg, 0, acceptBatch)
+	for {
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		case <-closed:
+			// Consume delivers nothing after Closed; take what is buffered.
+			for {
+				select {
+				case m := <-msgs:
+					batch = append(batch, m)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				w.acceptBatch(batch)
+			}
+			return
+		}
+	fill:
+		for len(batch) < acceptBatch {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		w.acceptBatch(batch)
+		batch = batch[:0]
+	}
+}
+
+// pending is one intent on its way to becoming an order.
+type pending struct {
+	msg    jetstream.Msg
+	intent events.Intent
+	hash   string
+	req    store.Accept
+	replay bool
+}
+
+// acceptBatch decodes and validates a batch of intents, records the orders
+// in one store call, and acks each message once its outcome is durable.
+func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(w.stepCtx, 30*time.Second)
+	defer cancel()
+	now := w.now()
+	var batch []pending
+	for _, m := range msgs {
+		p, ok := w.decode(ctx, m, now)
+		if ok {
+			batch = append(batch, p)
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	reqs := make([]store.Accept, len(batch))
+	for i := range batch {
+		reqs[i] = batch[i].req
+	}
+	results, err := w.cfg.Store.Accept(ctx, reqs)
+	if err != nil {
+		w.log.Error("recording intents; they will be redelivered", "count", len(batch), "err", err)
+		for _, p := range batch {
+			nakWithDelay(p.msg)
+		}
+		return
+	}
+	wake(w.wakeRelay)
+	// New orders are due now; the scheduler starts them with the version
+	// the store gave them.
+	defer wake(w.wakeSched)
+	for i, r := range results {
+		p := batch[i]
+		if r.Created {
+			if w.metrics != nil {
+				w.metrics.intentReceived(p.req.Order.State)
+			}
+			ack(p.msg)
+			continue
+		}
+		if err := w.existing(ctx, p, r.Existing); err != nil {
+			w.log.Error("handling a repeated intent; it will be redelivered", "out_order_id", p.intent.OutOrderID, "err", err)
+			nakWithDelay(p.msg)
+			continue
+		}
+		ack(p.msg)
+	}
+}
+
+// decode turns a message into an accept request, or disposes of it: an
+// intent that cannot become an order goes to the dead-letter stream
+// (reason invalid) and is acked once the dead letter is stored.
+func (w *Worker) decode(ctx context.Context, m jetstream.Msg, now time.Time) (pending, bool) {
+	in, err := events.DecodeIntent(m.Data())
+	if err != nil {
+		if w.deadLetterNow(ctx, m, w.cfg.Subjects.DeadLetterInvalid(), events.ReasonInvalid, err.Error()) == nil {
+			ack(m)
+		} else {
+			nakWithDelay(m)
+		}
+		return pending{}, false
+	}
+	p := pending{msg: m, intent: in, hash: in.Hash(), replay: m.Headers().Get(events.HeaderReplay) != ""}
+	o := store.Order{
+		OutOrderID: in.OutOrderID, MgID: in.MgID, RoomID: in.RoomID, FromUID: in.FromUID,
+		Provider: in.Payment.Provider, Amount: in.Payment.Amount,
+		Intent: m.Data(), IntentSubject: m.Subject(), BodyHash: p.hash,
+		Seq: 1, CreatedAt: now, UpdatedAt: now,
+	}
+	hist := store.HistoryEntry{At: now, Attempt: 1}
+	var outbox []store.Message
+	if verr := in.Validate(w.cfg.Catalog); verr != nil {
+		o.State, o.Step = string(events.StateRejected), StepOrder
+		o.ErrorCode, o.Error = "invalid_intent", verr.Error()
+		hist.Detail = "rejected: " + verr.Error()
+		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now), deadLetter(w.cfg.Subjects, o, events.ReasonRejected, now))
+	} else {
+		o.State, o.Step, o.NextRunAt = string(events.StateAccepted), StepOrder, now
+		hist.Detail = "accepted from " + m.Subject()
+		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now))
+	}
+	hist.State, hist.Step, hist.ErrorCode, hist.Error = o.State, "accept", o.ErrorCode, o.Error
+	p.req = store.Accept{Order: o, History: hist, Outbox: outbox}
+	return p, true
+}
+
+// existing handles an intent whose out_order_id is already an order: a
+// duplicate (same content) is absorbed, a replay resumes a stopped order,
+// and a different body under the same id is a conflict.
+func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
+	log := w.log.With("out_order_id", o.OutOrderID)
+	if p.hash != o.BodyHash {
+		log.Warn("intent conflicts with an existing order; original untouched", "state", o.State)
+		if w.metrics != nil {
+			w.metrics.intentReceived("conflict")
+		}
+		subject := w.cfg.Subjects.DeadLetter(p.intent.MgID, p.intent.RoomID, p.intent.OutOrderID)
+		return w.deadLetterNow(ctx, p.msg, subject, events.ReasonConflict,
+			fmt.Sprintf("out_order_id %s already names a different intent (order state %s)", o.OutOrderID, o.State))
+	}
+	if !p.replay {
+		log.Debug("duplicate intent absorbed", "state", o.State)
+		if w.metrics != nil {
+			w.metrics.intentReceived("duplicate")
+		}
+		return nil
+	}
+	switch events.State(o.State) {
+	case events.StateCompleted:
+		log.Info("replay of a completed order: already done, nothing charged")
+		return nil
+	case events.StateFailed, events.StateCompensated, events.StateNeedsAttention, events.StateRejected:
+	default:
+		log.Info("replay of an order still in progress: nothing to do", "state", o.State)
+		return nil
+	}
+	if w.isRunning(o.OutOrderID) {
+		return nil
+	}
+	resumed := o
+	resumed.NextRunAt, resumed.Attempt = w.now(), 0
+	detail := fmt.Sprintf("replayed: resuming at step %s", o.Step)
+	var outbox []store.Message
+	if events.State(o.State) == events.StateRejected {
+		if verr := p.intent.Validate(w.cfg.Catalog); verr != nil {
+			// Still invalid: say so again rather than run it.
+			resumed.NextRunAt = time.Time{}
+			resumed.Seq++
+			resumed.Error = verr.Error()
+			detail = "replayed, still rejected: " + verr.Error()
+			outbox = append(outbox, statusMessage(w.cfg.Subjects, resumed, w.now()),
+				deadLetter(w.cfg.Subjects, resumed, events.ReasonRejected, w.now()))
+		}
+	}
+	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: o, To: resumed, Outbox: outbox,
+		History: store.HistoryEntry{At: w.now(), State: resumed.State, Step: "replay", Attempt: 1, Detail: detail}})
+	if errors.Is(err, store.ErrStale) {
+		return nil // someone else moved it; that change wins
+	}
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", o.OutOrderID, err)
+	}
+	log.Info("replay resumes order", "state", o.State, "step", o.Step)
+	if len(outbox) > 0 {
+		wake(w.wakeRelay)
+	}
+	if !stored.NextRunAt.IsZero() {
+		w.tryStart(stored)
+	}
+	return nil
+}
+
+// deadLetterNow publishes a dead letter for an intent that has no order to
+// carry it through the outbox, and waits for JetStream to store it before
+// the caller acks the intent. The Nats-Msg-Id is derived from the intent's stream
+// sequence, so a redelivery cannot make two dead letters.
+func (w *Worker) deadLetterNow(ctx context.Context, m jetstream.Msg, subject string, reason events.Reason, why string) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("dead letter: metadata: %w", err)
+	}
+	dl := nats.NewMsg(subject)
+	dl.Data = m.Data()
+	dl.Header.Set(events.HeaderMsgID, string(reason)+":"+strconv.FormatUint(meta.Sequence.Stream, 10))
+	dl.Header.Set(events.HeaderReason, string(reason))
+	dl.Header.Set(events.HeaderError, headerSafe(why))
+	dl.Header.Set(events.HeaderAttempts, strconv.FormatUint(meta.NumDelivered, 10))
+	dl.Header.Set(events.HeaderFailedAt, w.now().UTC().Format(time.RFC3339Nano))
+	dl.Header.Set(events.HeaderOriginalSubject, m.Subject())
+	if _, err := w.js.PublishMsg(ctx, dl); err != nil {
+		return fmt.Errorf("dead letter: %w", err)
+	}
+	if w.metrics != nil {
+		w.metrics.deadLetters.WithLabelValues(string(reason)).Inc()
+		if reason == events.ReasonInvalid {
+			w.metrics.intentReceived("invalid")
+		}
+	}
+	w.log.Warn("intent dead-lettered", "reason", reason, "subject", m.Subject(), "error", why)
+	return nil
+}
+
+// ack acknowledges a message. A lost ack only means a redelivery, which the
+// duplicate check absorbs.
+func ack(m jetstream.Msg) { _ = m.Ack() }
+
+func nakWithDelay(m jetstream.Msg) { _ = m.NakWithDelay(retryDelivery) }

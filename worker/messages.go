@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+// statusMessage builds the outbox message announcing o's current state as
+// event number o.Seq.
+func statusMessage(s events.Subjects, o store.Order, at time.Time) store.Message {
+	ev := events.StatusEvent{
+		OutOrderID: o.OutOrderID, OrderID: o.SudOrderID, MgID: o.MgID, RoomID: o.RoomID,
+		FromUID: o.FromUID, State: events.State(o.State), Seq: o.Seq, At: at.UTC(),
+		Provider: o.Provider, BillNo: o.BillNo, Amount: o.Amount,
+	}
+	switch events.State(o.State) {
+	case events.StateDebited, events.StateCompleted:
+		if o.HasPayBalance {
+			b := o.PayBalance
+			ev.Balance = &b
+		}
+	case events.StateRejected, events.StateFailed, events.StateCompensated, events.StateNeedsAttention:
+		ev.Error = &events.EventError{Code: o.ErrorCode, Message: o.Error}
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		panic("worker: status event does not marshal: " + err.Error()) // plain struct: cannot happen
+	}
+	return store.Message{Subject: s.Status(o.MgID, o.RoomID, o.OutOrderID), MsgID: ev.MsgID(), Data: data}
+}
+
+// deadLetter builds the outbox message that hands o to an operator. The
+// body is the original intent, byte for byte, so that a replay republishes
+// exactly what the game server sent.
+func deadLetter(s events.Subjects, o store.Order, reason events.Reason, at time.Time) store.Message {
+	return store.Message{
+		Subject: s.DeadLetter(o.MgID, o.RoomID, o.OutOrderID),
+		// One dead letter per status event at most, so the event's seq
+		// names it uniquely across replays.
+		MsgID: o.OutOrderID + ":dlq:" + strconv.Itoa(o.Seq),
+		Header: map[string]string{
+			events.HeaderReason:          string(reason),
+			events.HeaderError:           headerSafe(o.ErrorCode + ": " + o.Error),
+			events.HeaderState:           o.State,
+			events.HeaderAttempts:        strconv.Itoa(o.Attempt + 1),
+			events.HeaderFailedAt:        at.UTC().Format(time.RFC3339Nano),
+			events.HeaderOriginalSubject: o.IntentSubject,
+		},
+		Data: o.Intent,
+	}
+}
+
+// headerSafe keeps a header value on one line and of modest size.
+func headerSafe(s string) string {
+	const max = 1024
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' {
+			b[i] = ' '
+		}
+	}
+	if len(b) > max {
+		b = append(b[:max-3], "..."...)
+	}
+	return string(b)
+}

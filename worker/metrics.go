@@ -1,0 +1,101 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+// Metrics are the worker's Prometheus series. It also observes provider
+// calls (it is a providers.Observer), so pass it to the clients too.
+type Metrics struct {
+	orders         *prometheus.GaugeVec
+	transitions    *prometheus.CounterVec
+	intents        *prometheus.CounterVec
+	stepSeconds    *prometheus.HistogramVec
+	orderSeconds   *prometheus.HistogramVec
+	providerCalls  *prometheus.CounterVec
+	providerSecs   *prometheus.HistogramVec
+	inflight       prometheus.Gauge
+	waitingConfirm prometheus.Gauge
+	outboxPending  prometheus.Gauge
+	outboxLag      prometheus.Gauge
+	deadLetters    *prometheus.CounterVec
+}
+
+// NewMetrics creates the series and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	m := &Metrics{
+		orders: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coinsaga_orders",
+			Help: "Orders in the store by state."}, []string{"state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_order_transitions_total",
+			Help: "State changes by the state entered."}, []string{"state"}),
+		intents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_intents_total",
+			Help: "Intents consumed, by outcome: accepted, rejected, invalid, duplicate, conflict."}, []string{"outcome"}),
+		stepSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_step_duration_seconds",
+			Help: "Saga step latency, provider call included, by step and result.", Buckets: latency}, []string{"step", "result"}),
+		orderSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_order_duration_seconds",
+			Help: "Accepted to terminal, by final state.", Buckets: latency}, []string{"state"}),
+		providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_provider_requests_total",
+			Help: "Provider calls by provider, endpoint and outcome class."}, []string{"provider", "endpoint", "class"}),
+		providerSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_provider_request_duration_seconds",
+			Help: "Provider call latency.", Buckets: latency}, []string{"provider", "endpoint"}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_inflight_orders",
+			Help: "Orders with a saga step running now."}),
+		waitingConfirm: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_orders_waiting_confirmation",
+			Help: "Debited orders polling the balance for the debit to show."}),
+		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_outbox_pending",
+			Help: "Status events and dead letters not yet acknowledged by JetStream."}),
+		outboxLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_outbox_lag_seconds",
+			Help: "Age of the oldest unpublished outbox message."}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_dead_letters_total",
+			Help: "Dead letters published, by reason."}, []string{"reason"}),
+	}
+	reg.MustRegister(m.orders, m.transitions, m.intents, m.stepSeconds, m.orderSeconds, m.providerCalls,
+		m.providerSecs, m.inflight, m.waitingConfirm, m.outboxPending, m.outboxLag, m.deadLetters)
+	return m
+}
+
+// ObserveCall implements providers.Observer.
+func (m *Metrics) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
+	m.providerCalls.WithLabelValues(provider, endpoint, class.String()).Inc()
+	m.providerSecs.WithLabelValues(provider, endpoint).Observe(elapsed.Seconds())
+}
+
+func (m *Metrics) intentReceived(outcome string) { m.intents.WithLabelValues(outcome).Inc() }
+
+func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
+	result := "ok"
+	if out.next.ErrorCode != "" {
+		result = out.next.ErrorCode
+	}
+	m.stepSeconds.WithLabelValues(step, result).Observe(elapsed.Seconds())
+}
+
+func (m *Metrics) transition(from, to store.Order, dead events.Reason) {
+	if to.State != from.State {
+		m.transitions.WithLabelValues(to.State).Inc()
+	}
+	if events.State(to.State).Terminal() && to.NextRunAt.IsZero() && !to.CreatedAt.IsZero() {
+		m.orderSeconds.WithLabelValues(to.State).Observe(to.UpdatedAt.Sub(to.CreatedAt).Seconds())
+	}
+}
+
+func (m *Metrics) observeStats(st store.Stats, now time.Time) {
+	for _, s := range []events.State{events.StateAccepted, events.StateOrdered, events.StateDebited, events.StateCompleted,
+		events.StateRejected, events.StateFailed, events.StateCompensating, events.StateCompensated, events.StateNeedsAttention} {
+		m.orders.WithLabelValues(string(s)).Set(float64(st.ByState[string(s)]))
+	}
+	m.waitingConfirm.Set(float64(st.ScheduledByStep[StepConfirm]))
+	m.outboxPending.Set(float64(st.Outbox))
+	lag := 0.0
+	if !st.OldestOutbox.IsZero() {
+		lag = now.Sub(st.OldestOutbox).Seconds()
+	}
+	m.outboxLag.Set(lag)
+}

@@ -1,0 +1,281 @@
+package worker
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+
+func testPolicy(now time.Time) policy {
+	return policy{
+		now:             now,
+		retry:           RetryPolicy{MaxAttempts: 3, Initial: 100 * time.Millisecond, Max: time.Second},
+		cancelRetry:     RetryPolicy{MaxAttempts: 4, Initial: 100 * time.Millisecond, Max: time.Second},
+		confirmInterval: 15 * time.Second,
+		confirmTimeout:  2 * time.Minute,
+	}
+}
+
+func perr(class providers.Class, code providers.Code) error {
+	return &providers.Error{Provider: "test", Endpoint: "call", Class: class, Code: code}
+}
+
+func orderAt(step string, state events.State) store.Order {
+	return store.Order{OutOrderID: "o1", Provider: events.ProviderMOGS, Amount: 100,
+		State: string(state), Step: step, NextRunAt: t0, Version: 3}
+}
+
+// want describes the interesting parts of an outcome.
+type want struct {
+	state    events.State
+	step     string
+	due      bool // scheduled again (not terminal)
+	dead     events.Reason
+	code     string
+	attempts int
+}
+
+func check(t *testing.T, got outcome, w want) {
+	t.Helper()
+	n := got.next
+	if events.State(n.State) != w.state || n.Step != w.step {
+		t.Errorf("state/step = %s/%s, want %s/%s (detail %q)", n.State, n.Step, w.state, w.step, got.detail)
+	}
+	if due := !n.NextRunAt.IsZero(); due != w.due {
+		t.Errorf("scheduled = %v, want %v", due, w.due)
+	}
+	if got.dead != w.dead {
+		t.Errorf("dead letter = %q, want %q", got.dead, w.dead)
+	}
+	if w.code != "" && n.ErrorCode != w.code {
+		t.Errorf("error code = %q, want %q", n.ErrorCode, w.code)
+	}
+	if n.Attempt != w.attempts {
+		t.Errorf("attempt = %d, want %d", n.Attempt, w.attempts)
+	}
+	if events.State(n.State).Terminal() == w.due {
+		t.Errorf("terminal state %s must not be scheduled, and a running one must", n.State)
+	}
+}
+
+func TestDecideOrder(t *testing.T) {
+	p := testPolicy(t0)
+	exhausted := orderAt(StepOrder, events.StateAccepted)
+	exhausted.Attempt = 2
+	tests := []struct {
+		name    string
+		order   store.Order
+		orderID string
+		err     error
+		want    want
+	}{
+		{"a created order moves on to the balance baseline", orderAt(StepOrder, events.StateAccepted), "sud-1", nil,
+			want{state: events.StateOrdered, step: StepBaseline, due: true}},
+		{"a busy SUD is asked again later", orderAt(StepOrder, events.StateAccepted), "", perr(providers.Retryable, providers.CodeBusy),
+			want{state: events.StateAccepted, step: StepOrder, due: true, code: "busy", attempts: 1}},
+		{"a busy SUD past the retry budget fails the order into the dead-letter stream", exhausted, "", perr(providers.Retryable, providers.CodeBusy),
+			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonFailed, code: "busy", attempts: 2}},
+		{"SUD 10002 fails the order as rejected input, with no pay", orderAt(StepOrder, events.StateAccepted), "", perr(providers.Final, providers.CodeParamError),
+			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonRejected, code: "param_error"}},
+		{"a bad SUD app secret fails the order for an operator", orderAt(StepOrder, events.StateAccepted), "", perr(providers.Final, providers.CodeAuthFailed),
+			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonFailed, code: "auth_failed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decideOrder(tt.order, tt.orderID, tt.err, p)
+			check(t, got, tt.want)
+			if tt.err == nil && got.next.SudOrderID != tt.orderID {
+				t.Errorf("SUD order id = %q, want %q", got.next.SudOrderID, tt.orderID)
+			}
+		})
+	}
+}
+
+func TestDecideBaselineRecordsTheBalanceBeforeThePay(t *testing.T) {
+	o := orderAt(StepBaseline, events.StateOrdered)
+	o.PayGeneration = 2
+	got := decideBaseline(o, providers.Balance{Balance: 900, CostSum: 50, SaveAmt: 1000}, nil, testPolicy(t0))
+	check(t, got, want{state: events.StateOrdered, step: StepPay, due: true})
+	n := got.next
+	if !n.HasBaseline || n.BaselineBalance != 900 || n.BaselineCostSum != 50 || n.BaselineSaveAmt != 1000 {
+		t.Errorf("baseline not recorded: %+v", n)
+	}
+	if n.BillNo != "o1.2" {
+		t.Errorf("bill_no = %q, want o1.2 (generation 2)", n.BillNo)
+	}
+	declined := decideBaseline(o, providers.Balance{}, perr(providers.Final, providers.CodeLoginFailed), testPolicy(t0))
+	check(t, declined, want{state: events.StateFailed, step: StepBaseline, code: "login_failed"})
+}
+
+func TestDecidePay(t *testing.T) {
+	p := testPolicy(t0)
+	base := orderAt(StepPay, events.StateOrdered)
+	base.HasBaseline, base.BillNo = true, "o1"
+	exhausted := base
+	exhausted.Attempt = 2
+	tests := []struct {
+		name  string
+		order store.Order
+		reply providers.DebitReply
+		err   error
+		want  want
+	}{
+		{"a debit moves on to confirmation at once", base, providers.DebitReply{Class: providers.OK, Balance: 900, BalanceKnown: true}, nil,
+			want{state: events.StateDebited, step: StepConfirm, due: true}},
+		{"a duplicate bill_no counts as the debit it already is", base, providers.DebitReply{Class: providers.AlreadyDone}, nil,
+			want{state: events.StateDebited, step: StepConfirm, due: true}},
+		{"insufficient balance fails the order with nothing charged and no dead letter", base, providers.DebitReply{}, perr(providers.Final, providers.CodeInsufficientBalance),
+			want{state: events.StateFailed, step: StepBaseline, code: "insufficient_balance"}},
+		{"risk control is a business decline", base, providers.DebitReply{}, perr(providers.Final, providers.CodeRiskControl),
+			want{state: events.StateFailed, step: StepBaseline, code: "risk_control"}},
+		{"a busy provider is asked again with the same bill", base, providers.DebitReply{}, perr(providers.Retryable, providers.CodeBusy),
+			want{state: events.StateOrdered, step: StepPay, due: true, code: "busy", attempts: 1}},
+		{"retries run out on pay: the debit may have happened, so compensate", exhausted, providers.DebitReply{}, perr(providers.Retryable, providers.CodeUnavailable),
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: "unavailable"}},
+		{"an unknown final code is not trusted to mean nothing was charged", base, providers.DebitReply{}, perr(providers.Final, providers.CodeUnknown),
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: "unknown"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decidePay(tt.order, tt.reply, tt.err, p)
+			check(t, got, tt.want)
+			if got.next.State == string(events.StateDebited) && !got.next.DebitedAt.Equal(t0) {
+				t.Errorf("debited_at = %v, want %v", got.next.DebitedAt, t0)
+			}
+		})
+	}
+}
+
+func TestDebitVisible(t *testing.T) {
+	mogs := store.Order{Provider: events.ProviderMOGS, Amount: 100, HasBaseline: true, BaselineCostSum: 500, BaselineBalance: 1000}
+	midas := store.Order{Provider: events.ProviderMidas, Amount: 100, HasBaseline: true, BaselineBalance: 1000, BaselineSaveAmt: 5000,
+		HasPayBalance: true, PayBalance: 900}
+	midasNoReply := midas
+	midasNoReply.HasPayBalance = false
+	tests := []struct {
+		name  string
+		order store.Order
+		bal   providers.Balance
+		want  bool
+	}{
+		{"MOGS: cost_sum grown by the amount shows the debit", mogs, providers.Balance{CostSum: 600}, true},
+		{"MOGS: cost_sum not grown yet does not", mogs, providers.Balance{CostSum: 500}, false},
+		{"MOGS: another order's smaller debit is not enough", mogs, providers.Balance{CostSum: 550}, false},
+		{"Midas: the balance the pay reported shows the debit", midas, providers.Balance{Balance: 900, SaveAmt: 5000}, true},
+		{"Midas: the balance from before the pay does not", midas, providers.Balance{Balance: 1000, SaveAmt: 5000}, false},
+		{"Midas: a top-up since the baseline is allowed for", midas, providers.Balance{Balance: 950, SaveAmt: 5050}, true},
+		{"Midas: without the pay's balance the baseline less the amount decides", midasNoReply, providers.Balance{Balance: 900, SaveAmt: 5000}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := debitVisible(tt.order, tt.bal); got != tt.want {
+				t.Errorf("debitVisible = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecideConfirm(t *testing.T) {
+	o := orderAt(StepConfirm, events.StateDebited)
+	o.HasBaseline, o.BaselineCostSum, o.DebitedAt, o.BillNo = true, 500, t0, "o1"
+	notYet := providers.Balance{CostSum: 500}
+	t.Run("a visible debit completes the order", func(t *testing.T) {
+		check(t, decideConfirm(o, providers.Balance{CostSum: 600, Balance: 900}, nil, testPolicy(t0)),
+			want{state: events.StateCompleted, step: StepDone})
+	})
+	t.Run("an invisible debit is polled again one interval later", func(t *testing.T) {
+		got := decideConfirm(o, notYet, nil, testPolicy(t0))
+		check(t, got, want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1})
+		if !got.next.NextRunAt.Equal(t0.Add(15 * time.Second)) {
+			t.Errorf("next poll at %v, want 15s after the debit", got.next.NextRunAt)
+		}
+	})
+	t.Run("the last poll is held exactly at the deadline", func(t *testing.T) {
+		got := decideConfirm(o, notYet, nil, testPolicy(t0.Add(110*time.Second)))
+		if !got.next.NextRunAt.Equal(t0.Add(2 * time.Minute)) {
+			t.Errorf("next poll at %v, want the deadline", got.next.NextRunAt)
+		}
+	})
+	t.Run("a failed balance read is one more poll, not a failure", func(t *testing.T) {
+		check(t, decideConfirm(o, providers.Balance{}, errors.New("connection reset"), testPolicy(t0)),
+			want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1, code: "unknown"})
+	})
+	t.Run("no debit by the deadline compensates", func(t *testing.T) {
+		check(t, decideConfirm(o, notYet, nil, testPolicy(t0.Add(2*time.Minute))),
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: codeConfirmTimeout})
+	})
+}
+
+func TestDecideCancel(t *testing.T) {
+	p := testPolicy(t0)
+	o := orderAt(StepCancel, events.StateCompensating)
+	o.BillNo, o.HasBaseline, o.ErrorCode, o.Error = "o1", true, codeConfirmTimeout, "debit not visible"
+	exhausted := o
+	exhausted.Attempt = 3
+	tests := []struct {
+		name string
+		o    store.Order
+		r    providers.CancelReply
+		err  error
+		want want
+	}{
+		{"a cancelled bill compensates the order and keeps the cause", o, providers.CancelReply{Class: providers.OK}, nil,
+			want{state: events.StateCompensated, step: StepBaseline, dead: events.ReasonFailed, code: codeConfirmTimeout}},
+		{"an already cancelled bill compensates too", o, providers.CancelReply{Class: providers.AlreadyDone}, nil,
+			want{state: events.StateCompensated, step: StepBaseline, dead: events.ReasonFailed, code: codeConfirmTimeout}},
+		{"bill not found means nothing was charged: failed", o, providers.CancelReply{}, perr(providers.Final, providers.CodeNotFound),
+			want{state: events.StateFailed, step: StepBaseline, dead: events.ReasonFailed, code: codeConfirmTimeout}},
+		{"a busy cancel is retried", o, providers.CancelReply{}, perr(providers.Retryable, providers.CodeBusy),
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: "busy", attempts: 1}},
+		{"a cancel that keeps failing needs an operator", exhausted, providers.CancelReply{}, perr(providers.Retryable, providers.CodeBusy),
+			want{state: events.StateNeedsAttention, step: StepCancel, dead: events.ReasonNeedsAttention, code: "busy", attempts: 3}},
+		{"a refused cancel needs an operator", o, providers.CancelReply{}, perr(providers.Final, providers.CodeLoginFailed),
+			want{state: events.StateNeedsAttention, step: StepCancel, dead: events.ReasonNeedsAttention, code: "login_failed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decideCancel(tt.o, tt.r, tt.err, p)
+			check(t, got, tt.want)
+		})
+	}
+	t.Run("after a cancel the next pay uses a new bill_no, after not found the same one", func(t *testing.T) {
+		if g := decideCancel(o, providers.CancelReply{Class: providers.OK}, nil, p).next; g.PayGeneration != 1 || g.HasBaseline {
+			t.Errorf("after cancel: generation %d, baseline kept %v; want 1, false", g.PayGeneration, g.HasBaseline)
+		}
+		if g := decideCancel(o, providers.CancelReply{}, perr(providers.Final, providers.CodeNotFound), p).next; g.PayGeneration != 0 {
+			t.Errorf("after not found: generation %d, want 0", g.PayGeneration)
+		}
+	})
+}
+
+func TestBillNoIsOneToOne(t *testing.T) {
+	// "a.1" cannot be an out_order_id, so generation 1 of "a" can never
+	// collide with generation 0 of another order.
+	if billNo("a", 0) != "a" || billNo("a", 1) != "a.1" {
+		t.Fatalf("billNo = %q, %q", billNo("a", 0), billNo("a", 1))
+	}
+	if events.ValidID(billNo("a", 1)) {
+		t.Fatal("a later generation's bill_no must not be a valid out_order_id")
+	}
+}
+
+func TestRetryDelayGrowsAndIsCapped(t *testing.T) {
+	p := RetryPolicy{Initial: 100 * time.Millisecond, Max: time.Second}
+	prev := time.Duration(0)
+	for n := 0; n < 3; n++ {
+		d := p.Delay(n)
+		if d <= prev*11/10 && n > 0 {
+			t.Errorf("delay %d = %v, not growing from %v", n, d, prev)
+		}
+		prev = d
+	}
+	if d := p.Delay(20); d > 1200*time.Millisecond {
+		t.Errorf("delay 20 = %v, want at most the cap plus jitter", d)
+	}
+}

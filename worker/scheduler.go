@@ -1,0 +1,203 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+// maxIdle bounds how long the scheduler sleeps without looking at the
+// store, so that a transient store error or a missed wake-up costs at most
+// this much delay.
+const maxIdle = time.Second
+
+// schedule starts due steps until ctx is cancelled. One timer serves every
+// waiting order: it fires at the earliest next_run_at in the store.
+func (w *Worker) schedule(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wakeSched:
+		case <-timer.C:
+		}
+		if w.ready.Load() {
+			w.startDue(ctx)
+		}
+		timer.Reset(w.untilNextDue(ctx))
+	}
+}
+
+// startDue fills the free step slots with due orders.
+func (w *Worker) startDue(ctx context.Context) {
+	for {
+		free := cap(w.slots) - len(w.slots)
+		if free <= 0 {
+			return
+		}
+		due, err := w.cfg.Store.Due(ctx, w.now(), free, w.isRunning)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("reading due orders", "err", err)
+			}
+			return
+		}
+		for _, o := range due {
+			w.tryStart(o)
+		}
+		if len(due) < free {
+			return
+		}
+	}
+}
+
+func (w *Worker) untilNextDue(ctx context.Context) time.Duration {
+	next, ok, err := w.cfg.Store.NextDue(ctx)
+	if err != nil || !ok {
+		return maxIdle
+	}
+	d := next.Sub(w.now())
+	switch {
+	case d < time.Millisecond:
+		// Due now but no slot was free: a finishing step wakes us.
+		return maxIdle
+	case d > maxIdle:
+		return maxIdle
+	}
+	return d
+}
+
+func (w *Worker) isRunning(outOrderID string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.running[outOrderID]
+	return ok
+}
+
+// tryStart runs o's due step in a free slot, unless one of its steps is
+// already under way or every slot is taken (then the scheduler finds it
+// later, since it is due in the store).
+func (w *Worker) tryStart(o store.Order) bool {
+	if w.draining.Load() {
+		return false
+	}
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		return false
+	}
+	w.mu.Lock()
+	if _, busy := w.running[o.OutOrderID]; busy {
+		w.mu.Unlock()
+		<-w.slots
+		return false
+	}
+	w.running[o.OutOrderID] = struct{}{}
+	w.mu.Unlock()
+	w.steps.Add(1)
+	if w.metrics != nil {
+		w.metrics.inflight.Inc()
+	}
+	go w.execute(o)
+	return true
+}
+
+// execute runs o's steps for as long as the next one is due at once, so
+// that an order normally goes from accepted to its first confirmation poll
+// without waiting for the scheduler.
+func (w *Worker) execute(o store.Order) {
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, o.OutOrderID)
+		w.mu.Unlock()
+		<-w.slots
+		if w.metrics != nil {
+			w.metrics.inflight.Dec()
+		}
+		w.steps.Done()
+		wake(w.wakeSched)
+	}()
+	log := w.log.With("out_order_id", o.OutOrderID)
+	var in events.Intent
+	decoded := false
+	for {
+		if !decoded {
+			var err error
+			if in, err = events.DecodeIntent(o.Intent); err != nil {
+				// Accepted intents decoded once already; a row that no
+				// longer does is damage an operator must see.
+				log.Error("stored intent does not decode", "err", err)
+				return
+			}
+			decoded = true
+		}
+		next, err := w.step(o, &in)
+		if err != nil {
+			if errors.Is(err, store.ErrStale) {
+				log.Info("order changed while its step ran; leaving it to the newer change", "step", o.Step)
+			} else {
+				log.Error("saga step", "step", o.Step, "err", err)
+			}
+			return
+		}
+		o = next
+		if o.NextRunAt.IsZero() || o.NextRunAt.After(w.now()) || w.draining.Load() {
+			return
+		}
+	}
+}
+
+// step runs one step of o and records its outcome.
+func (w *Worker) step(o store.Order, in *events.Intent) (store.Order, error) {
+	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
+	defer cancel()
+	started := w.now()
+	out, err := w.saga.run(ctx, o, in, w.policy(started))
+	if err != nil {
+		return o, err
+	}
+	if w.metrics != nil {
+		w.metrics.stepDone(o.Step, out, w.now().Sub(started))
+	}
+	return w.apply(ctx, o, out)
+}
+
+// apply commits one outcome: the new row, its history line, and the status
+// event and dead letter reporting it, in one transaction.
+func (w *Worker) apply(ctx context.Context, from store.Order, out outcome) (store.Order, error) {
+	to := out.next
+	now := w.now()
+	var msgs []store.Message
+	// A state change is news, and so is every end of the saga, even when
+	// the state stays the same (a replayed failed order that fails again).
+	if to.State != from.State || (to.NextRunAt.IsZero() && !from.NextRunAt.IsZero()) {
+		to.Seq = from.Seq + 1
+		msgs = append(msgs, statusMessage(w.cfg.Subjects, to, now))
+	}
+	if out.dead != "" {
+		msgs = append(msgs, deadLetter(w.cfg.Subjects, to, out.dead, now))
+	}
+	stored, err := w.cfg.Store.Apply(ctx, store.Transition{
+		From: from, To: to, Outbox: msgs,
+		History: store.HistoryEntry{At: now, State: to.State, Step: from.Step, Attempt: from.Attempt + 1,
+			ErrorCode: to.ErrorCode, Error: to.Error, Detail: out.detail},
+	})
+	if err != nil {
+		return from, err
+	}
+	if len(msgs) > 0 {
+		wake(w.wakeRelay)
+	}
+	if w.metrics != nil {
+		w.metrics.transition(from, stored, out.dead)
+	}
+	if to.State != from.State {
+		w.log.Debug("order state", "out_order_id", to.OutOrderID, "from", from.State, "to", to.State, "detail", out.detail)
+	}
+	return stored, nil
+}

@@ -1,0 +1,231 @@
+// Package worker runs the order saga: it consumes purchase intents from
+// JetStream, records each as an order, drives the order through SUD and a
+// wallet provider step by step, and relays the status events and dead
+// letters the steps write to the store's outbox.
+//
+// Three loops share one Worker:
+//
+//   - the consumer acks an intent only once its order is durable;
+//   - the scheduler runs due steps, at most Concurrency at a time, and
+//     carries an order straight on to its next step when that is due now;
+//   - the relay publishes outbox messages and deletes each only after
+//     JetStream acknowledged it.
+//
+// The store is the source of truth: waiting (backoff, confirmation polls)
+// is a time in an order row, so a restart resumes every order where it was.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+// Config wires a Worker. Conn, Store, SUD and Wallets are required; every
+// other zero value means the documented default.
+type Config struct {
+	Conn     *nats.Conn
+	Subjects events.Subjects      // zero: prefix "coinsaga"
+	Streams  events.StreamOptions // zero: R1, 2 min duplicate window
+	Store    store.Store
+	SUD      OrderService
+	// Wallets by provider name ("mogs", "midas").
+	Wallets map[string]providers.Wallet
+	Catalog *events.Catalog // nil: events.DefaultCatalog()
+
+	// Concurrency bounds the saga steps running at once; zero means 64.
+	Concurrency int
+	// ConfirmInterval is the time between balance polls; zero means 15s.
+	ConfirmInterval time.Duration
+	// ConfirmTimeout is how long after the debit it may take to show
+	// before the order is compensated; zero means 2 minutes.
+	ConfirmTimeout time.Duration
+	// Retry bounds the order, baseline and pay steps; CancelRetry the
+	// compensation, which deserves more patience (zero: 10 attempts up
+	// to 30s apart).
+	Retry       RetryPolicy
+	CancelRetry RetryPolicy
+	// StepTimeout bounds one provider call including its retries inside
+	// the client; zero means 10s.
+	StepTimeout time.Duration
+
+	Logger  *slog.Logger // nil: discard
+	Metrics *Metrics     // nil: not measured
+	Now     func() time.Time
+}
+
+// Worker is one saga worker process. Create it with New and start it with
+// Run; it is not reusable after Run returns.
+type Worker struct {
+	cfg     Config
+	js      jetstream.JetStream
+	log     *slog.Logger
+	metrics *Metrics
+	saga    saga
+	now     func() time.Time
+
+	slots     chan struct{} // one per step allowed to run
+	mu        sync.Mutex
+	running   map[string]struct{} // out_order_ids with a step under way
+	steps     sync.WaitGroup
+	stepCtx   context.Context // not cancelled by shutdown: steps finish
+	draining  atomic.Bool
+	ready     atomic.Bool
+	wakeSched chan struct{}
+	wakeRelay chan struct{}
+}
+
+// New checks cfg and returns a Worker ready to Run.
+func New(cfg Config) (*Worker, error) {
+	switch {
+	case cfg.Conn == nil:
+		return nil, errors.New("worker: Config.Conn is required")
+	case cfg.Store == nil:
+		return nil, errors.New("worker: Config.Store is required")
+	case cfg.SUD == nil:
+		return nil, errors.New("worker: Config.SUD is required")
+	case len(cfg.Wallets) == 0:
+		return nil, errors.New("worker: Config.Wallets is required")
+	}
+	if cfg.Catalog == nil {
+		cfg.Catalog = events.DefaultCatalog()
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 64
+	}
+	if cfg.ConfirmInterval <= 0 {
+		cfg.ConfirmInterval = 15 * time.Second
+	}
+	if cfg.ConfirmTimeout <= 0 {
+		cfg.ConfirmTimeout = 2 * time.Minute
+	}
+	if cfg.CancelRetry == (RetryPolicy{}) {
+		cfg.CancelRetry = RetryPolicy{MaxAttempts: 10, Initial: 500 * time.Millisecond, Max: 30 * time.Second}
+	}
+	if cfg.StepTimeout <= 0 {
+		cfg.StepTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	return &Worker{
+		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets},
+		slots:     make(chan struct{}, cfg.Concurrency),
+		running:   make(map[string]struct{}),
+		wakeSched: make(chan struct{}, 1),
+		wakeRelay: make(chan struct{}, 1),
+	}, nil
+}
+
+// Ready reports whether the worker is taking work: its streams exist, its
+// consumer runs, and NATS and the store answer.
+func (w *Worker) Ready() bool { return w.ready.Load() }
+
+// Run ensures the streams, then consumes, schedules and relays until ctx is
+// cancelled. Shutdown drains: no new intents are taken, running steps
+// finish and record their outcome, and the outbox is flushed, before Run
+// returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := events.EnsureStreams(ctx, w.js, w.cfg.Subjects, w.cfg.Streams); err != nil {
+		return fmt.Errorf("worker: streams: %w", err)
+	}
+	w.stepCtx = context.WithoutCancel(ctx)
+
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); w.relay(relayCtx) }()
+
+	api, err := w.serveAPI()
+	if err != nil {
+		stopRelay()
+		return err
+	}
+	defer api.Unsubscribe()
+
+	consumer, err := w.consume(ctx)
+	if err != nil {
+		stopRelay()
+		return err
+	}
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); w.watchHealth(ctx) }()
+	w.log.Info("worker started", "concurrency", w.cfg.Concurrency,
+		"confirm_interval", w.cfg.ConfirmInterval, "confirm_timeout", w.cfg.ConfirmTimeout)
+
+	w.schedule(ctx)
+
+	// Drain.
+	w.draining.Store(true)
+	w.ready.Store(false)
+	consumer.stop()
+	w.steps.Wait()
+	<-healthDone
+	w.flushOutbox(5 * time.Second)
+	stopRelay()
+	<-relayDone
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// watchHealth keeps Ready true only while NATS and the store answer.
+func (w *Worker) watchHealth(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		w.checkHealth(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) checkHealth(ctx context.Context) {
+	pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	storeErr := w.cfg.Store.Ping(pingCtx)
+	natsOK := w.cfg.Conn.Status() == nats.CONNECTED
+	ok := storeErr == nil && natsOK && !w.draining.Load()
+	if was := w.ready.Swap(ok); was != ok {
+		w.log.Warn("readiness changed", "ready", ok, "nats_connected", natsOK, "store_error", storeErr)
+	}
+	if w.metrics != nil {
+		if st, err := w.cfg.Store.Stats(pingCtx); err == nil {
+			w.metrics.observeStats(st, w.now())
+		}
+	}
+}
+
+// wake signals a loop without blocking; signals coalesce.
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// policy snapshots the decision parameters at now.
+func (w *Worker) policy(now time.Time) policy {
+	return policy{now: now, retry: w.cfg.Retry, cancelRetry: w.cfg.CancelRetry,
+		confirmInterval: w.cfg.ConfirmInterval, confirmTimeout: w.cfg.ConfirmTimeout}
+}
