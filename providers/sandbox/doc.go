@@ -1,0 +1,125 @@
+// Package sandbox is a faithful in-memory fake of the three provider APIs
+// coinsaga talks to: SUD (create_order, query_order, endpoint discovery),
+// MOGS game coins (getbalance, pay, cancelpay, present) and YSDK/Midas mpay
+// (get_balance_m, pay_m, cancel_pay_m, present_m), plus an admin API and
+// fault injection, all on one http.Handler.
+//
+// It checks signatures with its own implementation (never the clients'), so
+// a client and the sandbox that agree are a cross-check of the spec.
+//
+// # Paths
+//
+//	POST /sud/create_order, POST /sud/query_order    Sud-Auth signed JSON
+//	GET  /sud/asc/{hex HMAC-MD5(key=app_secret, data=app_id)}   discovery
+//	POST /mogs/{getbalance,pay,cancelpay,present}?appid=&app_plat=&openid=&js_code=
+//	GET  /mpay/{get_balance_m,pay_m,cancel_pay_m,present_m}?...&sig=   + cookie
+//	GET/PUT /_sandbox/accounts/{provider}/{appid}/{openid}
+//	GET  /_sandbox/bills[?provider=&openid=&appid=]
+//	GET  /_sandbox/sud/orders
+//	GET/POST/DELETE /_sandbox/faults
+//
+// The admin API answers loopback peers only unless Config.AllowRemoteAdmin.
+// Admin account reads show the true state (debits hidden by a visibility
+// delay included); provider balance reads show what a client would see.
+//
+// # Behaviour
+//
+//   - Accounts are created on first touch by a provider call with
+//     Config.InitialBalance purchased coins (balance = save_amt = save_sum,
+//     gen_balance 0). Gifted coins are spent first: used_gen_amt =
+//     min(gen_balance, amt). A cancel returns the whole amount to balance,
+//     the gifted part to gen_balance, and takes it off cost_sum. present and
+//     present_m add to balance, gen_balance and present_sums.
+//   - bill_no / billno is an idempotency key per (provider, appid) for 48 h,
+//     measured with Config.Now and expired lazily when the key is next used.
+//     A repeated pay or present never applies twice, also when the bill was
+//     cancelled meanwhile. A refused pay (insufficient balance, bad
+//     parameters, login) records nothing, so its bill_no can succeed later.
+//     Expired bills stay in the admin bill list.
+//   - SUD executes an order the moment it is created: every order is
+//     EXECUTE_SUCCESS. out_order_id is unique per sandbox.
+//
+// # Faults
+//
+// A Fault is set per endpoint name (sud.create_order, sud.query_order,
+// mogs.getbalance, mogs.pay, mogs.cancelpay, mogs.present,
+// midas.get_balance_m, midas.pay_m, midas.cancel_pay_m, midas.present_m) or
+// for "*" (every endpoint without a fault of its own). Per call, with the
+// seeded dice of Config.Seed:
+//
+//   - error_rate: HTTP 500, nothing happens.
+//   - busy_rate: the provider's busy code (MOGS -1, Midas 1002 or 3000111 at
+//     random, SUD 10001), nothing happens.
+//   - otherwise the call takes effect; then latency_ms passes; then, with
+//     drop_reply_rate, the connection is closed without a byte of reply.
+//     Latency is applied after the effect on purpose: an effect is never
+//     applied after the client gave up, but a client that gave up may have
+//     been charged, exactly the case a real slow provider creates. A client
+//     that hangs up during the latency gets no reply; the effect stays.
+//   - visibility_delay_ms (on mogs.pay, midas.pay_m or "*"): each debit
+//     stays out of balance reads (balance, gen_balance, cost_sum) for that
+//     long after it happened, by Config.Now. The pay reply itself already
+//     shows the balance after the debit, as the real services do.
+//
+// Go's http.Transport retries an idempotent request (every Midas call is a
+// GET) once on a reused connection that closed without a reply, so a dropped
+// Midas reply often comes back as "duplicate billno" (1002215) rather than as
+// a transport error. Both are honest outcomes the client must handle.
+//
+// # Assumptions (not public; the clients must make the same ones)
+//
+//   - ASSUMPTION (MOGS codes): MOGS follows WeChat mini-game midas v1: -1
+//     system busy, 90010 login expired, 90012 bill_no already exists (the
+//     reply repeats bill_no), 90013 insufficient balance, 90018 parameter
+//     error; cancelpay 90000 bill not found, 90015 already cancelled.
+//     90018 covers: appid missing or unknown, app_plat != 1, openid or
+//     js_code missing, a body that is not JSON of the documented types,
+//     os_plat_id != 1, amt outside 1..2^31-1 (pay, present), bill_no missing
+//     (cancelpay). Checks run in that order; the login (js_code "expired"
+//     plays an expired login: 90010) is checked after the parameters.
+//   - ASSUMPTION (MOGS replies): errmsg is "ok" on success; bill_no is echoed
+//     as a JSON string although the seed types it int (the caller's key is a
+//     string); a bill_no MOGS generates itself is all digits. cancelpay of a
+//     present, of another player's bill, or of an expired bill is 90000.
+//     is_first is true while save_amt is 0.
+//   - ASSUMPTION (Midas cookie): session_id must be "openid" or "hy_gameid",
+//     session_type one of kp_actoken, wc_actoken, st_dummy, openkey, and
+//     org_loc the request path; values may be urlencoded. Anything else is
+//     1001.
+//   - ASSUMPTION (Midas parameters): openid, openkey, appid, ts (integer),
+//     sig, pf, pfkey and zoneid are required and non-empty; pay_m and
+//     cancel_pay_m also amt (1..2^31-1) and billno; present_m billno and
+//     presenttimes. A parameter given twice, accounttype other than
+//     common/security, format other than json/jsonp_<identifier>, or an
+//     appid other than the configured offer id is 1001. ts is not checked
+//     against the clock. accounttype and zoneid do not split balances.
+//   - ASSUMPTION (Midas codes): sig mismatch is 1001 with msg "sig check
+//     failed"; openkey "expired" plays a failed login (1018) and openkey
+//     "risk" a risk-control refusal (1145, of the 1145-1149 range);
+//     cancel_pay_m of an unknown billno (or another player's, a present, an
+//     expired one) is 1003 "billno not found"; cancel_pay_m of an already
+//     cancelled bill is 1002215 "duplicate billno" (an earlier call with it
+//     succeeded); cancel_pay_m whose amt differs from the bill is 1001.
+//     Error replies carry ret and msg (and billno on 1002215); success
+//     replies carry no msg. first_save is 1 while save_amt is 0; gen_expire
+//     is 0 and tss_list [] (no subscriptions).
+//   - Midas signature: OpenAPI V3.0 exactly as providers.md gives it:
+//     Base64(HMAC-SHA1(appkey+"&", "GET&"+enc("/v3/r"+path)+"&"+enc(sorted
+//     k=v joined by &))) over every query parameter but sig, raw decoded
+//     values, enc keeping only A-Z a-z 0-9 - _ . (so "~" is %7E), upper-case
+//     hex. Every reply is HTTP 200, Content-Type text/html; charset=utf-8.
+//   - ASSUMPTION (SUD auth): a missing or unparsable Authorization header, or
+//     an app_id other than the configured one, is 10003; a missing
+//     timestamp or nonce, or a signature that is not the lower-case hex
+//     HMAC-SHA1 of app_id\ntimestamp\nnonce\nbody\n, is 10004. The timestamp
+//     is not checked against the clock (the docs leave its unit ambiguous).
+//     Discovery with a wrong key answers HTTP 404 with ret_code 10003.
+//   - ASSUMPTION (SUD create_order): 10002 for a body that is not JSON of the
+//     documented types, an empty required string, out_order_id or
+//     out_group_id over 64 characters, value missing or outside int32, a
+//     payload that is not an object, or a refusal of Config.Games; 70501 for
+//     a repeated out_order_id (whatever the body). query_order takes
+//     out_order_id or order_id (both must then agree) and answers data with
+//     the order's fields and status; 70503 when unknown. 10111 (game not
+//     found) is never produced: unknown games pass the generic checks.
+package sandbox
