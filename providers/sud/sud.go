@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coinsaga/coinsaga/providers"
 )
@@ -242,7 +243,7 @@ func checkID(endpoint, name, v string, required bool) error {
 	switch {
 	case required && v == "":
 		return paramError(endpoint, "empty "+name)
-	case len(v) > maxOutOrderID:
+	case utf8.RuneCountInString(v) > maxOutOrderID:
 		return paramError(endpoint, fmt.Sprintf("%s longer than %d characters", name, maxOutOrderID))
 	}
 	return nil
