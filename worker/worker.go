@@ -149,6 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker: streams: %w", err)
 	}
 	w.stepCtx = context.WithoutCancel(ctx)
+	w.logUnfinished(ctx)
 
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
@@ -184,6 +185,23 @@ func (w *Worker) Run(ctx context.Context) error {
 	<-relayDone
 	w.log.Info("worker stopped")
 	return nil
+}
+
+// logUnfinished says how many orders a start resumes: after a crash, the
+// operator's first question.
+func (w *Worker) logUnfinished(ctx context.Context) {
+	st, err := w.cfg.Store.Stats(ctx)
+	if err != nil {
+		w.log.Warn("counting unfinished orders", "err", err)
+		return
+	}
+	var n int64
+	for state, count := range st.ByState {
+		if !events.State(state).Terminal() {
+			n += count
+		}
+	}
+	w.log.Info("resuming unfinished orders", "orders", n, "outbox", st.Outbox)
 }
 
 // watchHealth keeps Ready true only while NATS and the store answer.

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/providers/sandbox"
+	"github.com/coinsaga/coinsaga/store"
+)
+
+var (
+	workerStarted = regexp.MustCompile(`worker started`)
+	resumedOrders = regexp.MustCompile(`resuming unfinished orders.* orders=(\d+)`)
+)
+
+// TestKilledWorkersNeverLoseOrChargeTwice runs the worker as a child
+// process and kills it with SIGKILL at random moments while 500 orders
+// flow, restarting it each time. JetStream and the sandbox live in the
+// test, so they outlive every worker, as a NATS cluster and the real
+// providers would. Afterwards every order must be terminal, none lost,
+// and the provider's ledger must agree with the orders to the coin.
+func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test runs child processes for about a minute")
+	}
+	const orders = 500
+	const kills = 6
+	ns := embednats.StartTest(t)
+	sbCfg := sandbox.DefaultConfig()
+	sbCfg.Games = events.DefaultCatalog()
+	sb := sandbox.New(sbCfg)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	// Some pay replies are lost and some debits show late, so kills land
+	// in retries, confirmations and compensations too.
+	sb.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 0.05, VisibilityDelayMS: 300})
+	sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", DropReplyRate: 0.05, LatencyMS: 5})
+	dataDir := t.TempDir()
+	args := []string{"serve", "--nats-url", ns.ClientURL(), "--sandbox-url", srv.URL, "--data-dir", dataDir,
+		"--http-listen", "127.0.0.1:0", "--confirm-interval", "100ms", "--confirm-timeout", "3s",
+		"--concurrency", "32", "--max-attempts", "8", "--log-level", "info"}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	subjects := events.Subjects{}
+
+	// Publish in the background while the workers die and restart.
+	amounts := make(map[string]int64, orders)
+	ids := make([]string, 0, orders)
+	intents := make([][]byte, 0, orders)
+	for i := 0; i < orders; i++ {
+		id := "crash-" + strconv.Itoa(i)
+		in := testIntent(id, []string{"mogs", "midas"}[i%2], int64(1+i%50))
+		data, _ := json.Marshal(in)
+		amounts[in.Payment.OpenID] = in.Payment.Amount
+		ids = append(ids, id)
+		intents = append(intents, data)
+	}
+	published := make(chan error, 1)
+	go func() {
+		for i, data := range intents {
+			m := nats.NewMsg(subjects.Intent("1468180338417074177", "9009"))
+			m.Data = data
+			m.Header.Set(events.HeaderMsgID, ids[i])
+			if _, err := js.PublishMsg(context.Background(), m); err != nil {
+				published <- err
+				return
+			}
+			// A steady flow over the whole kill window, not one burst.
+			time.Sleep(15 * time.Millisecond)
+		}
+		published <- nil
+	}()
+
+	rng := rand.New(rand.NewPCG(42, uint64(time.Now().UnixNano())))
+	resumed := 0
+	for k := 0; k < kills; k++ {
+		c := startChild(t, args...)
+		m := c.waitLog(resumedOrders, 60*time.Second)
+		n, _ := strconv.Atoi(m[1])
+		resumed += n
+		c.waitLog(workerStarted, 60*time.Second)
+		ran := time.Duration(200+rng.IntN(1300)) * time.Millisecond
+		time.Sleep(ran)
+		c.kill()
+		t.Logf("kill %d after %s (this start resumed %d unfinished orders)", k+1, ran, n)
+	}
+	if err := <-published; err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+
+	// A last worker finishes everything, then shuts down cleanly.
+	final := startChild(t, args...)
+	m := final.waitLog(resumedOrders, 60*time.Second)
+	n, _ := strconv.Atoi(m[1])
+	resumed += n
+	if resumed == 0 {
+		t.Fatal("no restart found an unfinished order: the kills never interrupted work, so the test proved nothing")
+	}
+	waitAllTerminal(t, js, subjects, ids, 3*time.Minute)
+	final.stop(30 * time.Second)
+
+	// Every order is terminal, none lost; the ledger agrees.
+	db, err := store.OpenSQLite(context.Background(), filepath.Join(dataDir, "coinsaga.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	byState := map[string]int{}
+	pays := map[string][]sandbox.Bill{}
+	for _, b := range sb.Bills() {
+		if b.Kind == "pay" {
+			pays[b.OpenID] = append(pays[b.OpenID], b)
+		}
+	}
+	for i, id := range ids {
+		o, err := db.Get(context.Background(), id)
+		if err != nil {
+			t.Fatalf("order %s lost: %v", id, err)
+		}
+		byState[o.State]++
+		if !events.State(o.State).Terminal() {
+			t.Errorf("order %s left %s at step %s", id, o.State, o.Step)
+		}
+		var in events.Intent
+		_ = json.Unmarshal(intents[i], &in)
+		charged := 0
+		for _, b := range pays[in.Payment.OpenID] {
+			if !b.Cancelled {
+				charged++
+				if b.Amt != amounts[in.Payment.OpenID] {
+					t.Errorf("order %s charged %d, want %d", id, b.Amt, amounts[in.Payment.OpenID])
+				}
+			}
+		}
+		switch {
+		case o.State == string(events.StateCompleted) && charged != 1:
+			t.Errorf("completed order %s has %d uncancelled pays, want exactly 1", id, charged)
+		case o.State != string(events.StateCompleted) && charged != 0:
+			t.Errorf("order %s is %s but %d pay(s) stay charged", id, o.State, charged)
+		}
+	}
+	t.Logf("after %d kills: %v", kills, byState)
+	if byState[string(events.StateCompleted)] < orders/2 {
+		t.Errorf("only %d of %d orders completed: the faults are meant to be survivable", byState["completed"], orders)
+	}
+}
+
+// waitAllTerminal follows the status stream from its start until every
+// order has announced a terminal state: proof that the outbox delivered
+// the news across every crash, too.
+func waitAllTerminal(t *testing.T, js jetstream.JetStream, subjects events.Subjects, ids []string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	w, err := events.Watch(ctx, js, subjects, events.WatchFilter{DeliverAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	last := map[string]events.StatusEvent{}
+	terminal := 0
+	for terminal < len(ids) {
+		ev, err := w.Next(ctx)
+		if err != nil {
+			t.Fatalf("%d of %d orders announced a terminal state before %v", terminal, len(ids), err)
+		}
+		id := ev.Event.OutOrderID
+		if !want[id] || ev.Event.Seq <= last[id].Seq {
+			continue
+		}
+		wasTerminal := last[id].State.Terminal()
+		last[id] = ev.Event
+		switch isT := ev.Event.State.Terminal(); {
+		case isT && !wasTerminal:
+			terminal++
+		case !isT && wasTerminal:
+			terminal--
+		}
+	}
+}
+
+func testIntent(id, provider string, amount int64) events.Intent {
+	in := events.Intent{
+		OutOrderID: id, MgID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
+		FromUID: "001", ToUID: "002", Value: 100, Payload: json.RawMessage(`{"point":6,"seq":1}`),
+		Payment: events.Payment{Provider: provider, Amount: amount, OpenID: "p-" + id},
+	}
+	if provider == "mogs" {
+		in.Payment.MOGS = &events.MOGSPayment{JSCode: "js-" + id, PayItem: "dice"}
+	} else {
+		in.Payment.Midas = &events.MidasPayment{OpenKey: "ok-" + id, PF: "qq_m_qq", PFKey: "pfk", SessionType: "kp_actoken"}
+	}
+	return in
+}
+
+var _ = fmt.Sprint

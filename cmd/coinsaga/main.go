@@ -1,0 +1,86 @@
+// Command coinsaga is the order processor: `serve` runs workers, `sandbox`
+// fakes the providers, and the rest are tools for game servers and
+// operators. Run `coinsaga <command> --help` for each command's flags;
+// every flag can also be set as COINSAGA_<FLAG> (upper case, "-" as "_").
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand: it parses its own flags from args.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"serve":   {"run saga workers (embedded JetStream and SQLite by default)", runServe},
+	"sandbox": {"run the fake SUD, MOGS and Midas providers", runSandbox},
+	"publish": {"validate and publish purchase intents", runPublish},
+	"watch":   {"print status events as they happen", runWatch},
+	"order":   {"inspect an order: order get <out_order_id>", runOrder},
+	"dlq":     {"list, show, replay or purge dead letters", runDLQ},
+	"bench":   {"measure throughput and latency end to end", runBench},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "coinsaga: the order processor game studios trust with their players' coins.")
+	fmt.Fprintln(w, "\nUsage: coinsaga <command> [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "\nEvery command has --help. Flags may also come from COINSAGA_* environment variables.")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return runWith(ctx, args, stdout, stderr)
+}
+
+// runWith runs one command line until it ends or ctx is cancelled, and
+// returns the exit status.
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "coinsaga: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "coinsaga %s: %v\n", args[0], err)
+	return 1
+}

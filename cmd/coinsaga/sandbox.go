@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/providers/sandbox"
+)
+
+func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	d := sandbox.DefaultConfig()
+	cfg := d
+	fs := newFlags("sandbox", "sandbox [flags]", stderr)
+	listen := fs.String("listen", "127.0.0.1:9311", "listen address of the fake SUD, MOGS and Midas APIs")
+	fs.Int64Var(&cfg.InitialBalance, "initial-balance", d.InitialBalance, "coins a new account starts with")
+	fs.StringVar(&cfg.MOGSAppID, "mogs-appid", d.MOGSAppID, "MOGS appid the fake accepts")
+	fs.StringVar(&cfg.MidasAppID, "midas-appid", d.MidasAppID, "Midas appid (offer id) the fake accepts")
+	fs.StringVar(&cfg.MidasAppKey, "midas-appkey", d.MidasAppKey, "Midas appkey the fake verifies signatures with")
+	fs.StringVar(&cfg.SUDAppID, "sud-app-id", d.SUDAppID, "SUD app_id the fake accepts")
+	fs.StringVar(&cfg.SUDAppSecret, "sud-app-secret", d.SUDAppSecret, "SUD app_secret the fake verifies Sud-Auth with")
+	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault randomness (0: time-based)")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Games = events.DefaultCatalog()
+	cfg.Logger = log
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *listen, err)
+	}
+	srv := &http.Server{Handler: sandbox.New(cfg), ReadHeaderTimeout: 10 * time.Second}
+	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(),
+		"mogs_appid", cfg.MOGSAppID, "midas_appid", cfg.MidasAppID, "sud_app_id", cfg.SUDAppID, "initial_balance", cfg.InitialBalance)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("sandbox stopped")
+	return nil
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/midas"
+	"github.com/coinsaga/coinsaga/providers/mogs"
+	"github.com/coinsaga/coinsaga/providers/sandbox"
+	"github.com/coinsaga/coinsaga/providers/sud"
+	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/worker"
+)
+
+// serveFlags are the flags of `coinsaga serve`.
+type serveFlags struct {
+	nats            natsFlags
+	natsListen      string
+	dataDir         string
+	sandbox         bool
+	sandboxListen   string
+	sandboxURL      string
+	httpListen      string
+	configFile      string
+	concurrency     int
+	confirmInterval time.Duration
+	confirmTimeout  time.Duration
+	maxAttempts     int
+	retention       time.Duration
+	syncFull        bool
+	logFormat       string
+	logLevel        string
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	f.nats.register(fs)
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded JetStream server (used when --nats-url is not given)")
+	fs.StringVar(&f.dataDir, "data-dir", "./data", "folder for the SQLite store and the embedded JetStream files")
+	fs.BoolVar(&f.sandbox, "sandbox", false, "start the sandbox providers in-process and use them")
+	fs.StringVar(&f.sandboxListen, "sandbox-listen", "127.0.0.1:9311", "listen address of the in-process sandbox (with --sandbox)")
+	fs.StringVar(&f.sandboxURL, "sandbox-url", "", "use a sandbox already running at this URL (a separate `coinsaga sandbox`)")
+	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "listen address for /metrics, /healthz and /readyz")
+	fs.StringVar(&f.configFile, "config", "", "YAML file with provider endpoints and secrets (see docs/configuration.md)")
+	fs.IntVar(&f.concurrency, "concurrency", 64, "saga steps running at once")
+	fs.DurationVar(&f.confirmInterval, "confirm-interval", 15*time.Second, "time between balance polls confirming a debit")
+	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", 2*time.Minute, "how long a debit may take to show before it is compensated")
+	fs.IntVar(&f.maxAttempts, "max-attempts", 6, "calls per saga step before a transient failure counts as final")
+	fs.DurationVar(&f.retention, "retention", 0, "delete terminal orders this long after they ended (0 keeps them)")
+	fs.BoolVar(&f.syncFull, "sync-full", false, "fsync every SQLite commit (survives power loss; slower)")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := newFlags("serve", "serve [flags]", stderr)
+	f.register(fs)
+	set, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.sandbox && f.sandboxURL != "" {
+		return errors.New("--sandbox and --sandbox-url exclude each other")
+	}
+	var cfg *Config
+	switch {
+	case f.configFile != "":
+		if cfg, err = loadConfig(f.configFile); err != nil {
+			return err
+		}
+	case !f.sandbox && f.sandboxURL == "":
+		return errors.New("no providers: give --sandbox, --sandbox-url URL or --config FILE")
+	}
+	if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+
+	// The store first: its lock says whether another process owns this
+	// data dir, before anything else starts.
+	var storeOpts []store.Option
+	if f.syncFull {
+		storeOpts = append(storeOpts, store.WithSynchronousFull())
+	}
+	st, err := store.OpenSQLite(ctx, filepath.Join(f.dataDir, "coinsaga.db"), append(storeOpts, store.WithLogger(log))...)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	natsURL := f.nats.url
+	if !set["nats-url"] {
+		srv, err := embednats.Start(embednats.Options{Listen: f.natsListen, StoreDir: filepath.Join(f.dataDir, "jetstream"), Logger: log})
+		if err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		defer srv.Shutdown()
+		natsURL = srv.ClientURL()
+		log.Info("embedded JetStream started", "url", natsURL, "store", filepath.Join(f.dataDir, "jetstream"))
+	}
+	f.nats.url = natsURL
+	nc, err := f.nats.connect("serve")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := worker.NewMetrics(reg)
+
+	if f.sandbox {
+		url, stop, err := startSandbox(f.sandboxListen, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		cfg = sandboxConfig(url)
+		log.Info("sandbox providers started", "url", url)
+	} else if f.sandboxURL != "" {
+		cfg = sandboxConfig(strings.TrimRight(f.sandboxURL, "/"))
+	}
+	sudClient, wallets, err := newProviders(cfg, metrics)
+	if err != nil {
+		return err
+	}
+
+	w, err := worker.New(worker.Config{
+		Conn: nc, Subjects: events.Subjects{Prefix: f.nats.prefix}, Store: st,
+		SUD: sudClient, Wallets: wallets,
+		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
+		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
+		Logger: log, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	httpSrv, err := startHTTP(f.httpListen, reg, w, st, nc, log)
+	if err != nil {
+		return err
+	}
+	defer shutdownHTTP(httpSrv)
+	if f.retention > 0 {
+		go pruneLoop(ctx, st, f.retention, log)
+	}
+	log.Info("coinsaga serving", "nats", natsURL, "http", f.httpListen, "data_dir", f.dataDir)
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sandboxConfig points every client at a sandbox with its default
+// credentials (contract section 5).
+func sandboxConfig(base string) *Config {
+	d := sandbox.DefaultConfig()
+	c := &Config{Timeout: 5 * time.Second}
+	c.SUD.AppID, c.SUD.AppSecret = d.SUDAppID, d.SUDAppSecret
+	c.SUD.CreateOrderURL, c.SUD.QueryOrderURL = base+"/sud/create_order", base+"/sud/query_order"
+	c.MOGS.BaseURL, c.MOGS.AppID = base+"/mogs", d.MOGSAppID
+	c.Midas.BaseURL, c.Midas.AppID, c.Midas.AppKey = base, d.MidasAppID, d.MidasAppKey
+	return c
+}
+
+// newProviders builds the SUD client and the wallets from cfg; every call
+// is observed by obs.
+func newProviders(cfg *Config, obs providers.Observer) (*sud.Client, map[string]providers.Wallet, error) {
+	httpClient := providers.NewHTTPClient(cfg.Timeout)
+	sc, err := sud.New(sud.Config{
+		AppID: cfg.SUD.AppID, AppSecret: cfg.SUD.AppSecret,
+		CreateOrderURL: cfg.SUD.CreateOrderURL, QueryOrderURL: cfg.SUD.QueryOrderURL, ASCBaseURL: cfg.SUD.ASCBaseURL,
+		HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("sud client: %w", err)
+	}
+	wallets := map[string]providers.Wallet{}
+	if cfg.MOGS.BaseURL != "" {
+		wallets[events.ProviderMOGS] = mogs.New(mogs.Config{BaseURL: cfg.MOGS.BaseURL, AppID: cfg.MOGS.AppID,
+			HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs})
+	}
+	if cfg.Midas.BaseURL != "" {
+		wallets[events.ProviderMidas] = midas.New(midas.Config{BaseURL: cfg.Midas.BaseURL, AppID: cfg.Midas.AppID,
+			AppKey: cfg.Midas.AppKey, HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs})
+	}
+	return sc, wallets, nil
+}
+
+// startSandbox serves the sandbox providers on addr in this process.
+func startSandbox(addr string, log *slog.Logger) (string, func(), error) {
+	cfg := sandbox.DefaultConfig()
+	cfg.Games = events.DefaultCatalog()
+	cfg.Logger = log.With("component", "sandbox")
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("sandbox listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: sandbox.New(cfg), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// startHTTP serves /metrics, /healthz (the process is up) and /readyz (it is
+// taking work: NATS and the store answer).
+func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store.Store, nc *nats.Conn, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(rw, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
+		if !w.Ready() {
+			http.Error(rw, fmt.Sprintf("not ready: nats %s, store ping %v", nc.Status(), st.Ping(r.Context())), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(rw, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+func shutdownHTTP(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
+
+// pruneLoop deletes old terminal orders so the store stays the size of the
+// recent past.
+func pruneLoop(ctx context.Context, st store.Store, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		for {
+			n, err := st.PruneTerminal(ctx, time.Now().Add(-retention), 5000)
+			if err != nil {
+				log.Warn("pruning old orders", "err", err)
+			}
+			if n < 5000 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
