@@ -1,0 +1,698 @@
+package midas_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/midas"
+	"github.com/coinsaga/coinsaga/providers/sandbox"
+)
+
+// The sandbox's default Midas credentials.
+const (
+	appID  = "1450000000"
+	appKey = "sandbox-midas-appkey"
+)
+
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
+	r.mu.Lock()
+	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
+	r.mu.Unlock()
+}
+
+func (r *recorder) last() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.calls) == 0 {
+		return ""
+	}
+	return r.calls[len(r.calls)-1]
+}
+
+type env struct {
+	sb     *sandbox.Sandbox
+	base   string
+	client *midas.Client
+	obs    *recorder
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	sb := sandbox.New(sandbox.Config{Seed: 1})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	obs := &recorder{}
+	return &env{sb: sb, base: srv.URL, obs: obs, client: midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Observer: obs, Timeout: 2 * time.Second})}
+}
+
+func account(openid string) providers.Account {
+	return providers.Account{OpenID: openid, Midas: providers.MidasLogin{
+		OpenKey: "openkey-secret-" + openid, PF: "myapp_m_qq-00000000-android-00000000-ysdk", PFKey: "pfkey-secret",
+		SessionType: "kp_actoken", UserIP: "10.0.0.1", AccountType: "common", PayItem: "dice*1",
+	}}
+}
+
+func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
+	t.Helper()
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
+	}
+	if pe.Class != class || pe.Code != code {
+		t.Fatalf("err = %v, want %v/%s", err, class, code)
+	}
+	if pe.Provider != "midas" {
+		t.Errorf("Provider = %q, want midas", pe.Provider)
+	}
+	for _, secret := range []string{"openkey-secret", "pfkey-secret", appKey} {
+		if strings.Contains(pe.Error(), secret) {
+			t.Errorf("the error leaks a secret: %v", pe)
+		}
+	}
+	return pe
+}
+
+func TestClientIsTheMidasWallet(t *testing.T) {
+	var w providers.Wallet = midas.New(midas.Config{BaseURL: "http://127.0.0.1:1", AppID: appID, AppKey: appKey})
+	if w.Provider() != "midas" {
+		t.Errorf("Provider() = %q", w.Provider())
+	}
+}
+
+func TestAgainstTheSandbox(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	c := e.client
+
+	t.Run("a new account shows the initial balance", func(t *testing.T) {
+		b, err := c.Balance(ctx, account("fresh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Balance != 1000000 || b.SaveAmt != 1000000 || b.FirstSave {
+			t.Errorf("balance = %+v", b)
+		}
+		if got := e.obs.last(); got != "midas get_balance_m ok" {
+			t.Errorf("observed %q", got)
+		}
+	})
+
+	t.Run("every session type is accepted with its session_id", func(t *testing.T) {
+		for _, st := range []string{"kp_actoken", "wc_actoken", "st_dummy", "openkey"} {
+			a := account("session-" + st)
+			a.Midas.SessionType = st
+			if _, err := c.Balance(ctx, a); err != nil {
+				t.Errorf("%s: %v", st, err)
+			}
+		}
+	})
+
+	t.Run("a pay debits once and a repeat with the same billno is already done", func(t *testing.T) {
+		a := account("payer")
+		e.sb.SetAccount("midas", appID, "payer", 1000, 100)
+		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := providers.DebitReply{Class: providers.OK, BillNo: "bill-pay-1", Balance: 700, BalanceKnown: true, UsedGenAmt: 100}
+		if r != want {
+			t.Errorf("first pay = %+v, want %+v", r, want)
+		}
+		r, err = c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Class != providers.AlreadyDone || r.BillNo != "bill-pay-1" || r.BalanceKnown {
+			t.Errorf("repeat pay = %+v, want already done without a balance", r)
+		}
+		if got := e.obs.last(); got != "midas pay_m already_done" {
+			t.Errorf("observed %q", got)
+		}
+		if v, _ := e.sb.Account("midas", appID, "payer"); v.Balance != 700 {
+			t.Errorf("account = %+v, want one debit of 300", v)
+		}
+	})
+
+	t.Run("a cancel restores the coins and a second cancel is already done", func(t *testing.T) {
+		a := account("canceller")
+		e.sb.SetAccount("midas", appID, "canceller", 500, 50)
+		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-cancel-1", Amount: 200}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r != (providers.CancelReply{Class: providers.OK, BillNo: "bill-cancel-1"}) {
+			t.Errorf("cancel = %+v", r)
+		}
+		r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Class != providers.AlreadyDone {
+			t.Errorf("second cancel = %+v, want already done", r)
+		}
+		b, err := c.Balance(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Balance != 500 || b.GenBalance != 50 {
+			t.Errorf("balance after cancel = %+v, want 500 with 50 gifted", b)
+		}
+	})
+
+	t.Run("a cancel of an unknown billno is final not found", func(t *testing.T) {
+		_, err := c.Cancel(ctx, account("canceller"), providers.Cancel{BillNo: "never-paid", Amount: 1})
+		pe := wantErr(t, err, providers.Final, providers.CodeNotFound)
+		if pe.Ret != 1003 || pe.Endpoint != "cancel_pay_m" {
+			t.Errorf("err = %+v", pe)
+		}
+	})
+
+	t.Run("a present adds coins and a repeat is already done", func(t *testing.T) {
+		a := account("giftee")
+		e.sb.SetAccount("midas", appID, "giftee", 10, 0)
+		r, err := c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r != (providers.PresentReply{Class: providers.OK, BillNo: "gift-1", Balance: 15}) {
+			t.Errorf("present = %+v", r)
+		}
+		r, err = c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Class != providers.AlreadyDone {
+			t.Errorf("repeat present = %+v", r)
+		}
+		if b, _ := c.Balance(ctx, a); b.Balance != 15 || b.GenBalance != 5 {
+			t.Errorf("balance = %+v, want one present of 5", b)
+		}
+	})
+
+	t.Run("a pay above the balance is final insufficient balance and charges nothing", func(t *testing.T) {
+		e.sb.SetAccount("midas", appID, "poor", 10, 0)
+		_, err := c.Debit(ctx, account("poor"), providers.Debit{BillNo: "bill-poor", Amount: 11})
+		wantErr(t, err, providers.Final, providers.CodeInsufficientBalance)
+		if v, _ := e.sb.Account("midas", appID, "poor"); v.Balance != 10 {
+			t.Errorf("balance = %d, want 10", v.Balance)
+		}
+	})
+
+	t.Run("a failed login is final login failed", func(t *testing.T) {
+		a := account("late")
+		a.Midas.OpenKey = "expired"
+		_, err := c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
+		pe := wantErr(t, err, providers.Final, providers.CodeLoginFailed)
+		if pe.Ret != 1018 {
+			t.Errorf("Ret = %d", pe.Ret)
+		}
+	})
+
+	t.Run("a risk-control refusal is final risk control", func(t *testing.T) {
+		a := account("risky")
+		a.Midas.OpenKey = "risk"
+		_, err := c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
+		wantErr(t, err, providers.Final, providers.CodeRiskControl)
+	})
+
+	t.Run("a wrong app key fails the sig check as a final param error", func(t *testing.T) {
+		bad := midas.New(midas.Config{BaseURL: e.base, AppID: appID, AppKey: "not-the-key"})
+		_, err := bad.Balance(ctx, account("x"))
+		pe := wantErr(t, err, providers.Final, providers.CodeParamError)
+		if pe.Ret != 1001 {
+			t.Errorf("Ret = %d", pe.Ret)
+		}
+	})
+
+	t.Run("values that need escaping are signed and sent intact", func(t *testing.T) {
+		a := account("escapes")
+		a.Midas.OpenKey = "a+b/c=d~e f*g&h"
+		a.Midas.ZoneID = "1_role 7"
+		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill ~*+/ 1", Amount: 1, PayItem: "item*2 ~x"}); err != nil {
+			t.Fatal(err)
+		}
+		var found bool
+		for _, b := range e.sb.Bills() {
+			found = found || (b.OpenID == "escapes" && b.BillNo == "bill ~*+/ 1")
+		}
+		if !found {
+			t.Error("the sandbox has no bill with the escaped billno")
+		}
+	})
+
+	t.Run("an unknown session type is refused before any request", func(t *testing.T) {
+		a := account("nosession")
+		a.Midas.SessionType = "qq"
+		_, err := c.Balance(ctx, a)
+		wantErr(t, err, providers.Final, providers.CodeParamError)
+		if _, touched := e.sb.Account("midas", appID, "nosession"); touched {
+			t.Error("the request reached the provider")
+		}
+	})
+}
+
+func TestFaultsAreRetryable(t *testing.T) {
+	ctx := context.Background()
+	calls := []struct {
+		name     string
+		endpoint string
+		call     func(c *midas.Client, a providers.Account) error
+	}{
+		{"get_balance_m", "midas.get_balance_m", func(c *midas.Client, a providers.Account) error {
+			_, err := c.Balance(ctx, a)
+			return err
+		}},
+		{"pay_m", "midas.pay_m", func(c *midas.Client, a providers.Account) error {
+			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "fault-pay", Amount: 1})
+			return err
+		}},
+		{"cancel_pay_m", "midas.cancel_pay_m", func(c *midas.Client, a providers.Account) error {
+			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "fault-pay", Amount: 1})
+			return err
+		}},
+		{"present_m", "midas.present_m", func(c *midas.Client, a providers.Account) error {
+			_, err := c.Present(ctx, a, providers.Present{BillNo: "fault-gift", Amount: 1})
+			return err
+		}},
+	}
+	faults := []struct {
+		name  string
+		fault sandbox.Fault
+		code  providers.Code
+	}{
+		// The sandbox answers busy with 1002 or 3000111 at random; both
+		// must be busy.
+		{"busy (1002 or 3000111)", sandbox.Fault{BusyRate: 1}, providers.CodeBusy},
+		{"HTTP 500", sandbox.Fault{ErrorRate: 1}, providers.CodeUnavailable},
+		{"a dropped reply", sandbox.Fault{DropReplyRate: 1}, providers.CodeUnavailable},
+	}
+	e := newEnv(t)
+	for _, call := range calls {
+		for _, f := range faults {
+			t.Run(call.name+" answered with "+f.name+" is retryable", func(t *testing.T) {
+				fault := f.fault
+				fault.Endpoint = call.endpoint
+				e.sb.SetFault(fault)
+				defer e.sb.ClearFaults()
+				for range 4 { // cover both busy codes
+					err := call.call(e.client, account("faulty"))
+					pe := wantErr(t, err, providers.Retryable, f.code)
+					if f.code == providers.CodeBusy && pe.Ret != 1002 && pe.Ret != 3000111 {
+						t.Errorf("Ret = %d", pe.Ret)
+					}
+					if got := e.obs.last(); got != "midas "+call.name+" retryable" {
+						t.Errorf("observed %q", got)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestARetryAfterADroppedPayReplyLeavesExactlyOneDebit(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := account("dropped")
+	e.sb.SetAccount("midas", appID, "dropped", 1000, 0)
+	d := providers.Debit{BillNo: "order-42-pay", Amount: 250}
+
+	e.sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", DropReplyRate: 1})
+	_, err := e.client.Debit(ctx, a, d)
+	wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
+
+	e.sb.ClearFaults()
+	r, err := e.client.Debit(ctx, a, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Class != providers.AlreadyDone {
+		t.Errorf("retry = %+v, want already done", r)
+	}
+	var bills int
+	for _, b := range e.sb.Bills() {
+		if b.Provider == "midas" && b.OpenID == "dropped" {
+			bills++
+			if b.BillNo != d.BillNo || b.Amt != 250 || b.Cancelled {
+				t.Errorf("bill = %+v", b)
+			}
+		}
+	}
+	if bills != 1 {
+		t.Errorf("%d bills, want 1", bills)
+	}
+	if v, _ := e.sb.Account("midas", appID, "dropped"); v.Balance != 750 {
+		t.Errorf("account = %+v, want one debit of 250", v)
+	}
+}
+
+// capture is a Midas stand-in that records the last request and answers
+// with a fixed reply.
+type capture struct {
+	mu     sync.Mutex
+	req    *http.Request
+	status int
+	reply  string
+	hits   atomic.Int32
+}
+
+func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.hits.Add(1)
+	c.mu.Lock()
+	c.req = r.Clone(context.Background())
+	status, reply := c.status, c.reply
+	c.mu.Unlock()
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, reply)
+}
+
+func newCapture(t *testing.T, reply string) (*capture, *midas.Client) {
+	t.Helper()
+	cp := &capture{reply: reply}
+	srv := httptest.NewServer(cp)
+	t.Cleanup(srv.Close)
+	at := time.Unix(1700000000, 0)
+	return cp, midas.New(midas.Config{BaseURL: srv.URL + "/", AppID: appID, AppKey: appKey, Timeout: time.Second, Now: func() time.Time { return at }})
+}
+
+func TestWireFormat(t *testing.T) {
+	ctx := context.Background()
+	a := account("o1")
+
+	tests := []struct {
+		name  string
+		call  func(c *midas.Client) error
+		path  string
+		extra map[string]string
+	}{
+		{"get_balance_m sends only the common parameters", func(c *midas.Client) error {
+			_, err := c.Balance(ctx, a)
+			return err
+		}, "/mpay/get_balance_m", nil},
+		{"pay_m adds amt, billno and payitem", func(c *midas.Client) error {
+			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "b1", Amount: 10})
+			return err
+		}, "/mpay/pay_m", map[string]string{"amt": "10", "billno": "b1", "payitem": "dice*1"}},
+		{"cancel_pay_m adds amt and billno", func(c *midas.Client) error {
+			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b1", Amount: 10})
+			return err
+		}, "/mpay/cancel_pay_m", map[string]string{"amt": "10", "billno": "b1"}},
+		{"present_m adds billno and presenttimes", func(c *midas.Client) error {
+			_, err := c.Present(ctx, a, providers.Present{BillNo: "g1", Amount: 3})
+			return err
+		}, "/mpay/present_m", map[string]string{"billno": "g1", "presenttimes": "3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cp, c := newCapture(t, `{"ret":0,"balance":1}`)
+			if err := tt.call(c); err != nil {
+				t.Fatal(err)
+			}
+			r := cp.req
+			if r.Method != http.MethodGet || r.URL.Path != tt.path {
+				t.Fatalf("%s %s", r.Method, r.URL.Path)
+			}
+			q := r.URL.Query()
+			want := map[string]string{
+				"openid": "o1", "openkey": "openkey-secret-o1", "appid": appID, "ts": "1700000000",
+				"pf": a.Midas.PF, "pfkey": "pfkey-secret", "zoneid": "1", "userip": "10.0.0.1",
+				"accounttype": "common", "format": "json",
+			}
+			for k, v := range tt.extra {
+				want[k] = v
+			}
+			for k, v := range want {
+				if q.Get(k) != v {
+					t.Errorf("%s = %q, want %q", k, q.Get(k), v)
+				}
+			}
+			if len(q) != len(want)+1 {
+				t.Errorf("query has %d parameters, want %d plus sig: %v", len(q), len(want), keys(q))
+			}
+			if got, wantSig := q.Get("sig"), midas.Sign("GET", "/v3/r"+tt.path, q, appKey); got != wantSig {
+				t.Errorf("sig = %q, want %q", got, wantSig)
+			}
+			for name, want := range map[string]string{"session_id": "openid", "session_type": "kp_actoken", "org_loc": tt.path} {
+				ck, err := r.Cookie(name)
+				if err != nil {
+					t.Errorf("cookie %s: %v", name, err)
+					continue
+				}
+				if v, _ := url.QueryUnescape(ck.Value); v != want {
+					t.Errorf("cookie %s = %q, want %q", name, v, want)
+				}
+			}
+		})
+	}
+
+	t.Run("optional parameters are left out when unset and zoneid is kept when set", func(t *testing.T) {
+		cp, c := newCapture(t, `{"ret":0,"balance":1}`)
+		b := a
+		b.Midas.UserIP, b.Midas.AccountType, b.Midas.PayItem, b.Midas.ZoneID = "", "", "", "2_r1"
+		if _, err := c.Debit(ctx, b, providers.Debit{BillNo: "b1", Amount: 10}); err != nil {
+			t.Fatal(err)
+		}
+		q := cp.req.URL.Query()
+		for _, k := range []string{"userip", "accounttype", "payitem"} {
+			if _, has := q[k]; has {
+				t.Errorf("%s sent although unset", k)
+			}
+		}
+		if q.Get("zoneid") != "2_r1" {
+			t.Errorf("zoneid = %q", q.Get("zoneid"))
+		}
+	})
+
+	t.Run("WeChat and guest sessions use hy_gameid", func(t *testing.T) {
+		for _, st := range []string{"wc_actoken", "st_dummy"} {
+			cp, c := newCapture(t, `{"ret":0,"balance":1}`)
+			b := a
+			b.Midas.SessionType = st
+			if _, err := c.Balance(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if ck, _ := cp.req.Cookie("session_id"); ck == nil || ck.Value != "hy_gameid" {
+				t.Errorf("%s: session_id = %v", st, ck)
+			}
+		}
+	})
+}
+
+func keys(q url.Values) []string {
+	var out []string
+	for k := range q {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestReplies(t *testing.T) {
+	ctx := context.Background()
+	a := account("r")
+
+	t.Run("a jsonp reply is unwrapped", func(t *testing.T) {
+		_, c := newCapture(t, `sample_pay({"ret":0,"balance":3989,"gen_balance":256,"first_save":1,"save_amt":4000,"tss_list":[]});`)
+		b, err := c.Balance(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b != (providers.Balance{Balance: 3989, GenBalance: 256, SaveAmt: 4000, FirstSave: true}) {
+			t.Errorf("balance = %+v", b)
+		}
+	})
+
+	t.Run("the seed's balance reply with tss_list is read", func(t *testing.T) {
+		_, c := newCapture(t, `{"ret":0,"balance":3989,"gen_balance":256,"first_save":0,"save_amt":4000,"gen_expire":0,
+			"tss_list":[{"innerproductid":"1450000594-1001","begintime":"2014-08-21 18:15:24","paysubchan":1}]}`)
+		b, err := c.Balance(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Balance != 3989 || b.SaveAmt != 4000 || b.FirstSave {
+			t.Errorf("balance = %+v", b)
+		}
+	})
+
+	t.Run("ret and amounts sent as strings are read", func(t *testing.T) {
+		_, c := newCapture(t, `{"ret":"0","billno":"b","balance":"12","used_gen_amt":"3"}`)
+		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r != (providers.DebitReply{Class: providers.OK, BillNo: "b", Balance: 12, BalanceKnown: true, UsedGenAmt: 3}) {
+			t.Errorf("reply = %+v", r)
+		}
+	})
+
+	tests := []struct {
+		name     string
+		endpoint string
+		status   int
+		reply    string
+		class    providers.Class
+		code     providers.Code
+	}{
+		{"1002215 on cancel_pay_m is already done", "cancel", 200, `{"ret":1002215,"msg":"duplicate billno"}`, providers.AlreadyDone, ""},
+		{"1002215 on present_m is already done", "present", 200, `{"ret":1002215}`, providers.AlreadyDone, ""},
+		{"1002215 as a string on pay_m is already done", "pay", 200, `{"ret":"1002215"}`, providers.AlreadyDone, ""},
+		{"1001 is a final param error", "pay", 200, `{"ret":1001,"msg":"param"}`, providers.Final, providers.CodeParamError},
+		{"1004 is final insufficient balance", "pay", 200, `{"ret":1004}`, providers.Final, providers.CodeInsufficientBalance},
+		{"1018 is final login failed", "balance", 200, `{"ret":1018,"msg":"请先登录"}`, providers.Final, providers.CodeLoginFailed},
+		{"1147 is final risk control", "pay", 200, `{"ret":1147}`, providers.Final, providers.CodeRiskControl},
+		{"1002 is retryable busy", "pay", 200, `{"ret":1002}`, providers.Retryable, providers.CodeBusy},
+		{"3000111 is retryable busy", "pay", 200, `{"ret":3000111}`, providers.Retryable, providers.CodeBusy},
+		{"1003 on pay_m is final unknown", "pay", 200, `{"ret":1003}`, providers.Final, providers.CodeUnknown},
+		{"1003 on cancel_pay_m is final not found", "cancel", 200, `{"ret":1003}`, providers.Final, providers.CodeNotFound},
+		{"an unknown ret is final unknown", "balance", 200, `{"ret":-7}`, providers.Final, providers.CodeUnknown},
+		{"a jsonp reply that does not close is a retryable bad reply", "pay", 200, `cb({"ret":0`, providers.Retryable, providers.CodeBadReply},
+		{"an HTML page is a retryable bad reply", "pay", 200, `<html>proxy error</html>`, providers.Retryable, providers.CodeBadReply},
+		{"a reply without ret is a retryable bad reply", "pay", 200, `{"balance":1}`, providers.Retryable, providers.CodeBadReply},
+		{"a success of get_balance_m without balance is a retryable bad reply", "balance", 200, `{"ret":0}`, providers.Retryable, providers.CodeBadReply},
+		{"HTTP 503 is retryable unavailable", "pay", 503, ``, providers.Retryable, providers.CodeUnavailable},
+		{"HTTP 403 is a final bad reply", "pay", 403, `forbidden`, providers.Final, providers.CodeBadReply},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cp, c := newCapture(t, tt.reply)
+			cp.status = tt.status
+			var (
+				class providers.Class
+				err   error
+			)
+			switch tt.endpoint {
+			case "balance":
+				_, err = c.Balance(ctx, a)
+			case "pay":
+				var r providers.DebitReply
+				r, err = c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
+				class = r.Class
+			case "cancel":
+				var r providers.CancelReply
+				r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "b", Amount: 1})
+				class = r.Class
+			case "present":
+				var r providers.PresentReply
+				r, err = c.Present(ctx, a, providers.Present{BillNo: "b", Amount: 1})
+				class = r.Class
+			}
+			if tt.class == providers.AlreadyDone {
+				if err != nil || class != providers.AlreadyDone {
+					t.Fatalf("class %v, err %v; want already done", class, err)
+				}
+				return
+			}
+			wantErr(t, err, tt.class, tt.code)
+		})
+	}
+
+	t.Run("a provider message that echoes a secret is masked", func(t *testing.T) {
+		_, c := newCapture(t, `{"ret":1018,"msg":"bad openkey openkey-secret-r"}`)
+		_, err := c.Balance(ctx, a)
+		wantErr(t, err, providers.Final, providers.CodeLoginFailed)
+	})
+}
+
+func TestCallsWithoutAnIdempotencyKeyNeverLeave(t *testing.T) {
+	ctx := context.Background()
+	cp, c := newCapture(t, `{"ret":0,"balance":1}`)
+	a := account("k")
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"a pay without billno", func() error { _, err := c.Debit(ctx, a, providers.Debit{Amount: 1}); return err }},
+		{"a pay of zero coins", func() error { _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b"}); return err }},
+		{"a cancel without amount", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b"}); return err }},
+		{"a present without billno", func() error { _, err := c.Present(ctx, a, providers.Present{Amount: 1}); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is refused as a final param error", func(t *testing.T) {
+			wantErr(t, tt.call(), providers.Final, providers.CodeParamError)
+		})
+	}
+	if n := cp.hits.Load(); n != 0 {
+		t.Errorf("%d requests reached the provider, want 0", n)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	t.Run("a provider slower than the client timeout is a retryable timeout without secrets", func(t *testing.T) {
+		c := midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Timeout: 50 * time.Millisecond})
+		_, err := c.Debit(context.Background(), account("slow"), providers.Debit{BillNo: "b", Amount: 1})
+		pe := wantErr(t, err, providers.Retryable, providers.CodeTimeout)
+		if strings.Contains(pe.Error(), "sig=") || strings.Contains(pe.Error(), "openkey") {
+			t.Errorf("error leaks the query: %v", pe)
+		}
+	})
+
+	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
+		c := midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Timeout: time.Minute})
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := c.Balance(ctx, account("slow"))
+		wantErr(t, err, providers.Retryable, providers.CodeTimeout)
+	})
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		endpoint string
+		ret      int
+		class    providers.Class
+		code     providers.Code
+	}{
+		{"pay_m", 0, providers.OK, ""},
+		{"pay_m", 1002215, providers.AlreadyDone, ""},
+		{"present_m", 1002215, providers.AlreadyDone, ""},
+		{"cancel_pay_m", 1002215, providers.AlreadyDone, ""},
+		{"get_balance_m", 1002215, providers.Final, providers.CodeUnknown},
+		{"pay_m", 1002, providers.Retryable, providers.CodeBusy},
+		{"pay_m", 3000111, providers.Retryable, providers.CodeBusy},
+		{"pay_m", 1001, providers.Final, providers.CodeParamError},
+		{"pay_m", 1004, providers.Final, providers.CodeInsufficientBalance},
+		{"get_balance_m", 1018, providers.Final, providers.CodeLoginFailed},
+		{"pay_m", 1144, providers.Final, providers.CodeUnknown},
+		{"pay_m", 1145, providers.Final, providers.CodeRiskControl},
+		{"pay_m", 1149, providers.Final, providers.CodeRiskControl},
+		{"pay_m", 1150, providers.Final, providers.CodeUnknown},
+		{"cancel_pay_m", 1003, providers.Final, providers.CodeNotFound},
+		{"pay_m", 1003, providers.Final, providers.CodeUnknown},
+	}
+	for _, tt := range tests {
+		class, code := midas.Classify(tt.endpoint, tt.ret)
+		if class != tt.class || code != tt.code {
+			t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
+		}
+	}
+}
