@@ -225,7 +225,11 @@ func (w *Worker) checkHealth(ctx context.Context) {
 	natsOK := w.cfg.Conn.Status() == nats.CONNECTED
 	ok := storeErr == nil && natsOK && !w.draining.Load()
 	if was := w.ready.Swap(ok); was != ok {
-		w.log.Warn("readiness changed", "ready", ok, "nats_connected", natsOK, "store_error", storeErr)
+		if ok {
+			w.log.Info("ready: taking work")
+		} else {
+			w.log.Warn("not ready: taking no work until NATS and the store answer", "nats_connected", natsOK, "store_error", storeErr)
+		}
 	}
 	if w.metrics != nil {
 		if st, err := w.cfg.Store.Stats(pingCtx); err == nil {

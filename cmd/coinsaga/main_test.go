@@ -159,3 +159,37 @@ func TestFlagsComeFromTheEnvironment(t *testing.T) {
 }
 
 var _ = fmt.Sprintf
+
+func TestConfigFile(t *testing.T) {
+	t.Run("the example config loads when its secrets are in the environment", func(t *testing.T) {
+		t.Setenv("COINSAGA_SUD_APP_SECRET", "s")
+		t.Setenv("COINSAGA_MIDAS_APP_KEY", "k")
+		c, err := loadConfig("../../docs/example-config.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Midas.AppKey != "k" || c.SUD.AppSecret != "s" || c.MOGS.AppID != "10000" {
+			t.Errorf("config %+v", c)
+		}
+	})
+	t.Run("every problem is reported on its own line", func(t *testing.T) {
+		path := t.TempDir() + "/bad.yaml"
+		os.WriteFile(path, []byte("sud:\n  app_id: a\n  app_secret: s\n  app_secret_env: X\nmidas:\n  base_url: ftp://x\ntimeout: soon\n"), 0o600)
+		_, err := loadConfig(path)
+		if err == nil {
+			t.Fatal("a broken config loaded")
+		}
+		for _, want := range []string{"sud.app_secret: give the secret one way only", "timeout:", "midas.base_url:", "midas.app_id: required", "sud: set create_order_url"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not mention %q:\n%v", want, err)
+			}
+		}
+	})
+	t.Run("an unknown key is an error", func(t *testing.T) {
+		path := t.TempDir() + "/typo.yaml"
+		os.WriteFile(path, []byte("mogs:\n  baseurl: x\n"), 0o600)
+		if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "baseurl") {
+			t.Errorf("err = %v, want it to name the unknown key", err)
+		}
+	})
+}
