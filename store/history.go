@@ -1,0 +1,64 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+type historyRow struct {
+	At        int64  `db:"at"`
+	State     string `db:"state"`
+	Step      string `db:"step"`
+	Attempt   int    `db:"attempt"`
+	ErrorCode string `db:"error_code"`
+	Error     string `db:"error"`
+	Detail    string `db:"detail"`
+}
+
+// insertHistory appends the line for the order's version. A zero At is
+// stamped with the commit's time.
+func insertHistory(ctx context.Context, tx *sqlx.Tx, orderID, version int64, h HistoryEntry, now time.Time) error {
+	at := h.At
+	if at.IsZero() {
+		at = now
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO history
+		(order_id, version, at, state, step, attempt, error_code, error, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		orderID, version, at.UnixMilli(), h.State, h.Step, h.Attempt, h.ErrorCode, h.Error, h.Detail)
+	if err != nil {
+		return fmt.Errorf("insert history: %w", err)
+	}
+	return nil
+}
+
+// History returns the order's history, oldest first; ErrNotFound if there
+// is no such order.
+func (s *SQLite) History(ctx context.Context, outOrderID string) ([]HistoryEntry, error) {
+	var rows []historyRow
+	err := s.r.SelectContext(ctx, &rows, `SELECT h.at, h.state, h.step, h.attempt, h.error_code, h.error, h.detail
+		FROM history h JOIN orders o ON o.id = h.order_id
+		WHERE o.out_order_id = ? ORDER BY h.version`, outOrderID)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", outOrderID, err)
+	}
+	if len(rows) == 0 {
+		// Every stored order has at least its accept line, so no lines
+		// means no order; the check tells it apart from a read error.
+		if _, err := s.Get(ctx, outOrderID); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", outOrderID, err)
+		}
+		return []HistoryEntry{}, nil
+	}
+	out := make([]HistoryEntry, len(rows))
+	for i, r := range rows {
+		out[i] = HistoryEntry{
+			At: fromMs(r.At), State: r.State, Step: r.Step, Attempt: r.Attempt,
+			ErrorCode: r.ErrorCode, Error: r.Error, Detail: r.Detail,
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,423 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// orderFields are the orders columns after id, in the order orderArgs
+// produces their values. Insert, update and select are built from this one
+// list so that they cannot drift apart.
+var orderFields = []string{
+	"out_order_id", "mg_id", "room_id", "from_uid", "provider", "amount",
+	"intent", "intent_subject", "body_hash",
+	"state", "step", "seq", "attempt", "next_run_at",
+	"sud_order_id", "bill_no", "pay_generation",
+	"has_baseline", "baseline_balance", "baseline_save_amt", "baseline_cost_sum",
+	"has_pay_balance", "pay_balance", "used_gen_amt", "debited_at",
+	"error_code", "error",
+	"created_at", "updated_at", "version",
+}
+
+func orderArgs(o Order) []any {
+	return []any{
+		o.OutOrderID, o.MgID, o.RoomID, o.FromUID, o.Provider, o.Amount,
+		o.Intent, o.IntentSubject, o.BodyHash,
+		o.State, o.Step, o.Seq, o.Attempt, msOrNull(o.NextRunAt),
+		o.SudOrderID, o.BillNo, o.PayGeneration,
+		o.HasBaseline, o.BaselineBalance, o.BaselineSaveAmt, o.BaselineCostSum,
+		o.HasPayBalance, o.PayBalance, o.UsedGenAmt, msOrNull(o.DebitedAt),
+		o.ErrorCode, o.Error,
+		o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli(), o.Version,
+	}
+}
+
+// Columns an applied transition never changes: the key and the birth date.
+var frozenFields = map[string]bool{"out_order_id": true, "created_at": true}
+
+var (
+	selectOrder = "SELECT id, " + strings.Join(orderFields, ", ") + " FROM orders "
+
+	insertOrder = "INSERT INTO orders (" + strings.Join(orderFields, ", ") + ") VALUES (?" +
+		strings.Repeat(", ?", len(orderFields)-1) + ") ON CONFLICT (out_order_id) DO NOTHING RETURNING id"
+
+	updateOrder = func() string {
+		var set []string
+		for _, f := range orderFields {
+			if !frozenFields[f] {
+				set = append(set, f+" = ?")
+			}
+		}
+		return "UPDATE orders SET " + strings.Join(set, ", ") +
+			" WHERE out_order_id = ? AND version = ? RETURNING id, created_at"
+	}()
+)
+
+func updateArgs(o Order) []any {
+	all := orderArgs(o)
+	args := make([]any, 0, len(all))
+	for i, f := range orderFields {
+		if !frozenFields[f] {
+			args = append(args, all[i])
+		}
+	}
+	return args
+}
+
+// orderRow is an orders row as SQLite holds it.
+type orderRow struct {
+	ID              int64         `db:"id"`
+	OutOrderID      string        `db:"out_order_id"`
+	MgID            string        `db:"mg_id"`
+	RoomID          string        `db:"room_id"`
+	FromUID         string        `db:"from_uid"`
+	Provider        string        `db:"provider"`
+	Amount          int64         `db:"amount"`
+	Intent          []byte        `db:"intent"`
+	IntentSubject   string        `db:"intent_subject"`
+	BodyHash        string        `db:"body_hash"`
+	State           string        `db:"state"`
+	Step            string        `db:"step"`
+	Seq             int           `db:"seq"`
+	Attempt         int           `db:"attempt"`
+	NextRunAt       sql.NullInt64 `db:"next_run_at"`
+	SudOrderID      string        `db:"sud_order_id"`
+	BillNo          string        `db:"bill_no"`
+	PayGeneration   int           `db:"pay_generation"`
+	HasBaseline     bool          `db:"has_baseline"`
+	BaselineBalance int64         `db:"baseline_balance"`
+	BaselineSaveAmt int64         `db:"baseline_save_amt"`
+	BaselineCostSum int64         `db:"baseline_cost_sum"`
+	HasPayBalance   bool          `db:"has_pay_balance"`
+	PayBalance      int64         `db:"pay_balance"`
+	UsedGenAmt      int64         `db:"used_gen_amt"`
+	DebitedAt       sql.NullInt64 `db:"debited_at"`
+	ErrorCode       string        `db:"error_code"`
+	Error           string        `db:"error"`
+	CreatedAt       int64         `db:"created_at"`
+	UpdatedAt       int64         `db:"updated_at"`
+	Version         int64         `db:"version"`
+}
+
+func (r orderRow) order() Order {
+	return Order{
+		OutOrderID: r.OutOrderID, MgID: r.MgID, RoomID: r.RoomID, FromUID: r.FromUID,
+		Provider: r.Provider, Amount: r.Amount,
+		Intent: r.Intent, IntentSubject: r.IntentSubject, BodyHash: r.BodyHash,
+		State: r.State, Step: r.Step, Seq: r.Seq, Attempt: r.Attempt, NextRunAt: fromNullMs(r.NextRunAt),
+		SudOrderID: r.SudOrderID, BillNo: r.BillNo, PayGeneration: r.PayGeneration,
+		HasBaseline: r.HasBaseline, BaselineBalance: r.BaselineBalance,
+		BaselineSaveAmt: r.BaselineSaveAmt, BaselineCostSum: r.BaselineCostSum,
+		HasPayBalance: r.HasPayBalance, PayBalance: r.PayBalance, UsedGenAmt: r.UsedGenAmt,
+		DebitedAt: fromNullMs(r.DebitedAt),
+		ErrorCode: r.ErrorCode, Error: r.Error,
+		CreatedAt: fromMs(r.CreatedAt), UpdatedAt: fromMs(r.UpdatedAt), Version: r.Version,
+	}
+}
+
+// Times are stored as unix milliseconds. Orders returned by the store carry
+// exactly what a later read returns: UTC, millisecond precision.
+func msOrNull(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func fromMs(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func fromNullMs(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromMs(n.Int64)
+}
+
+func roundMs(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return fromMs(t.UnixMilli())
+}
+
+// normalize gives o's times the precision and zone a read returns.
+func normalize(o Order) Order {
+	o.NextRunAt = roundMs(o.NextRunAt)
+	o.DebitedAt = roundMs(o.DebitedAt)
+	o.CreatedAt = roundMs(o.CreatedAt)
+	o.UpdatedAt = roundMs(o.UpdatedAt)
+	return o
+}
+
+// terminalStates are events.State's terminal states. The store does not
+// import events (it knows nothing of NATS messages); the conformance suite
+// checks that pruning follows this list.
+var terminalStates = []string{"completed", "rejected", "failed", "compensated", "needs_attention"}
+
+// Accept records each new order with its history and outbox in one group
+// commit. A new order gets Version 1 and UpdatedAt now (CreatedAt too
+// when the caller left it zero). An out_order_id already stored, also by an
+// earlier request of the same call or batch, writes nothing and reports
+// the stored order.
+func (s *SQLite) Accept(ctx context.Context, reqs []Accept) ([]AcceptResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	for i := range reqs {
+		if reqs[i].Order.OutOrderID == "" {
+			return nil, fmt.Errorf("accept request %d: empty out_order_id", i)
+		}
+	}
+	var res []AcceptResult
+	err := s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, now time.Time) error {
+		res = make([]AcceptResult, len(reqs))
+		for i, a := range reqs {
+			r, err := acceptTx(ctx, tx, a, now)
+			if err != nil {
+				return fmt.Errorf("accept %s: %w", a.Order.OutOrderID, err)
+			}
+			res[i] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func acceptTx(ctx context.Context, tx *sqlx.Tx, a Accept, now time.Time) (AcceptResult, error) {
+	o := a.Order
+	o.Version = 1
+	o.UpdatedAt = now
+	if o.CreatedAt.IsZero() {
+		o.CreatedAt = now
+	}
+	var id int64
+	err := tx.QueryRowxContext(ctx, insertOrder, orderArgs(o)...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		existing, err := getOrder(ctx, tx, o.OutOrderID)
+		if err != nil {
+			return AcceptResult{}, fmt.Errorf("read existing: %w", err)
+		}
+		return AcceptResult{Existing: existing}, nil
+	}
+	if err != nil {
+		return AcceptResult{}, fmt.Errorf("insert order: %w", err)
+	}
+	if err := insertHistory(ctx, tx, id, o.Version, a.History, now); err != nil {
+		return AcceptResult{}, err
+	}
+	if err := insertOutbox(ctx, tx, a.Outbox, now); err != nil {
+		return AcceptResult{}, err
+	}
+	return AcceptResult{Created: true}, nil
+}
+
+// Apply writes t.To over t.From if the stored Version is still
+// t.From.Version, with its history line and outbox messages, in one group
+// commit. It returns the order as stored (Version From.Version+1,
+// UpdatedAt now, times at millisecond precision). ErrStale if the order
+// moved; ErrNotFound if it no longer exists (pruned). Either way nothing
+// of the transition is written.
+func (s *SQLite) Apply(ctx context.Context, t Transition) (Order, error) {
+	id := t.From.OutOrderID
+	if id == "" {
+		return Order{}, errors.New("apply: empty out_order_id")
+	}
+	if t.To.OutOrderID != "" && t.To.OutOrderID != id {
+		return Order{}, fmt.Errorf("apply %s: transition would rename the order to %s", id, t.To.OutOrderID)
+	}
+	var (
+		stored  Order
+		outcome error
+	)
+	err := s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, now time.Time) error {
+		stored, outcome = Order{}, nil
+		o := t.To
+		o.OutOrderID = id
+		o.Version = t.From.Version + 1
+		o.UpdatedAt = now
+		args := append(updateArgs(o), id, t.From.Version)
+		var rowID, created int64
+		err := tx.QueryRowxContext(ctx, updateOrder, args...).Scan(&rowID, &created)
+		if errors.Is(err, sql.ErrNoRows) {
+			outcome = ErrStale
+			var one int
+			if err := tx.GetContext(ctx, &one, "SELECT 1 FROM orders WHERE out_order_id = ?", id); errors.Is(err, sql.ErrNoRows) {
+				outcome = ErrNotFound
+			} else if err != nil {
+				return fmt.Errorf("apply %s: %w", id, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("apply %s: update: %w", id, err)
+		}
+		if err := insertHistory(ctx, tx, rowID, o.Version, t.History, now); err != nil {
+			return fmt.Errorf("apply %s: %w", id, err)
+		}
+		if err := insertOutbox(ctx, tx, t.Outbox, now); err != nil {
+			return fmt.Errorf("apply %s: %w", id, err)
+		}
+		o.CreatedAt = fromMs(created)
+		stored = normalize(o)
+		return nil
+	})
+	if err != nil {
+		return Order{}, err
+	}
+	if outcome != nil {
+		return Order{}, fmt.Errorf("apply %s at version %d: %w", id, t.From.Version, outcome)
+	}
+	return stored, nil
+}
+
+// Get returns the order stored under outOrderID.
+func (s *SQLite) Get(ctx context.Context, outOrderID string) (Order, error) {
+	o, err := getOrder(ctx, s.r, outOrderID)
+	if err != nil {
+		return Order{}, fmt.Errorf("get order %s: %w", outOrderID, err)
+	}
+	return o, nil
+}
+
+func getOrder(ctx context.Context, q sqlx.QueryerContext, outOrderID string) (Order, error) {
+	var r orderRow
+	err := sqlx.GetContext(ctx, q, &r, selectOrder+"WHERE out_order_id = ?", outOrderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, ErrNotFound
+	}
+	if err != nil {
+		return Order{}, err
+	}
+	return r.order(), nil
+}
+
+// Due returns up to limit scheduled orders with NextRunAt <= now, soonest
+// first (ties by insertion), skipping those exclude reports. It pages
+// through the due index rather than guessing how many exclude will drop,
+// so a long list of running orders cannot starve the ones behind them.
+func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, exclude func(outOrderID string) bool) ([]Order, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var (
+		out     []Order
+		skipped int
+		lastAt  = int64(math.MinInt64)
+		lastID  int64
+	)
+	for {
+		fetch := limit - len(out) + skipped
+		var rows []orderRow
+		err := s.r.SelectContext(ctx, &rows, selectOrder+
+			`WHERE next_run_at IS NOT NULL AND next_run_at <= ? AND (next_run_at, id) > (?, ?)
+			ORDER BY next_run_at, id LIMIT ?`, now.UnixMilli(), lastAt, lastID, fetch)
+		if err != nil {
+			return nil, fmt.Errorf("due orders: %w", err)
+		}
+		for _, r := range rows {
+			lastAt, lastID = r.NextRunAt.Int64, r.ID
+			if exclude != nil && exclude(r.OutOrderID) {
+				skipped++
+				continue
+			}
+			out = append(out, r.order())
+			if len(out) == limit {
+				return out, nil
+			}
+		}
+		if len(rows) < fetch {
+			return out, nil
+		}
+	}
+}
+
+// NextDue returns the earliest NextRunAt of any scheduled order.
+func (s *SQLite) NextDue(ctx context.Context) (time.Time, bool, error) {
+	var at sql.NullInt64
+	if err := s.r.GetContext(ctx, &at, "SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL"); err != nil {
+		return time.Time{}, false, fmt.Errorf("next due order: %w", err)
+	}
+	if !at.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMs(at.Int64), true, nil
+}
+
+// PruneTerminal deletes up to limit terminal, unscheduled orders last
+// updated before cutoff; their history goes with them (ON DELETE CASCADE).
+func (s *SQLite) PruneTerminal(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	q := `DELETE FROM orders WHERE id IN (
+		SELECT id FROM orders
+		WHERE state IN ('` + strings.Join(terminalStates, "', '") + `')
+		AND next_run_at IS NULL AND updated_at < ?
+		LIMIT ?)`
+	var n int64
+	err := s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, _ time.Time) error {
+		res, err := tx.ExecContext(ctx, q, cutoff.UnixMilli(), limit)
+		if err != nil {
+			return fmt.Errorf("prune terminal orders: %w", err)
+		}
+		// changes() counts the orders only, not the cascaded history.
+		n, err = res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("prune terminal orders: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
+
+// Stats counts orders by state, scheduled orders by step and the outbox,
+// all from one read snapshot.
+func (s *SQLite) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{ByState: map[string]int64{}, ScheduledByStep: map[string]int64{}}
+	tx, err := s.r.BeginTxx(ctx, nil)
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	defer tx.Rollback()
+	count := func(q string, into map[string]int64) error {
+		rows, err := tx.QueryContext(ctx, q)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			var n int64
+			if err := rows.Scan(&k, &n); err != nil {
+				return err
+			}
+			into[k] = n
+		}
+		return rows.Err()
+	}
+	if err := count("SELECT state, COUNT(*) FROM orders GROUP BY state", st.ByState); err != nil {
+		return Stats{}, fmt.Errorf("stats by state: %w", err)
+	}
+	if err := count("SELECT step, COUNT(*) FROM orders WHERE next_run_at IS NOT NULL GROUP BY step", st.ScheduledByStep); err != nil {
+		return Stats{}, fmt.Errorf("stats by step: %w", err)
+	}
+	var oldest sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*), MIN(created_at) FROM outbox").Scan(&st.Outbox, &oldest); err != nil {
+		return Stats{}, fmt.Errorf("stats outbox: %w", err)
+	}
+	st.OldestOutbox = fromNullMs(oldest)
+	return st, nil
+}

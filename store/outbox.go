@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+type outboxRow struct {
+	ID      int64          `db:"id"`
+	Subject string         `db:"subject"`
+	MsgID   string         `db:"msg_id"`
+	Header  sql.NullString `db:"header"`
+	Data    []byte         `db:"data"`
+}
+
+func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []Message, now time.Time) error {
+	for _, m := range msgs {
+		var header sql.NullString
+		if len(m.Header) > 0 {
+			b, err := json.Marshal(m.Header)
+			if err != nil {
+				return fmt.Errorf("outbox %s: encode header: %w", m.MsgID, err)
+			}
+			header = sql.NullString{String: string(b), Valid: true}
+		}
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO outbox (subject, msg_id, header, data, created_at) VALUES (?, ?, ?, ?, ?)`,
+			m.Subject, m.MsgID, header, m.Data, now.UnixMilli()); err != nil {
+			return fmt.Errorf("outbox %s: insert: %w", m.MsgID, err)
+		}
+	}
+	return nil
+}
+
+// PendingOutbox returns up to limit messages in the order they were
+// written, which is the order their changes committed.
+func (s *SQLite) PendingOutbox(ctx context.Context, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []outboxRow
+	if err := s.r.SelectContext(ctx, &rows,
+		`SELECT id, subject, msg_id, header, data FROM outbox ORDER BY id LIMIT ?`, limit); err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	out := make([]Message, len(rows))
+	for i, r := range rows {
+		m := Message{ID: r.ID, Subject: r.Subject, MsgID: r.MsgID, Data: r.Data}
+		if r.Header.Valid {
+			if err := json.Unmarshal([]byte(r.Header.String), &m.Header); err != nil {
+				return nil, fmt.Errorf("pending outbox: message %d header: %w", r.ID, err)
+			}
+		}
+		out[i] = m
+	}
+	return out, nil
+}
+
+// DeleteOutbox removes published messages; ids already gone are ignored
+// (a relay may retry a delete).
+func (s *SQLite) DeleteOutbox(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	// One statement with the ids as a JSON array: the same SQL text for any
+	// count, so it stays in the statement cache.
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("delete outbox: %w", err)
+	}
+	return s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, _ time.Time) error {
+		if _, err := tx.ExecContext(ctx,
+			`DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))`, string(list)); err != nil {
+			return fmt.Errorf("delete %d outbox messages: %w", len(ids), err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+)
+
+// ErrClosed is returned by calls made after Close.
+var ErrClosed = errors.New("store: closed")
+
+// DefaultMaxBatch is how many write requests one group commit takes at most.
+const DefaultMaxBatch = 256
+
+// SQLite is the Store on one SQLite file.
+//
+// Durability: the database runs in WAL mode with synchronous=NORMAL by
+// default. A commit is then in the WAL file before the call returns, so a
+// crashed or killed process loses nothing; a power loss or kernel panic may
+// lose the last commits (never corrupt the file), because the WAL is
+// fsynced only at checkpoints. WithSynchronousFull fsyncs the WAL on every
+// commit, which survives power loss at the cost of one fsync per group
+// commit (group commit shares that cost between the concurrent callers).
+//
+// Writes (Accept, Apply, DeleteOutbox, PruneTerminal) go through one
+// committer goroutine that applies every request waiting at that moment in
+// one transaction; each request keeps its own outcome (ErrStale,
+// created/existing). Reads use a separate pool of read-only connections,
+// which WAL lets run beside the writer.
+//
+// A caller whose ctx ends while its write waits gets ctx.Err(), but the
+// write may still commit: after such an error, re-read the order before
+// deciding again (the saga does, through Version and ErrStale).
+type SQLite struct {
+	path   string
+	log    *slog.Logger
+	now    func() time.Time
+	w      *sqlx.DB // one connection: the only writer
+	r      *sqlx.DB // readers
+	lock   *fileLock
+	reqs   chan *writeReq
+	quit   chan struct{}
+	done   chan struct{}
+	closer sync.Once
+	cerr   error
+	max    int
+}
+
+var _ Store = (*SQLite)(nil)
+
+type config struct {
+	log      *slog.Logger
+	syncFull bool
+	maxBatch int
+	now      func() time.Time
+}
+
+// Option configures OpenSQLite.
+type Option func(*config)
+
+// WithLogger logs migrations and failed commits to l (default: nothing).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithSynchronousFull fsyncs every commit (synchronous=FULL), so commits
+// survive a power loss, not only a process crash. See SQLite.
+func WithSynchronousFull() Option { return func(c *config) { c.syncFull = true } }
+
+// WithMaxBatch caps how many write requests share one transaction
+// (default DefaultMaxBatch).
+func WithMaxBatch(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.maxBatch = n
+		}
+	}
+}
+
+// WithClock sets the clock for UpdatedAt, CreatedAt, history and outbox
+// times (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// OpenSQLite opens (creating if needed) the database at path, applies
+// pending migrations and starts the committer. Only one process may hold a
+// database: a second open fails with an error wrapping ErrLocked. Close
+// releases it.
+func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, error) {
+	cfg := config{
+		log:      slog.New(slog.DiscardHandler),
+		maxBatch: DefaultMaxBatch,
+		now:      time.Now,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if path == "" {
+		return nil, errors.New("open store: empty database path")
+	}
+
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &SQLite{
+		path: path,
+		log:  cfg.log,
+		now:  cfg.now,
+		lock: lock,
+		reqs: make(chan *writeReq),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+		max:  cfg.maxBatch,
+	}
+	if err := s.open(ctx, cfg); err != nil {
+		s.closeDBs()
+		lock.release()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+func (s *SQLite) open(ctx context.Context, cfg config) error {
+	syncMode := "NORMAL"
+	if cfg.syncFull {
+		syncMode = "FULL"
+	}
+	// file: URIs let a path hold any character; mattn passes the whole URI
+	// to sqlite3_open_v2, which ignores the driver's _-prefixed keys.
+	base := "file:" + (&url.URL{Path: s.path}).EscapedPath()
+	common := "_busy_timeout=5000&_foreign_keys=on&_stmt_cache_size=32"
+
+	w, err := sqlx.Open("sqlite3", base+"?"+common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s.w = w
+	if err := w.PingContext(ctx); err != nil {
+		return fmt.Errorf("open writer: %w", err)
+	}
+	if err := migrate(ctx, w, s.now, s.log); err != nil {
+		return err
+	}
+
+	// The writer made the file WAL (a persistent setting); readers only
+	// read, and query_only turns a stray write into an error.
+	r, err := sqlx.Open("sqlite3", base+"?"+common+"&_query_only=true")
+	if err != nil {
+		return fmt.Errorf("open readers: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s.r = r
+	if err := r.PingContext(ctx); err != nil {
+		return fmt.Errorf("open readers: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that both the writer and the readers answer.
+func (s *SQLite) Ping(ctx context.Context) error {
+	select {
+	case <-s.quit:
+		return ErrClosed
+	default:
+	}
+	var one int
+	if err := s.r.GetContext(ctx, &one, "SELECT 1"); err != nil {
+		return fmt.Errorf("ping store readers: %w", err)
+	}
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping store writer: %w", err)
+	}
+	return nil
+}
+
+// Close stops the committer after the batch in progress, closes the
+// database (checkpointing the WAL into it) and releases the lock file.
+// Writes waiting to be taken get ErrClosed.
+func (s *SQLite) Close() error {
+	s.closer.Do(func() {
+		close(s.quit)
+		<-s.done
+		s.cerr = s.closeDBs()
+		s.lock.release()
+	})
+	return s.cerr
+}
+
+func (s *SQLite) closeDBs() error {
+	var errs []error
+	if s.r != nil {
+		if err := s.r.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store readers: %w", err))
+		}
+	}
+	if s.w != nil {
+		if err := s.w.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store writer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
