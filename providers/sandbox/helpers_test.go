@@ -129,17 +129,25 @@ func (e *env) mogsWith(endpoint string, q url.Values, body string) mogsResp {
 
 func decodeReply(t *testing.T, resp *http.Response, out any) {
 	t.Helper()
+	if err := decodeInto(resp, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// decodeInto is decodeReply for goroutines other than the test's own.
+func decodeInto(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("read reply: %v", err)
+		return fmt.Errorf("read reply: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("HTTP %d: %s", resp.StatusCode, raw)
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, raw)
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		t.Fatalf("decode %q: %v", raw, err)
+		return fmt.Errorf("decode %q: %w", raw, err)
 	}
+	return nil
 }
 
 // ---- Midas ----
@@ -334,3 +342,5 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
