@@ -7,9 +7,9 @@ import (
 	"strconv"
 )
 
-// The seed types bill_no as a string in requests and an int in replies, and
-// providers of this family are known to quote numbers. These types accept
-// either form so that a harmless change of JSON type never fails a payment.
+// Providers of this family are known to quote numbers in some replies and
+// not in others. These types accept either form so that a harmless change of
+// JSON type never fails a payment.
 
 // flexInt is an integer sent as a JSON number or a quoted number.
 type flexInt int64
@@ -40,31 +40,6 @@ func (n *flexInt) UnmarshalJSON(b []byte) error {
 		v = int64(f)
 	}
 	*n = flexInt(v)
-	return nil
-}
-
-// flexValue is an identifier sent as a JSON string or number, kept as text
-// exactly as written (a long numeric bill_no must not pass through float64).
-type flexValue string
-
-func (v *flexValue) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case bytes.Equal(b, []byte("null")):
-		return nil
-	case len(b) > 0 && b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*v = flexValue(s)
-		return nil
-	}
-	var num json.Number
-	if err := json.Unmarshal(b, &num); err != nil {
-		return fmt.Errorf("not a string or number: %.32q", b)
-	}
-	*v = flexValue(num)
 	return nil
 }
 

@@ -91,16 +91,16 @@ func New(cfg Config) *Client {
 func (c *Client) Provider() string { return Provider }
 
 // reply is the union of the four endpoints' replies. Pointers tell an
-// absent field from a zero one.
+// absent field from a zero one. The echoed billno is not read: the key that
+// matters is the one we sent, which the replies report.
 type reply struct {
-	Ret        *flexInt  `json:"ret"`
-	Msg        string    `json:"msg"`
-	Balance    *flexInt  `json:"balance"`
-	GenBalance flexInt   `json:"gen_balance"`
-	FirstSave  flexBool  `json:"first_save"`
-	SaveAmt    flexInt   `json:"save_amt"`
-	BillNo     flexValue `json:"billno"`
-	UsedGenAmt flexInt   `json:"used_gen_amt"`
+	Ret        *flexInt `json:"ret"`
+	Msg        string   `json:"msg"`
+	Balance    *flexInt `json:"balance"`
+	GenBalance flexInt  `json:"gen_balance"`
+	FirstSave  flexBool `json:"first_save"`
+	SaveAmt    flexInt  `json:"save_amt"`
+	UsedGenAmt flexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -135,7 +135,7 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 	if err != nil {
 		return providers.DebitReply{}, err
 	}
-	out := providers.DebitReply{Class: rep.class, BillNo: rep.billNo(d.BillNo), UsedGenAmt: int64(rep.UsedGenAmt)}
+	out := providers.DebitReply{Class: rep.class, BillNo: d.BillNo, UsedGenAmt: int64(rep.UsedGenAmt)}
 	if rep.Balance != nil {
 		out.Balance, out.BalanceKnown = int64(*rep.Balance), true
 	}
@@ -153,7 +153,7 @@ func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn provider
 	if err != nil {
 		return providers.CancelReply{}, err
 	}
-	return providers.CancelReply{Class: rep.class, BillNo: rep.billNo(cn.BillNo)}, nil
+	return providers.CancelReply{Class: rep.class, BillNo: cn.BillNo}, nil
 }
 
 // Present calls present_m for p.Amount coins under billno p.BillNo.
@@ -166,7 +166,7 @@ func (c *Client) Present(ctx context.Context, acct providers.Account, p provider
 	if err != nil {
 		return providers.PresentReply{}, err
 	}
-	out := providers.PresentReply{Class: rep.class, BillNo: rep.billNo(p.BillNo)}
+	out := providers.PresentReply{Class: rep.class, BillNo: p.BillNo}
 	if rep.Balance != nil {
 		out.Balance = int64(*rep.Balance)
 	}
@@ -193,13 +193,6 @@ func paramError(endpoint, msg string) *providers.Error {
 type classified struct {
 	reply
 	class providers.Class
-}
-
-func (r *classified) billNo(sent string) string {
-	if r.BillNo != "" {
-		return string(r.BillNo)
-	}
-	return sent
 }
 
 // SessionID returns the cookie's session_id for a session type: "openid"

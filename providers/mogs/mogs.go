@@ -93,18 +93,20 @@ type request struct {
 
 // reply is the union of the four endpoints' replies. Pointers tell a field
 // that is absent from one that is zero: an AlreadyDone pay may omit balance.
+// The echoed bill_no is not read: the seed types it int, the sandbox sends a
+// string, and either way the key that matters is the one we sent, which the
+// replies report.
 type reply struct {
-	Ret         *flexInt  `json:"ret"`
-	ErrMsg      string    `json:"errmsg"`
-	Balance     *flexInt  `json:"balance"`
-	GenBalance  flexInt   `json:"gen_balance"`
-	IsFirst     flexBool  `json:"is_first"`
-	SaveAmt     flexInt   `json:"save_amt"`
-	SaveSum     flexInt   `json:"save_sum"`
-	CostSum     flexInt   `json:"cost_sum"`
-	PresentSums flexInt   `json:"present_sums"`
-	BillNo      flexValue `json:"bill_no"`
-	UsedGenAmt  flexInt   `json:"used_gen_amt"`
+	Ret         *flexInt `json:"ret"`
+	ErrMsg      string   `json:"errmsg"`
+	Balance     *flexInt `json:"balance"`
+	GenBalance  flexInt  `json:"gen_balance"`
+	IsFirst     flexBool `json:"is_first"`
+	SaveAmt     flexInt  `json:"save_amt"`
+	SaveSum     flexInt  `json:"save_sum"`
+	CostSum     flexInt  `json:"cost_sum"`
+	PresentSums flexInt  `json:"present_sums"`
+	UsedGenAmt  flexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -140,7 +142,7 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 	}
 	out := providers.DebitReply{
 		Class:      rep.class,
-		BillNo:     rep.billNo(d.BillNo),
+		BillNo:     d.BillNo,
 		UsedGenAmt: int64(rep.UsedGenAmt),
 	}
 	if rep.Balance != nil {
@@ -159,7 +161,7 @@ func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn provider
 	if err != nil {
 		return providers.CancelReply{}, err
 	}
-	return providers.CancelReply{Class: rep.class, BillNo: rep.billNo(cn.BillNo)}, nil
+	return providers.CancelReply{Class: rep.class, BillNo: cn.BillNo}, nil
 }
 
 // Present gives p.Amount coins under p.BillNo.
@@ -171,7 +173,7 @@ func (c *Client) Present(ctx context.Context, acct providers.Account, p provider
 	if err != nil {
 		return providers.PresentReply{}, err
 	}
-	out := providers.PresentReply{Class: rep.class, BillNo: rep.billNo(p.BillNo)}
+	out := providers.PresentReply{Class: rep.class, BillNo: p.BillNo}
 	if rep.Balance != nil {
 		out.Balance = int64(*rep.Balance)
 	}
@@ -199,15 +201,6 @@ func paramError(endpoint, msg string) *providers.Error {
 type classified struct {
 	reply
 	class providers.Class
-}
-
-// billNo prefers the bill number the provider echoed, since that is the one
-// it recorded, and falls back to ours when the reply has none.
-func (r *classified) billNo(sent string) string {
-	if r.BillNo != "" {
-		return string(r.BillNo)
-	}
-	return sent
 }
 
 // call performs one request and classifies the reply. It returns a

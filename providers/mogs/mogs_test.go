@@ -458,7 +458,7 @@ func TestReplies(t *testing.T) {
 	ctx := context.Background()
 	a := account("r")
 
-	t.Run("a bill_no echoed as a JSON number is read as its digits", func(t *testing.T) {
+	t.Run("a bill_no echoed as a JSON number, as the seed types it, is accepted", func(t *testing.T) {
 		_, c := newCapture(t, `{"ret":0,"errmsg":"ok","balance":5,"bill_no":123456789012345678901,"used_gen_amt":2}`)
 		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "123456789012345678901", Amount: 1})
 		if err != nil {

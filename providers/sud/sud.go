@@ -201,18 +201,14 @@ func (c *Client) CreateOrder(ctx context.Context, r CreateOrderRequest) (CreateO
 	if err != nil {
 		return CreateOrderReply{}, paramError(EndpointCreateOrder, "encode request: "+err.Error())
 	}
-	env, err := c.call(ctx, EndpointCreateOrder, body)
+	env, err := c.call(ctx, EndpointCreateOrder, r.OutOrderID, body)
 	if err != nil {
 		return CreateOrderReply{}, err
 	}
 	if env.class == providers.AlreadyDone {
 		return CreateOrderReply{Class: providers.AlreadyDone, OutOrderID: r.OutOrderID}, nil
 	}
-	out := CreateOrderReply{Class: providers.OK, OutOrderID: string(env.data.OutOrderID), OrderID: string(env.data.OrderID)}
-	if out.OutOrderID == "" {
-		out.OutOrderID = r.OutOrderID
-	}
-	return out, nil
+	return CreateOrderReply{Class: providers.OK, OutOrderID: r.OutOrderID, OrderID: string(env.data.OrderID)}, nil
 }
 
 // QueryOrder reports the order with outOrderID; an unknown order (70503)
@@ -227,15 +223,11 @@ func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, erro
 	if err != nil {
 		return Order{}, paramError(EndpointQueryOrder, "encode request: "+err.Error())
 	}
-	env, err := c.call(ctx, EndpointQueryOrder, body)
+	env, err := c.call(ctx, EndpointQueryOrder, outOrderID, body)
 	if err != nil {
 		return Order{}, err
 	}
-	out := Order{OutOrderID: string(env.data.OutOrderID), OrderID: string(env.data.OrderID), Status: env.data.Status}
-	if out.OutOrderID == "" {
-		out.OutOrderID = outOrderID
-	}
-	return out, nil
+	return Order{OutOrderID: outOrderID, OrderID: string(env.data.OrderID), Status: env.data.Status}, nil
 }
 
 // checkID refuses an id SUD would refuse, before it leaves the process.
@@ -259,9 +251,9 @@ type classified struct {
 	data  orderData
 }
 
-// call performs one signed request and classifies the reply, reporting it
-// to the observer.
-func (c *Client) call(ctx context.Context, endpoint string, body []byte) (*classified, error) {
+// call performs one signed request about the order outOrderID and
+// classifies the reply, reporting it to the observer.
+func (c *Client) call(ctx context.Context, endpoint, outOrderID string, body []byte) (*classified, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	target, err := c.endpointURL(ctx, endpoint)
@@ -269,7 +261,7 @@ func (c *Client) call(ctx context.Context, endpoint string, body []byte) (*class
 		return nil, err
 	}
 	start := time.Now()
-	rep, err := c.roundTrip(ctx, endpoint, target, body)
+	rep, err := c.roundTrip(ctx, endpoint, target, outOrderID, body)
 	class := providers.ClassOf(err)
 	if rep != nil {
 		class = rep.class
@@ -288,7 +280,7 @@ func (c *Client) call(ctx context.Context, endpoint string, body []byte) (*class
 
 // roundTrip returns either a success or a *providers.Error, never both and
 // never a nil *providers.Error in a non-nil error.
-func (c *Client) roundTrip(ctx context.Context, endpoint, target string, body []byte) (*classified, error) {
+func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID string, body []byte) (*classified, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, paramError(endpoint, "bad URL: "+err.Error())
@@ -324,6 +316,11 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target string, body []
 			// The order id is the reason for the call: a success without it
 			// cannot move the saga on.
 			return nil, badReply(endpoint, "reply has no order_id", nil)
+		}
+		if got := string(d.OutOrderID); got != "" && got != outOrderID {
+			// Binding another order's id to ours would corrupt the saga's
+			// record of it.
+			return nil, badReply(endpoint, fmt.Sprintf("reply is for out_order_id %q, not %q", got, outOrderID), nil)
 		}
 		return &classified{class: class, data: d}, nil
 	}

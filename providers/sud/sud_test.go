@@ -521,6 +521,14 @@ func TestReplies(t *testing.T) {
 		}
 	})
 
+	t.Run("a success for another out_order_id is a retryable bad reply", func(t *testing.T) {
+		_, c := newCapture(t, `{"ret_code":0,"data":{"out_order_id":"someone-else","order_id":"x","status":"CREATED"}}`)
+		_, err := c.CreateOrder(ctx, order("o"))
+		wantErr(t, err, providers.Retryable, providers.CodeBadReply)
+		_, err = c.QueryOrder(ctx, "o")
+		wantErr(t, err, providers.Retryable, providers.CodeBadReply)
+	})
+
 	t.Run("a provider message that echoes the secret is masked", func(t *testing.T) {
 		_, c := newCapture(t, `{"ret_code":10004,"ret_msg":"secret `+appSecret+` is wrong"}`)
 		_, err := c.CreateOrder(ctx, order("o"))
