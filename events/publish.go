@@ -1,0 +1,38 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PublishIntent is how a game server submits a purchase: it decodes and
+// validates data first and returns the *InvalidError or *ValidationError
+// without publishing anything, so a bad intent fails at its source rather
+// than in a dead-letter queue. A valid intent is published unchanged to
+// s.Intent(mg_id, room_id) with Nats-Msg-Id set to its out_order_id, so a
+// retry within the duplicate window is stored once (PubAck.Duplicate).
+// c may be nil to skip the catalog checks.
+func PublishIntent(ctx context.Context, js jetstream.JetStream, s Subjects, data []byte, c *Catalog) (*jetstream.PubAck, Intent, error) {
+	in, err := DecodeIntent(data)
+	if err != nil {
+		return nil, Intent{}, err
+	}
+	if err := in.Validate(c); err != nil {
+		return nil, in, err
+	}
+	subject := s.Intent(in.MgID, in.RoomID)
+	ack, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(in.OutOrderID))
+	if err != nil {
+		return nil, in, fmt.Errorf("publish intent %s to %s: %w", in.OutOrderID, subject, err)
+	}
+	return ack, in, nil
+}
+
+// MsgID is the Nats-Msg-Id of a status event, <out_order_id>:<seq>, so a
+// relay that publishes the same event twice stores it once.
+func (e StatusEvent) MsgID() string {
+	return e.OutOrderID + ":" + strconv.Itoa(e.Seq)
+}

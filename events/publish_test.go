@@ -1,0 +1,235 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/coinsaga/coinsaga/internal/embednats"
+)
+
+func startJetStream(t *testing.T) (context.Context, jetstream.JetStream) {
+	t.Helper()
+	s := embednats.StartTest(t)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	if err := EnsureStreams(ctx, js, Subjects{}, StreamOptions{Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, js
+}
+
+func streamMsgs(ctx context.Context, t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublishIntent(t *testing.T) {
+	ctx, js := startJetStream(t)
+	s := Subjects{}
+	c := DefaultCatalog()
+
+	t.Run("an undecodable intent is refused without publishing", func(t *testing.T) {
+		_, _, err := PublishIntent(ctx, js, s, []byte(`{"out_order_id":"a.b"}`), c)
+		var ie *InvalidError
+		if !errors.As(err, &ie) {
+			t.Fatalf("want *InvalidError, got %v", err)
+		}
+	})
+	t.Run("an intent the catalog refuses is not published", func(t *testing.T) {
+		data := intentJSON(t, func(m map[string]any) { m["payload"] = map[string]any{"point": 9, "seq": 1} })
+		_, in, err := PublishIntent(ctx, js, s, data, c)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != "payload.point" {
+			t.Fatalf("want payload.point refused, got %v", err)
+		}
+		if in.OutOrderID != "1659497694000" {
+			t.Fatalf("the decoded intent should come back for the caller's report, got %+v", in)
+		}
+	})
+	if n := streamMsgs(ctx, t, js, s.IntentsStream()); n != 0 {
+		t.Fatalf("%d intents stored after refusals", n)
+	}
+	t.Run("a valid intent is published unchanged under its ids with its order id as message id", func(t *testing.T) {
+		data := intentJSON(t, nil)
+		ack, in, err := PublishIntent(ctx, js, s, data, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ack.Stream != "COINSAGA_INTENTS" || ack.Duplicate || in.OutOrderID != "1659497694000" {
+			t.Fatalf("ack %+v", ack)
+		}
+		st, _ := js.Stream(ctx, s.IntentsStream())
+		msg, err := st.GetMsg(ctx, ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msg.Subject != s.Intent(in.MgID, in.RoomID) || msg.Header.Get(HeaderMsgID) != in.OutOrderID || string(msg.Data) != string(data) {
+			t.Fatalf("stored %s %v %s", msg.Subject, msg.Header, msg.Data)
+		}
+		again, _, err := PublishIntent(ctx, js, s, data, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Duplicate || again.Sequence != ack.Sequence {
+			t.Fatalf("republish %+v, want a duplicate of %d", again, ack.Sequence)
+		}
+	})
+}
+
+func publishStatus(ctx context.Context, t *testing.T, js jetstream.JetStream, e StatusEvent) []byte {
+	t.Helper()
+	body, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, Subjects{}.Status(e.MgID, e.RoomID, e.OutOrderID), body, jetstream.WithMsgID(e.MsgID())); err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func TestWatch(t *testing.T) {
+	ctx, js := startJetStream(t)
+	s := Subjects{}
+	old := StatusEvent{OutOrderID: "o1", MgID: "mg", RoomID: "r1", State: StateAccepted, Seq: 1}
+	publishStatus(ctx, t, js, old)
+
+	t.Run("by default only events after the start are delivered", func(t *testing.T) {
+		w, err := Watch(ctx, js, s, WatchFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		next := StatusEvent{OutOrderID: "o1", MgID: "mg", RoomID: "r1", State: StateOrdered, Seq: 2}
+		publishStatus(ctx, t, js, next)
+		got, err := w.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Event.Seq != 2 || got.Subject != "coinsaga.status.mg.r1.o1" {
+			t.Fatalf("got %+v", got)
+		}
+	})
+	t.Run("DeliverAll starts at the oldest event and a filter skips other orders", func(t *testing.T) {
+		publishStatus(ctx, t, js, StatusEvent{OutOrderID: "o2", MgID: "mg", RoomID: "r2", State: StateAccepted, Seq: 1})
+		w, err := Watch(ctx, js, s, WatchFilter{MgID: "mg", OutOrderID: "o1", DeliverAll: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		for _, wantSeq := range []int{1, 2} {
+			got, err := w.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Event.OutOrderID != "o1" || got.Event.Seq != wantSeq {
+				t.Fatalf("got %+v, want o1 seq %d", got.Event, wantSeq)
+			}
+		}
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		if got, err := w.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("want no more events for o1, got %+v %v", got, err)
+		}
+	})
+	t.Run("a body that is not an event is reported and the watch goes on", func(t *testing.T) {
+		w, err := Watch(ctx, js, s, WatchFilter{RoomID: "r3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		if _, err := js.Publish(ctx, s.Status("mg", "r3", "o3"), []byte("not json")); err != nil {
+			t.Fatal(err)
+		}
+		publishStatus(ctx, t, js, StatusEvent{OutOrderID: "o3", MgID: "mg", RoomID: "r3", State: StateAccepted, Seq: 1})
+		bad, err := w.Next(ctx)
+		if err == nil || string(bad.Raw) != "not json" {
+			t.Fatalf("want a decode error with the raw body, got %+v %v", bad, err)
+		}
+		good, err := w.Next(ctx)
+		if err != nil || good.Event.OutOrderID != "o3" {
+			t.Fatalf("got %+v %v", good, err)
+		}
+	})
+	t.Run("a cancelled context ends Next with the context's error", func(t *testing.T) {
+		w, err := Watch(ctx, js, s, WatchFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := w.Next(cancelled); !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("Next after Stop says the watch is closed", func(t *testing.T) {
+		w, err := Watch(ctx, js, s, WatchFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Stop()
+		w.Stop()
+		if _, err := w.Next(ctx); !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("a filter id that is not a subject token is refused", func(t *testing.T) {
+		if _, err := Watch(ctx, js, s, WatchFilter{MgID: "a.>"}); err == nil || !strings.Contains(err.Error(), "mg_id") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestDeadLetterRoundTripThroughTheStream(t *testing.T) {
+	ctx, js := startJetStream(t)
+	s := Subjects{}
+	failedAt := time.Now().UTC()
+	msg := &nats.Msg{
+		Subject: s.DeadLetter("mg", "r1", "o1"),
+		Data:    intentJSON(t, nil),
+		Header: DeadLetterHeaders(DeadLetter{Reason: ReasonNeedsAttention, Error: "cancelpay: busy", State: string(StateNeedsAttention),
+			Attempts: 12, FailedAt: failedAt, OriginalSubject: s.Intent("mg", "r1")}),
+	}
+	ack, err := js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, s.DLQStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DeadLetterFromMsg(raw)
+	if d.Reason != ReasonNeedsAttention || d.Attempts != 12 || !d.FailedAt.Equal(failedAt) || d.OutOrderID != "o1" ||
+		d.OriginalSubject != "coinsaga.intents.mg.r1" || string(d.Data) != string(msg.Data) || d.StreamSeq != ack.Sequence {
+		t.Fatalf("dead letter %+v", d)
+	}
+}

@@ -1,0 +1,135 @@
+// Package embednats runs a nats-server with JetStream inside the coinsaga
+// process, for `coinsaga serve` without --nats-url and for tests.
+package embednats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// readyTimeout bounds the wait for the server to accept clients; JetStream
+// recovery of a large store dominates it.
+const readyTimeout = 10 * time.Second
+
+// Options configures the embedded server.
+type Options struct {
+	// Listen is host:port for clients; port 0 picks a free port (read it
+	// back with ClientURL). Empty means 127.0.0.1:4222.
+	Listen string
+	// StoreDir holds the JetStream streams; required, so that nothing
+	// durable ever lands in a temporary directory by accident.
+	StoreDir string
+	// Logger receives the server's log; nil discards it.
+	Logger *slog.Logger
+	// MaxMemory and MaxStore cap JetStream memory and disk use in bytes;
+	// zero lets the server size them from the machine.
+	MaxMemory, MaxStore int64
+}
+
+// Server is a running embedded nats-server.
+type Server struct {
+	ns *server.Server
+}
+
+// Start starts the server and returns once it accepts clients. It installs
+// no signal handlers: the host process owns shutdown.
+func Start(o Options) (*Server, error) {
+	if o.StoreDir == "" {
+		return nil, errors.New("embedded nats: a JetStream store directory is required")
+	}
+	listen := o.Listen
+	if listen == "" {
+		listen = "127.0.0.1:4222"
+	}
+	host, portText, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: listen address %q: %w", listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("embedded nats: listen address %q: bad port", listen)
+	}
+	if port == 0 {
+		// nats-server reads 0 as "the default port 4222".
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		Host:                   host,
+		Port:                   port,
+		JetStream:              true,
+		StoreDir:               o.StoreDir,
+		JetStreamMaxMemory:     o.MaxMemory,
+		JetStreamMaxStore:      o.MaxStore,
+		NoSigs:                 true,
+		DisableJetStreamBanner: true,
+		NoLog:                  o.Logger == nil,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	if o.Logger != nil {
+		debug := o.Logger.Enabled(context.Background(), slog.LevelDebug)
+		ns.SetLoggerV2(slogAdapter{o.Logger}, debug, false, false)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(readyTimeout) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("embedded nats: not ready for connections on %s within %s", listen, readyTimeout)
+	}
+	if !ns.JetStreamEnabled() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, errors.New("embedded nats: JetStream did not start (see the server log)")
+	}
+	return &Server{ns: ns}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Shutdown stops the server and waits until it has, so the store can be
+// reopened or removed right after.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// StartTest starts a server on a random loopback port with its store in a
+// test temporary directory, and shuts it down when the test ends.
+func StartTest(t testing.TB) *Server {
+	t.Helper()
+	s, err := Start(Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start embedded nats: %v", err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// slogAdapter routes nats-server's printf-style log to slog. Trace and
+// debug only reach it when enabled, and are logged at debug level.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) log(level slog.Level, format string, v []any) {
+	if !a.l.Enabled(context.Background(), level) {
+		return
+	}
+	a.l.Log(context.Background(), level, fmt.Sprintf(format, v...), "component", "nats-server")
+}
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelInfo, format, v) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.log(slog.LevelWarn, format, v) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.log(slog.LevelError, format, v) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.log(slog.LevelError, format, v) }
+func (a slogAdapter) Debugf(format string, v ...any)  { a.log(slog.LevelDebug, format, v) }
+func (a slogAdapter) Tracef(format string, v ...any)  { a.log(slog.LevelDebug, format, v) }
