@@ -135,7 +135,7 @@ func (s *Sandbox) midasParse(c *call, extra ...string) (midasRequest, *reply) {
 	case midasExpiredOpenKey:
 		return fail(midasLoginFailed, "login check failed")
 	case midasRiskOpenKey:
-		return fail(midasRiskControl, "risk control refused the payment")
+		return fail(midasRiskControl, "payment refused by the security check")
 	}
 	return midasRequest{q: q, openid: q.Get("openid"), jsonp: jsonp}, nil
 }

@@ -93,7 +93,7 @@ func (s *Sandbox) mogsParse(c *call) (mogsRequest, *reply) {
 		return fail(mogsParamError, "os_plat_id must be 1")
 	}
 	if jsCode == mogsExpiredJSCode {
-		return fail(mogsLoginExpired, "login expired")
+		return fail(mogsLoginExpired, "login state invalid, log in again")
 	}
 	return mogsRequest{openid: openid, body: body}, nil
 }
