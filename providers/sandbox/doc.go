@@ -18,6 +18,10 @@
 //	GET  /_sandbox/sud/orders
 //	GET/POST/DELETE /_sandbox/faults
 //
+// Clients reach it with these base URLs, for a sandbox at B: MOGS B+"/mogs",
+// Midas B (its paths begin with /mpay), SUD discovery B+"/sud/asc" (or the
+// create_order and query_order URLs directly).
+//
 // The admin API answers loopback peers only unless Config.AllowRemoteAdmin.
 // Admin account reads show the true state (debits hidden by a visibility
 // delay included); provider balance reads show what a client would see.
@@ -36,6 +40,10 @@
 //     cancelled meanwhile. A refused pay (insufficient balance, bad
 //     parameters, login) records nothing, so its bill_no can succeed later.
 //     Expired bills stay in the admin bill list.
+//   - SetAccount (and PUT on an account) overwrites balance and gen_balance
+//     and drops debits still hidden by a visibility delay. A new account so
+//     made has save_amt = save_sum = balance - gen_balance and present_sums
+//     = gen_balance; an existing one keeps its counters.
 //   - SUD executes an order the moment it is created: every order is
 //     EXECUTE_SUCCESS. out_order_id is unique per sandbox.
 //
