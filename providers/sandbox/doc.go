@@ -70,9 +70,10 @@
 //     shows the balance after the debit, as the real services do.
 //
 // Go's http.Transport retries an idempotent request (every Midas call is a
-// GET) once on a reused connection that closed without a reply, so a dropped
-// Midas reply often comes back as "duplicate billno" (1002215) rather than as
-// a transport error. Both are honest outcomes the client must handle.
+// GET) once on a reused connection that closed without a reply, so with a
+// drop_reply_rate below 1 a dropped Midas pay_m may come back as "duplicate
+// billno" (1002215) rather than as a transport error. Both are honest
+// outcomes the client must handle.
 //
 // # Assumptions (not public; the clients must make the same ones)
 //
