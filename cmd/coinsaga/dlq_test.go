@@ -1,0 +1,626 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/providers/sandbox"
+)
+
+// opsEnv is what an operator faces: JetStream and the sandbox live in the
+// test (as a NATS cluster and the real providers would), the worker is a
+// separate `coinsaga serve` process, and CLI commands run in-process.
+type opsEnv struct {
+	t          *testing.T
+	natsURL    string
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	subjects   events.Subjects
+	sandbox    *sandbox.Sandbox
+	sandboxURL string
+	worker     *child
+
+	mu       sync.Mutex
+	statuses map[string][]events.StatusEvent // by out_order_id, in arrival order
+	rawEvts  [][]byte                        // every status event exactly as published
+	dlqSeen  []*nats.Msg                     // every dead letter as published
+	wake     chan struct{}
+}
+
+// startOpsEnv starts everything and waits for the worker to take work.
+// serveArgs are added to (and may override) the serve flags the brief of
+// these tests asks for.
+func startOpsEnv(t *testing.T, serveArgs ...string) *opsEnv {
+	t.Helper()
+	ns := embednats.StartTest(t)
+	cfg := sandbox.DefaultConfig()
+	cfg.Games = events.DefaultCatalog()
+	cfg.Seed = 7
+	sb := sandbox.New(cfg)
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &opsEnv{t: t, natsURL: ns.ClientURL(), nc: nc, js: js, sandbox: sb, sandboxURL: srv.URL,
+		statuses: map[string][]events.StatusEvent{}, wake: make(chan struct{}, 1)}
+	e.subscribe()
+	args := append([]string{"serve", "--nats-url", e.natsURL, "--sandbox-url", srv.URL, "--data-dir", t.TempDir(),
+		"--http-listen", "127.0.0.1:0", "--max-attempts", "3", "--confirm-interval", "50ms", "--confirm-timeout", "2s"},
+		serveArgs...)
+	e.worker = startChild(t, args...)
+	e.worker.waitLog(workerStarted, 60*time.Second)
+	return e
+}
+
+// subscribe records status events and dead letters as they are published,
+// so tests wait on them rather than poll.
+func (e *opsEnv) subscribe() {
+	e.t.Helper()
+	notify := func() {
+		select {
+		case e.wake <- struct{}{}:
+		default:
+		}
+	}
+	status, err := e.nc.Subscribe(e.subjects.Statuses(), func(m *nats.Msg) {
+		var ev events.StatusEvent
+		if err := json.Unmarshal(m.Data, &ev); err != nil {
+			e.t.Errorf("status event does not decode: %v: %s", err, m.Data)
+			return
+		}
+		e.mu.Lock()
+		e.statuses[ev.OutOrderID] = append(e.statuses[ev.OutOrderID], ev)
+		e.rawEvts = append(e.rawEvts, m.Data)
+		e.mu.Unlock()
+		notify()
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dlq, err := e.nc.Subscribe(e.subjects.DeadLetters(), func(m *nats.Msg) {
+		e.mu.Lock()
+		e.dlqSeen = append(e.dlqSeen, m)
+		e.mu.Unlock()
+		notify()
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = status.Unsubscribe(); _ = dlq.Unsubscribe() })
+}
+
+// waitFor waits until cond holds, re-checking whenever an event or a dead
+// letter arrives (and every 100ms, for conditions on other things).
+func (e *opsEnv) waitFor(what string, timeout time.Duration, cond func() bool) {
+	e.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-e.wake:
+		case <-tick.C:
+		case <-deadline.C:
+			e.t.Fatalf("%s: not within %s; worker log tail:\n%s", what, timeout, tail(e.worker.output(), 30))
+		}
+	}
+}
+
+// last returns an order's highest-seq status event.
+func (e *opsEnv) last(id string) events.StatusEvent {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var last events.StatusEvent
+	for _, ev := range e.statuses[id] {
+		if ev.Seq > last.Seq {
+			last = ev
+		}
+	}
+	return last
+}
+
+// waitStates waits until every order's latest event is in one of states.
+func (e *opsEnv) waitStates(ids []string, timeout time.Duration, states ...events.State) {
+	e.t.Helper()
+	e.waitFor(fmt.Sprintf("%d orders reach %v", len(ids), states), timeout, func() bool {
+		for _, id := range ids {
+			if !slices.Contains(states, e.last(id).State) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// deadLettersSeen returns the dead letters published so far whose order
+// is one of ids.
+func (e *opsEnv) deadLettersSeen(ids []string) []*nats.Msg {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []*nats.Msg
+	for _, m := range e.dlqSeen {
+		if _, _, id := dlqIDs(m.Subject); slices.Contains(ids, id) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func dlqIDs(subject string) (mg, room, id string) {
+	d := events.DeadLetterFromMsg(&jetstream.RawStreamMsg{Subject: subject})
+	return d.MgID, d.RoomID, d.OutOrderID
+}
+
+// publish sends intents the way a game server does.
+func (e *opsEnv) publish(ins ...events.Intent) {
+	e.t.Helper()
+	for _, in := range ins {
+		data, err := json.Marshal(in)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		m := nats.NewMsg(e.subjects.Intent(in.MgID, in.RoomID))
+		m.Data = data
+		m.Header.Set(events.HeaderMsgID, in.OutOrderID)
+		if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+			e.t.Fatalf("publish %s: %v", in.OutOrderID, err)
+		}
+	}
+}
+
+// stored returns every dead letter in the stream, oldest first.
+func (e *opsEnv) stored() []events.DeadLetter {
+	e.t.Helper()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, e.subjects.DLQStream())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []events.DeadLetter
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			continue // deleted
+		}
+		out = append(out, events.DeadLetterFromMsg(m))
+	}
+	return out
+}
+
+// streamMsgs returns how many messages a stream holds, and its last seq.
+func (e *opsEnv) streamMsgs(name string) (uint64, uint64) {
+	e.t.Helper()
+	s, err := e.js.Stream(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Msgs, info.State.LastSeq
+}
+
+// pays returns each player's uncancelled pay bills.
+func (e *opsEnv) pays() map[string][]sandbox.Bill {
+	out := map[string][]sandbox.Bill{}
+	for _, b := range e.sandbox.Bills() {
+		if b.Kind == "pay" && !b.Cancelled {
+			out[b.OpenID] = append(out[b.OpenID], b)
+		}
+	}
+	return out
+}
+
+// cli runs a two-word coinsaga command ("dlq list", "order get") against
+// this env's NATS. The URL goes right after the command words, as flags
+// end at the first argument.
+func (e *opsEnv) cli(args ...string) (string, string, int) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	full := append(slices.Clone(args[:2]), "--nats-url", e.natsURL)
+	return runCLI(e.t, ctx, append(full, args[2:]...)...)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestReplayAfterAnOutageChargesEachOrderOnce is the acceptance test of
+// issue 4: pay endpoints answer busy until orders land in the DLQ as
+// failed; once the outage is over, `dlq replay` completes every one with
+// one debit each, and replaying them again charges nothing.
+func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
+	e := startOpsEnv(t)
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", BusyRate: 1})
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", BusyRate: 1})
+
+	const n = 20
+	var ids []string
+	amounts := map[string]int64{} // by openid
+	for i := 0; i < n; i++ {
+		in := testIntent(fmt.Sprintf("outage-%d", i), []string{"mogs", "midas"}[i%2], int64(10+i))
+		e.publish(in)
+		ids = append(ids, in.OutOrderID)
+		amounts[in.Payment.OpenID] = in.Payment.Amount
+	}
+	e.waitFor("every order is dead-lettered", 60*time.Second, func() bool { return len(e.deadLettersSeen(ids)) >= n })
+	e.waitStates(ids, 10*time.Second, events.StateFailed)
+	stored := e.stored()
+	if len(stored) != n {
+		t.Fatalf("%d dead letters stored, want %d", len(stored), n)
+	}
+	for _, d := range stored {
+		if d.Reason != events.ReasonFailed || d.State != "failed" {
+			t.Errorf("dead letter %d for %s: reason %q state %q, want failed/failed", d.StreamSeq, d.OutOrderID, d.Reason, d.State)
+		}
+	}
+	if p := e.pays(); len(p) != 0 {
+		t.Fatalf("a busy pay charged someone: %v", p)
+	}
+	e.sandbox.ClearFaults()
+
+	t.Run("list shows each dead letter as a table row and as JSON", func(t *testing.T) {
+		out, errOut, code := e.cli("dlq", "list", "--reason", "failed")
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != n+1 || !regexp.MustCompile(`^SEQ\s+AGE\s+REASON\s+STATE\s+ORDER\s+ERROR$`).MatchString(lines[0]) {
+			t.Fatalf("want a header and %d rows:\n%s", n, out)
+		}
+		for _, id := range ids {
+			if !regexp.MustCompile(`(?m)^\d+\s+\d+[smhd]\S*\s+failed\s+failed\s+` + id + `\s+\S`).MatchString(out) {
+				t.Errorf("no row for %s:\n%s", id, out)
+			}
+		}
+		out, _, code = e.cli("dlq", "list", "--json", "--reason", "failed,needs_attention", "--limit", "5")
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		lines = strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 5 {
+			t.Fatalf("--limit 5 printed %d lines", len(lines))
+		}
+		for i, line := range lines {
+			var entry dlqEntry
+			if err := json.Unmarshal([]byte(line), &entry); err != nil {
+				t.Fatalf("line %q: %v", line, err)
+			}
+			if entry.Seq != stored[i].StreamSeq || entry.OutOrderID != stored[i].OutOrderID || entry.Reason != "failed" ||
+				entry.FailedAt == nil || entry.Attempts < 1 || !strings.HasPrefix(entry.OriginalSubject, "coinsaga.intents.") {
+				t.Errorf("entry %d: %+v", i, entry)
+			}
+		}
+		if strings.Contains(out, "js-") || strings.Contains(out, "ok-") {
+			t.Errorf("list --json leaks a login secret:\n%s", out)
+		}
+		out, _, _ = e.cli("dlq", "list", "--reason", "rejected")
+		if strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("no rejected dead letters, yet:\n%s", out)
+		}
+	})
+
+	t.Run("show masks the player's secrets unless asked for the raw body", func(t *testing.T) {
+		for _, d := range stored[:2] { // one MOGS, one Midas
+			seq := strconv.FormatUint(d.StreamSeq, 10)
+			out, errOut, code := e.cli("dlq", "show", seq)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, want := range []string{"Coinsaga-Reason: failed", "Coinsaga-State: failed", "Coinsaga-Original-Subject: coinsaga.intents.", `"***"`, d.OutOrderID} {
+				if !strings.Contains(out, want) {
+					t.Errorf("show %s lacks %q:\n%s", seq, want, out)
+				}
+			}
+			if strings.Contains(out, "js-"+d.OutOrderID) || strings.Contains(out, "ok-"+d.OutOrderID) || strings.Contains(out, `"pfk"`) {
+				t.Errorf("show %s prints a secret:\n%s", seq, out)
+			}
+			raw, _, code := e.cli("dlq", "show", "--raw", seq)
+			if code != 0 || raw != string(d.Data) {
+				t.Errorf("show --raw %s = %q (exit %d), want the exact body %q", seq, raw, code, d.Data)
+			}
+		}
+		if _, errOut, code := e.cli("dlq", "show", "999999"); code == 0 || !strings.Contains(errOut, "not found") {
+			t.Errorf("show of a missing seq: exit %d, %q", code, errOut)
+		}
+	})
+
+	t.Run("a dry run changes nothing", func(t *testing.T) {
+		dlqBefore, _ := e.streamMsgs(e.subjects.DLQStream())
+		_, intentsBefore := e.streamMsgs(e.subjects.IntentsStream())
+		out, errOut, code := e.cli("dlq", "replay", "--reason", "failed", "--dry-run")
+		if code != 0 {
+			t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+		}
+		if got := strings.Count(out, "would replay to coinsaga.intents."); got != n {
+			t.Errorf("%d would-replay lines, want %d:\n%s", got, n, out)
+		}
+		if !strings.Contains(out, "dry run, nothing changed: would have replayed 20, already completed 0, failed 0") {
+			t.Errorf("no dry-run summary:\n%s", out)
+		}
+		dlqAfter, _ := e.streamMsgs(e.subjects.DLQStream())
+		_, intentsAfter := e.streamMsgs(e.subjects.IntentsStream())
+		if dlqAfter != dlqBefore || intentsAfter != intentsBefore {
+			t.Errorf("dry run changed the streams: DLQ %d -> %d messages, intents last seq %d -> %d",
+				dlqBefore, dlqAfter, intentsBefore, intentsAfter)
+		}
+		if len(e.sandbox.Bills()) != 0 {
+			t.Errorf("dry run made bills: %+v", e.sandbox.Bills())
+		}
+	})
+
+	t.Run("replay brings every order to completed with exactly one debit", func(t *testing.T) {
+		out, errOut, code := e.cli("dlq", "replay", "--reason", "failed")
+		if code != 0 {
+			t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+		}
+		if !strings.Contains(out, "replayed 20, already completed 0, failed 0") {
+			t.Errorf("summary missing:\n%s", out)
+		}
+		if !regexp.MustCompile(`replay \[=+\] 20/20 .* in `).MatchString(errOut) {
+			t.Errorf("no final progress line on stderr:\n%s", errOut)
+		}
+		if msgs, _ := e.streamMsgs(e.subjects.DLQStream()); msgs != 0 {
+			t.Errorf("%d dead letters left after the replay", msgs)
+		}
+		e.waitStates(ids, 60*time.Second, events.StateCompleted)
+		pays := e.pays()
+		for openid, amt := range amounts {
+			if bs := pays[openid]; len(bs) != 1 || bs[0].Amt != amt {
+				t.Errorf("player %s: uncancelled pays %+v, want one of %d", openid, bs, amt)
+			}
+		}
+		// The replayed order went on from where it stopped: same seq numbering.
+		ev := e.last(ids[0])
+		if ev.Seq < 5 {
+			t.Errorf("order %s ended at seq %d; a replay must continue the numbering", ids[0], ev.Seq)
+		}
+	})
+
+	t.Run("replaying the same dead letters again charges nothing", func(t *testing.T) {
+		billsBefore := len(e.sandbox.Bills())
+		seqBefore := map[string]int{}
+		for _, id := range ids {
+			seqBefore[id] = e.last(id).Seq
+		}
+		// First behind the CLI's back: the saved bodies go straight to the
+		// intents stream with the replay header, as an operator with the
+		// stock nats tool might do. The worker alone must refuse to charge.
+		for _, d := range stored {
+			m := nats.NewMsg(d.OriginalSubject)
+			m.Data = d.Data
+			m.Header.Set(events.HeaderMsgID, d.OutOrderID+":replay-again")
+			m.Header.Set(events.HeaderReplay, strconv.FormatUint(d.StreamSeq, 10))
+			if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.waitFor("the worker consumed the repeated replays", 30*time.Second, func() bool {
+			msgs, _ := e.streamMsgs(e.subjects.IntentsStream()) // work queue: acked means gone
+			return msgs == 0 && strings.Count(e.worker.output(), "already done, nothing charged") >= n
+		})
+		// Then through the CLI: the dead letters put back as they were.
+		for _, d := range stored {
+			m := nats.NewMsg(d.Subject)
+			m.Data = d.Data
+			m.Header = events.DeadLetterHeaders(d)
+			if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, errOut, code := e.cli("dlq", "replay", "--reason", "failed")
+		if code != 0 {
+			t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+		}
+		if !strings.Contains(out, "replayed 0, already completed 20, failed 0") ||
+			strings.Count(out, "already completed: nothing will be charged") != n {
+			t.Errorf("want 20 orders reported as already completed:\n%s", out)
+		}
+		if msgs, _ := e.streamMsgs(e.subjects.DLQStream()); msgs != 0 {
+			t.Errorf("%d dead letters of completed orders left in place", msgs)
+		}
+		if got := len(e.sandbox.Bills()); got != billsBefore {
+			t.Errorf("bills %d -> %d: a replay of completed orders charged", billsBefore, got)
+		}
+		for _, id := range ids {
+			if ev := e.last(id); ev.State != events.StateCompleted || ev.Seq != seqBefore[id] {
+				t.Errorf("order %s moved to %s seq %d (was completed seq %d)", id, ev.State, ev.Seq, seqBefore[id])
+			}
+		}
+	})
+
+	t.Run("purge removes only what its filters select", func(t *testing.T) {
+		testPurge(t, e)
+	})
+}
+
+// testPurge fills the DLQ with dead letters of two games, two reasons,
+// two ages and one undecodable intent, then purges them a slice at a time.
+func testPurge(t *testing.T, e *opsEnv) {
+	const gameA, gameB = "1468180338417074177", "1472142747708284929"
+	now := time.Now()
+	put := func(mg, id string, reason events.Reason, failedAt time.Time) uint64 {
+		t.Helper()
+		d := events.DeadLetter{Reason: reason, Error: "test: " + string(reason), State: string(reason), Attempts: 3,
+			FailedAt: failedAt, OriginalSubject: e.subjects.Intent(mg, "9009")}
+		if reason == events.ReasonFailed {
+			d.State = "failed"
+		}
+		m := nats.NewMsg(e.subjects.DeadLetter(mg, "9009", id))
+		m.Header = events.DeadLetterHeaders(d)
+		m.Data = []byte(`{"out_order_id":"` + id + `"}`)
+		ack, err := e.js.PublishMsg(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	a1 := put(gameA, "purge-a1", events.ReasonNeedsAttention, now)
+	put(gameA, "purge-a2", events.ReasonNeedsAttention, now)
+	put(gameB, "purge-b-old1", events.ReasonFailed, now.Add(-3*time.Hour))
+	put(gameB, "purge-b-old2", events.ReasonFailed, now.Add(-3*time.Hour))
+	put(gameB, "purge-b-new", events.ReasonFailed, now)
+	// A real undecodable intent: the worker dead-letters it as invalid.
+	seen := len(e.deadLettersSeen([]string{""}))
+	garbage := nats.NewMsg(e.subjects.Intent(gameA, "9009"))
+	garbage.Data = []byte("{not json")
+	garbage.Header.Set(events.HeaderMsgID, "garbage-1")
+	if _, err := e.js.PublishMsg(context.Background(), garbage); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the undecodable intent is dead-lettered", 10*time.Second, func() bool {
+		return len(e.deadLettersSeen([]string{""})) > seen
+	})
+
+	remaining := func() []string {
+		var ids []string
+		for _, d := range e.stored() {
+			ids = append(ids, orDash(d.OutOrderID))
+		}
+		return ids
+	}
+	expect := func(step string, want ...string) {
+		t.Helper()
+		if got := remaining(); !slices.Equal(got, want) {
+			t.Errorf("after %s: dead letters %v, want %v", step, got, want)
+		}
+	}
+	all := []string{"purge-a1", "purge-a2", "purge-b-old1", "purge-b-old2", "purge-b-new", "-"}
+	expect("setup", all...)
+
+	out, _, code := e.cli("dlq", "list", "--since", "1h", "--mg-id", gameB)
+	if code != 0 || !strings.Contains(out, "purge-b-new") || strings.Contains(out, "purge-b-old") || strings.Contains(out, "purge-a") {
+		t.Errorf("list --since 1h --mg-id B (exit %d):\n%s", code, out)
+	}
+
+	_, errOut, code := e.cli("dlq", "purge")
+	if code == 0 || !strings.Contains(errOut, "--all") {
+		t.Errorf("purge with no filter: exit %d, %q; it must refuse and name --all", code, errOut)
+	}
+	expect("a refused purge", all...)
+
+	out, _, code = e.cli("dlq", "purge", "--reason", "invalid", "--dry-run")
+	if code != 0 || !strings.Contains(out, "would have purged 1 dead letter(s)") {
+		t.Errorf("dry run: exit %d\n%s", code, out)
+	}
+	expect("a dry run", all...)
+
+	steps := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--reason", "invalid"}, all[:5]},
+		{[]string{"--mg-id", gameB, "--since", "1h"}, all[:4]},
+		{[]string{"--reason", "needs_attention", "--seq", strconv.FormatUint(a1, 10)}, all[1:4]},
+		{[]string{"--mg-id", gameB, "--since", now.Add(-4 * time.Hour).Format(time.RFC3339)}, all[1:2]},
+		{[]string{"--all"}, nil},
+	}
+	for _, s := range steps {
+		before := len(remaining())
+		args := append([]string{"dlq", "purge"}, s.args...)
+		out, errOut, code := e.cli(args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", s.args, code, errOut)
+		}
+		if want := fmt.Sprintf("purged %d dead letter(s)", before-len(s.want)); !strings.Contains(out, want) {
+			t.Errorf("%v printed %q, want %q", s.args, out, want)
+		}
+		expect(strings.Join(s.args, " "), s.want...)
+	}
+}
+
+// TestOrderGetShowsTheWholeHistoryOfACompensatedOrder makes a debit that
+// shows in the balance only after the confirmation gave up, so the order
+// is compensated, and reads it back the way an operator would.
+func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
+	e := startOpsEnv(t)
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 30_000})
+	in := testIntent("compensated-1", "mogs", 70)
+	e.publish(in)
+	e.waitStates([]string{in.OutOrderID}, 30*time.Second, events.StateCompensated)
+
+	out, errOut, code := e.cli("order", "get", in.OutOrderID)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"state", "compensated", "mogs / 70", "confirm_timeout", "bill_no", "history:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("order get lacks %q", want)
+		}
+	}
+	history := out[strings.Index(out, "history:"):]
+	var states []string
+	for _, line := range strings.Split(history, "\n")[2:] {
+		if f := strings.Fields(line); len(f) >= 4 {
+			if _, err := time.Parse("2006-01-02T15:04:05.000Z", f[0]); err != nil {
+				t.Errorf("history line without a timestamp: %q", line)
+			}
+			states = append(states, f[3])
+		}
+	}
+	for _, want := range []string{"accepted", "ordered", "debited", "compensating", "compensated"} {
+		if !slices.Contains(states, want) {
+			t.Errorf("history states %v lack %s", states, want)
+		}
+	}
+	if strings.Contains(out, "js-"+in.OutOrderID) {
+		t.Errorf("order get shows the js_code:\n%s", out)
+	}
+
+	js, _, code := e.cli("order", "get", "--json", in.OutOrderID)
+	if code != 0 {
+		t.Fatalf("order get --json exit %d", code)
+	}
+	var reply struct {
+		Order struct {
+			State  string `json:"state"`
+			BillNo string `json:"bill_no"`
+		} `json:"order"`
+		History []map[string]any `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(js), &reply); err != nil {
+		t.Fatalf("order get --json: %v\n%s", err, js)
+	}
+	if reply.Order.State != "compensated" || len(reply.History) < 5 {
+		t.Errorf("order get --json: state %q, %d history entries\n%s", reply.Order.State, len(reply.History), js)
+	}
+	if !bytes.Contains([]byte(js), []byte(`"attempt"`)) {
+		t.Errorf("history entries carry no attempt numbers:\n%s", js)
+	}
+}
