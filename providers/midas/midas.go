@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -34,8 +33,7 @@ const (
 // DefaultTimeout bounds every call when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// maxReply caps how much of a reply is read.
-const maxReply = 1 << 20
+// providers.MaxReply caps how much of a reply is read.
 
 // Config configures a Client.
 type Config struct {
@@ -94,13 +92,13 @@ func (c *Client) Provider() string { return Provider }
 // absent field from a zero one. The echoed billno is not read: the key that
 // matters is the one we sent, which the replies report.
 type reply struct {
-	Ret        *flexInt `json:"ret"`
-	Msg        string   `json:"msg"`
-	Balance    *flexInt `json:"balance"`
-	GenBalance flexInt  `json:"gen_balance"`
-	FirstSave  flexBool `json:"first_save"`
-	SaveAmt    flexInt  `json:"save_amt"`
-	UsedGenAmt flexInt  `json:"used_gen_amt"`
+	Ret        *providers.FlexInt `json:"ret"`
+	Msg        string             `json:"msg"`
+	Balance    *providers.FlexInt `json:"balance"`
+	GenBalance providers.FlexInt  `json:"gen_balance"`
+	FirstSave  providers.FlexBool `json:"first_save"`
+	SaveAmt    providers.FlexInt  `json:"save_amt"`
+	UsedGenAmt providers.FlexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -276,17 +274,17 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
 	}
-	defer drainClose(resp.Body)
+	defer providers.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, providers.MaxReply+1))
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
 	}
-	if len(raw) > maxReply {
+	if len(raw) > providers.MaxReply {
 		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
 	}
 	var rep reply
@@ -311,7 +309,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: scrub(rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey),
+		Msg: providers.Scrub(rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey),
 	}
 }
 
@@ -387,40 +385,4 @@ func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
 // for a pay leads to compensation, the safe end.
 func badReply(endpoint, msg string, err error) *providers.Error {
 	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
-}
-
-// drainClose reads what is left of a body (up to a bound) so that the
-// connection can be reused, then closes it.
-func drainClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxReply))
-	_ = body.Close()
-}
-
-// redactURL strips the query from the URL inside a transport error: it
-// holds openkey, pfkey and sig, which must never reach a log.
-func redactURL(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	u := ue.URL
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u = u[:i]
-	}
-	return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
-}
-
-// scrub keeps a provider message safe to log: any echo of a secret is
-// masked, and the length is bounded.
-func scrub(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	const max = 256
-	if len(msg) > max {
-		msg = strings.ToValidUTF8(msg[:max], "") + "…"
-	}
-	return msg
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -33,9 +32,8 @@ const (
 // DefaultTimeout bounds every call when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// maxReply caps how much of a reply is read: MOGS replies are a few hundred
+// providers.MaxReply caps how much of a reply is read: MOGS replies are a few hundred
 // bytes, and an unbounded read lets a broken peer exhaust memory.
-const maxReply = 1 << 20
 
 // Config configures a Client.
 type Config struct {
@@ -97,16 +95,16 @@ type request struct {
 // string, and either way the key that matters is the one we sent, which the
 // replies report.
 type reply struct {
-	Ret         *flexInt `json:"ret"`
-	ErrMsg      string   `json:"errmsg"`
-	Balance     *flexInt `json:"balance"`
-	GenBalance  flexInt  `json:"gen_balance"`
-	IsFirst     flexBool `json:"is_first"`
-	SaveAmt     flexInt  `json:"save_amt"`
-	SaveSum     flexInt  `json:"save_sum"`
-	CostSum     flexInt  `json:"cost_sum"`
-	PresentSums flexInt  `json:"present_sums"`
-	UsedGenAmt  flexInt  `json:"used_gen_amt"`
+	Ret         *providers.FlexInt `json:"ret"`
+	ErrMsg      string             `json:"errmsg"`
+	Balance     *providers.FlexInt `json:"balance"`
+	GenBalance  providers.FlexInt  `json:"gen_balance"`
+	IsFirst     providers.FlexBool `json:"is_first"`
+	SaveAmt     providers.FlexInt  `json:"save_amt"`
+	SaveSum     providers.FlexInt  `json:"save_sum"`
+	CostSum     providers.FlexInt  `json:"cost_sum"`
+	PresentSums providers.FlexInt  `json:"present_sums"`
+	UsedGenAmt  providers.FlexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -253,17 +251,17 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
 	}
-	defer drainClose(resp.Body)
+	defer providers.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, providers.MaxReply+1))
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, redactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
 	}
-	if len(raw) > maxReply {
+	if len(raw) > providers.MaxReply {
 		return nil, c.badReply(endpoint, "reply larger than 1 MiB", nil)
 	}
 	var rep reply
@@ -288,7 +286,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: scrub(rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey),
+		Msg: providers.Scrub(rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey),
 	}
 }
 
@@ -340,40 +338,4 @@ func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
 // pay that leads to compensation, which is the safe end.
 func (c *Client) badReply(endpoint, msg string, err error) *providers.Error {
 	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
-}
-
-// drainClose reads what is left of a body (up to a bound) so that the
-// connection can be reused, then closes it.
-func drainClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxReply))
-	_ = body.Close()
-}
-
-// redactURL strips the query from the URL inside a transport error: it holds
-// js_code, which must never reach a log.
-func redactURL(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	u := ue.URL
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u = u[:i]
-	}
-	return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
-}
-
-// scrub keeps a provider message safe to log: any echo of a secret is
-// masked, and the length is bounded.
-func scrub(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	const max = 256
-	if len(msg) > max {
-		msg = strings.ToValidUTF8(msg[:max], "") + "…"
-	}
-	return msg
 }

@@ -51,8 +51,6 @@ const (
 	// failing and an older copy is still in use, so that an outage of that
 	// service does not add a failing request to every order call.
 	discoveryRetryAfter = 30 * time.Second
-	// maxReply caps how much of a reply is read.
-	maxReply = 1 << 20
 	// maxOutOrderID is SUD's limit on out_order_id and out_group_id.
 	maxOutOrderID = 64
 	contentType   = "application/json;charset=utf-8"
@@ -175,15 +173,15 @@ type Order struct {
 
 // envelope is SUD's BaseResp.
 type envelope struct {
-	RetCode *flexInt        `json:"ret_code"`
-	RetMsg  string          `json:"ret_msg"`
-	Data    json.RawMessage `json:"data"`
+	RetCode *providers.FlexInt `json:"ret_code"`
+	RetMsg  string             `json:"ret_msg"`
+	Data    json.RawMessage    `json:"data"`
 }
 
 type orderData struct {
-	OutOrderID flexValue `json:"out_order_id"`
-	OrderID    flexValue `json:"order_id"`
-	Status     string    `json:"status"`
+	OutOrderID providers.FlexString `json:"out_order_id"`
+	OrderID    providers.FlexString `json:"order_id"`
+	Status     string               `json:"status"`
 }
 
 // CreateOrder places the in-game paid order, keyed by r.OutOrderID.
@@ -326,25 +324,25 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: scrub(env.RetMsg, c.appSecret),
+		Msg: providers.Scrub(env.RetMsg, c.appSecret),
 	}
 }
 
-// fetch sends req and returns the body of a 200 reply, read up to maxReply.
+// fetch sends req and returns the body of a 200 reply, read up to providers.MaxReply.
 func (c *Client) fetch(endpoint string, req *http.Request) ([]byte, *providers.Error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, providers.TransportError(Provider, endpoint, err)
 	}
-	defer drainClose(resp.Body)
+	defer providers.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxReply+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, providers.MaxReply+1))
 	if err != nil {
 		return nil, providers.TransportError(Provider, endpoint, err)
 	}
-	if len(raw) > maxReply {
+	if len(raw) > providers.MaxReply {
 		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
 	}
 	return raw, nil
@@ -392,25 +390,6 @@ func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
 // out_order_id, so asking again is safe and is the only way to know.
 func badReply(endpoint, msg string, err error) *providers.Error {
 	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
-}
-
-func drainClose(body io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(body, maxReply))
-	_ = body.Close()
-}
-
-// scrub keeps a provider message safe to log.
-func scrub(msg string, secrets ...string) string {
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "***")
-		}
-	}
-	const max = 256
-	if len(msg) > max {
-		msg = strings.ToValidUTF8(msg[:max], "") + "…"
-	}
-	return msg
 }
 
 // endpointURL returns the URL of endpoint: the configured one, or the
