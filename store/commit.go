@@ -15,14 +15,14 @@ import (
 // reports the commit.
 type writeReq struct {
 	ctx  context.Context
-	run  func(ctx context.Context, tx *sqlx.Tx, now time.Time) error
+	run  runFunc
 	done chan error // buffered: the committer never blocks on a caller that left
 }
 
 // submit hands run to the committer and waits for its transaction to end.
 // If ctx ends first, the caller gets ctx.Err() while the write may still
 // commit.
-func (s *SQLite) submit(ctx context.Context, run func(ctx context.Context, tx *sqlx.Tx, now time.Time) error) error {
+func (s *SQLite) submit(ctx context.Context, run runFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func (s *SQLite) commit(batch []*writeReq) {
 	// A caller that already gave up gets its ctx error and nothing is
 	// written for it, which narrows the "may still commit" window to
 	// requests cancelled mid-transaction.
-	live := batch[:0:0]
+	live := make([]*writeReq, 0, len(batch))
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- err
@@ -102,7 +102,7 @@ func (s *SQLite) commit(batch []*writeReq) {
 	}
 	now := s.now()
 	for _, r := range live {
-		if err := r.run(ctx, tx, now); err != nil {
+		if err := runGuarded(ctx, r, tx, now); err != nil {
 			_ = tx.Rollback()
 			fail(fmt.Errorf("store: group commit of %d writes rolled back: %w", len(live), err))
 			return
@@ -113,7 +113,20 @@ func (s *SQLite) commit(batch []*writeReq) {
 		fail(fmt.Errorf("store: commit %d writes: %w", len(live), err))
 		return
 	}
+	s.commits.Add(1)
+	s.writes.Add(int64(len(live)))
 	for _, r := range live {
 		r.done <- nil
 	}
+}
+
+// runGuarded turns a panic in a request into a failed batch: the committer
+// is the only writer, and if it died every later write would hang.
+func runGuarded(ctx context.Context, r *writeReq, tx *sqlx.Tx, now time.Time) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write request panicked: %v", p)
+		}
+	}()
+	return r.run(ctx, tx, now)
 }

@@ -39,8 +39,13 @@ func orderArgs(o Order) []any {
 	}
 }
 
-// Columns an applied transition never changes: the key and the birth date.
-var frozenFields = map[string]bool{"out_order_id": true, "created_at": true}
+// Columns an applied transition never changes: the key, the birth date and
+// the intent as received. A To built without the intent must not erase the
+// only copy of the login fields that retries and compensation need.
+var frozenFields = map[string]bool{
+	"out_order_id": true, "created_at": true,
+	"intent": true, "intent_subject": true, "body_hash": true,
+}
 
 var (
 	selectOrder = "SELECT id, " + strings.Join(orderFields, ", ") + " FROM orders "
@@ -56,7 +61,7 @@ var (
 			}
 		}
 		return "UPDATE orders SET " + strings.Join(set, ", ") +
-			" WHERE out_order_id = ? AND version = ? RETURNING id, created_at"
+			" WHERE out_order_id = ? AND version = ? RETURNING id, " + strings.Join(orderFields, ", ")
 	}()
 )
 
@@ -140,22 +145,6 @@ func fromNullMs(n sql.NullInt64) time.Time {
 	return fromMs(n.Int64)
 }
 
-func roundMs(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return fromMs(t.UnixMilli())
-}
-
-// normalize gives o's times the precision and zone a read returns.
-func normalize(o Order) Order {
-	o.NextRunAt = roundMs(o.NextRunAt)
-	o.DebitedAt = roundMs(o.DebitedAt)
-	o.CreatedAt = roundMs(o.CreatedAt)
-	o.UpdatedAt = roundMs(o.UpdatedAt)
-	return o
-}
-
 // terminalStates are events.State's terminal states. The store does not
 // import events (it knows nothing of NATS messages); the conformance suite
 // checks that pruning follows this list.
@@ -170,13 +159,29 @@ func (s *SQLite) Accept(ctx context.Context, reqs []Accept) ([]AcceptResult, err
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	run, result, err := acceptRun(reqs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.submit(ctx, run); err != nil {
+		return nil, err
+	}
+	return result(), nil
+}
+
+// runFunc is one write request's work inside a group commit transaction.
+type runFunc func(ctx context.Context, tx *sqlx.Tx, now time.Time) error
+
+// acceptRun validates reqs and returns the work for the committer and the
+// reader of its outcome, to be called once the transaction committed.
+func acceptRun(reqs []Accept) (runFunc, func() []AcceptResult, error) {
 	for i := range reqs {
 		if reqs[i].Order.OutOrderID == "" {
-			return nil, fmt.Errorf("accept request %d: empty out_order_id", i)
+			return nil, nil, fmt.Errorf("accept request %d: empty out_order_id", i)
 		}
 	}
 	var res []AcceptResult
-	err := s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, now time.Time) error {
+	run := func(ctx context.Context, tx *sqlx.Tx, now time.Time) error {
 		res = make([]AcceptResult, len(reqs))
 		for i, a := range reqs {
 			r, err := acceptTx(ctx, tx, a, now)
@@ -186,11 +191,8 @@ func (s *SQLite) Accept(ctx context.Context, reqs []Accept) ([]AcceptResult, err
 			res[i] = r
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
-	return res, nil
+	return run, func() []AcceptResult { return res }, nil
 }
 
 func acceptTx(ctx context.Context, tx *sqlx.Tx, a Accept, now time.Time) (AcceptResult, error) {
@@ -223,32 +225,46 @@ func acceptTx(ctx context.Context, tx *sqlx.Tx, a Accept, now time.Time) (Accept
 
 // Apply writes t.To over t.From if the stored Version is still
 // t.From.Version, with its history line and outbox messages, in one group
-// commit. It returns the order as stored (Version From.Version+1,
-// UpdatedAt now, times at millisecond precision). ErrStale if the order
-// moved; ErrNotFound if it no longer exists (pruned). Either way nothing
-// of the transition is written.
+// commit. It returns the order as stored: Version From.Version+1, UpdatedAt
+// now, times at millisecond precision, and the fields fixed at accept
+// (CreatedAt, Intent, IntentSubject, BodyHash) as they were, whatever To
+// says. ErrStale if the order moved; ErrNotFound if it no longer exists
+// (pruned). Either way nothing of the transition is written.
 func (s *SQLite) Apply(ctx context.Context, t Transition) (Order, error) {
+	run, result, err := applyRun(t)
+	if err != nil {
+		return Order{}, err
+	}
+	if err := s.submit(ctx, run); err != nil {
+		return Order{}, err
+	}
+	return result()
+}
+
+func applyRun(t Transition) (runFunc, func() (Order, error), error) {
 	id := t.From.OutOrderID
 	if id == "" {
-		return Order{}, errors.New("apply: empty out_order_id")
+		return nil, nil, errors.New("apply: empty out_order_id")
 	}
 	if t.To.OutOrderID != "" && t.To.OutOrderID != id {
-		return Order{}, fmt.Errorf("apply %s: transition would rename the order to %s", id, t.To.OutOrderID)
+		return nil, nil, fmt.Errorf("apply %s: transition would rename the order to %s", id, t.To.OutOrderID)
 	}
 	var (
 		stored  Order
 		outcome error
 	)
-	err := s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, now time.Time) error {
+	run := func(ctx context.Context, tx *sqlx.Tx, now time.Time) error {
 		stored, outcome = Order{}, nil
 		o := t.To
 		o.OutOrderID = id
 		o.Version = t.From.Version + 1
 		o.UpdatedAt = now
 		args := append(updateArgs(o), id, t.From.Version)
-		var rowID, created int64
-		err := tx.QueryRowxContext(ctx, updateOrder, args...).Scan(&rowID, &created)
+		var row orderRow
+		err := tx.QueryRowxContext(ctx, updateOrder, args...).StructScan(&row)
 		if errors.Is(err, sql.ErrNoRows) {
+			// Nothing matched: this request writes nothing more, the
+			// others in the batch go on.
 			outcome = ErrStale
 			var one int
 			if err := tx.GetContext(ctx, &one, "SELECT 1 FROM orders WHERE out_order_id = ?", id); errors.Is(err, sql.ErrNoRows) {
@@ -261,23 +277,22 @@ func (s *SQLite) Apply(ctx context.Context, t Transition) (Order, error) {
 		if err != nil {
 			return fmt.Errorf("apply %s: update: %w", id, err)
 		}
-		if err := insertHistory(ctx, tx, rowID, o.Version, t.History, now); err != nil {
+		if err := insertHistory(ctx, tx, row.ID, row.Version, t.History, now); err != nil {
 			return fmt.Errorf("apply %s: %w", id, err)
 		}
 		if err := insertOutbox(ctx, tx, t.Outbox, now); err != nil {
 			return fmt.Errorf("apply %s: %w", id, err)
 		}
-		o.CreatedAt = fromMs(created)
-		stored = normalize(o)
+		stored = row.order()
 		return nil
-	})
-	if err != nil {
-		return Order{}, err
 	}
-	if outcome != nil {
-		return Order{}, fmt.Errorf("apply %s at version %d: %w", id, t.From.Version, outcome)
+	result := func() (Order, error) {
+		if outcome != nil {
+			return Order{}, fmt.Errorf("apply %s at version %d: %w", id, t.From.Version, outcome)
+		}
+		return stored, nil
 	}
-	return stored, nil
+	return run, result, nil
 }
 
 // Get returns the order stored under outOrderID.
@@ -303,20 +318,22 @@ func getOrder(ctx context.Context, q sqlx.QueryerContext, outOrderID string) (Or
 
 // Due returns up to limit scheduled orders with NextRunAt <= now, soonest
 // first (ties by insertion), skipping those exclude reports. It pages
-// through the due index rather than guessing how many exclude will drop,
-// so a long list of running orders cannot starve the ones behind them.
+// through the due index (keyset on next_run_at, id) rather than guessing
+// how many exclude will drop, so any number of running orders cannot
+// starve the ones behind them.
 func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, exclude func(outOrderID string) bool) ([]Order, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	var (
-		out     []Order
-		skipped int
-		lastAt  = int64(math.MinInt64)
-		lastID  int64
+		out    []Order
+		lastAt = int64(math.MinInt64)
+		lastID int64
 	)
 	for {
-		fetch := limit - len(out) + skipped
+		// Each page starts after the last row seen, so excluded orders
+		// are read once; a floor keeps pages from shrinking to a row.
+		fetch := max(limit-len(out), 32)
 		var rows []orderRow
 		err := s.r.SelectContext(ctx, &rows, selectOrder+
 			`WHERE next_run_at IS NOT NULL AND next_run_at <= ? AND (next_run_at, id) > (?, ?)
@@ -327,7 +344,6 @@ func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, exclude func
 		for _, r := range rows {
 			lastAt, lastID = r.NextRunAt.Int64, r.ID
 			if exclude != nil && exclude(r.OutOrderID) {
-				skipped++
 				continue
 			}
 			out = append(out, r.order())

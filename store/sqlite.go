@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -51,6 +52,10 @@ type SQLite struct {
 	closer sync.Once
 	cerr   error
 	max    int
+
+	// Committed transactions and the write requests in them, for
+	// benchmarks to report the batching they got.
+	commits, writes atomic.Int64
 }
 
 var _ Store = (*SQLite)(nil)

@@ -128,6 +128,34 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 	}
 }
 
+func TestSQLiteApplyKeepsTheIntent(t *testing.T) {
+	s, _ := openTemp(t)
+	defer s.Close()
+	ctx := t.Context()
+	o := storetest.Order("o-1", time.Now())
+	if _, err := s.Accept(ctx, []store.Accept{{Order: o, History: store.HistoryEntry{State: "accepted"}}}); err != nil {
+		t.Fatal(err)
+	}
+	from, _ := s.Get(ctx, "o-1")
+	// A To built from scratch: no intent, no creation time.
+	to := store.Order{OutOrderID: "o-1", State: "ordered", Step: "debit", Seq: 2}
+	got, err := s.Apply(ctx, store.Transition{From: from, To: to, History: store.HistoryEntry{State: "ordered"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, _ := s.Get(ctx, "o-1")
+	for _, o := range []store.Order{got, read} {
+		if string(o.Intent) != string(from.Intent) || o.IntentSubject != from.IntentSubject ||
+			o.BodyHash != from.BodyHash || !o.CreatedAt.Equal(from.CreatedAt) {
+			t.Errorf("after apply: intent %q subject %q hash %q created %v; want those of the accept",
+				o.Intent, o.IntentSubject, o.BodyHash, o.CreatedAt)
+		}
+		if o.State != "ordered" || o.MgID != "" {
+			t.Errorf("after apply: state %q mg_id %q; want To's other fields", o.State, o.MgID)
+		}
+	}
+}
+
 func TestSQLiteMigrationsAreIdempotent(t *testing.T) {
 	s, path := openTemp(t)
 	if err := s.Close(); err != nil {
@@ -199,6 +227,7 @@ func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 		{"due walks the due index", `SELECT id FROM orders WHERE next_run_at IS NOT NULL AND next_run_at <= 1 AND (next_run_at, id) > (0, 0) ORDER BY next_run_at, id LIMIT 5`, "orders_due"},
 		{"next due reads the due index", `SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL`, "orders_due"},
 		{"stats by state reads the state index", `SELECT state, COUNT(*) FROM orders GROUP BY state`, "orders_state_updated"},
+		{"stats by step reads the step index", `SELECT step, COUNT(*) FROM orders WHERE next_run_at IS NOT NULL GROUP BY step`, "orders_step"},
 		{"prune finds old terminal orders by state and time", `SELECT id FROM orders WHERE state IN ('completed','failed') AND next_run_at IS NULL AND updated_at < 5 LIMIT 3`, "orders_state_updated"},
 		{"history reads by order key", `SELECT h.at FROM history h JOIN orders o ON o.id = h.order_id WHERE o.out_order_id = 'x' ORDER BY h.version`, "PRIMARY KEY"},
 	}
