@@ -44,6 +44,24 @@ func BenchmarkAccept(b *testing.B) {
 			}
 		}
 	})
+	b.Run("64 orders in one call", func(b *testing.B) {
+		s, _ := openTemp(b)
+		defer s.Close()
+		ctx := context.Background()
+		now := time.Now()
+		reqs := make([]store.Accept, 64)
+		i := 0
+		for b.Loop() {
+			for k := range reqs {
+				i++
+				reqs[k] = acceptReq(fmt.Sprint("call-", i), now)
+			}
+			if _, err := s.Accept(ctx, reqs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(reqs)), "ns/order")
+	})
 	b.Run("64 concurrent callers", func(b *testing.B) {
 		s, _ := openTemp(b)
 		defer s.Close()
@@ -74,7 +92,12 @@ func BenchmarkAccept(b *testing.B) {
 }
 
 func BenchmarkApply(b *testing.B) {
-	s, _ := openTemp(b)
+	b.Run("synchronous=NORMAL", func(b *testing.B) { benchApply(b) })
+	b.Run("synchronous=FULL", func(b *testing.B) { benchApply(b, store.WithSynchronousFull()) })
+}
+
+func benchApply(b *testing.B, opts ...store.Option) {
+	s, _ := openTemp(b, opts...)
 	defer s.Close()
 	ctx := context.Background()
 	now := time.Now()

@@ -145,9 +145,10 @@ func fromNullMs(n sql.NullInt64) time.Time {
 	return fromMs(n.Int64)
 }
 
-// terminalStates are events.State's terminal states. The store does not
-// import events (it knows nothing of NATS messages); the conformance suite
-// checks that pruning follows this list.
+// terminalStates are events.State's terminal states, the ones
+// PruneTerminal may delete. The store does not import events (it knows
+// nothing of NATS messages); TestTerminalStatesMatchEvents keeps the lists
+// in step.
 var terminalStates = []string{"completed", "rejected", "failed", "compensated", "needs_attention"}
 
 // Accept records each new order with its history and outbox in one group

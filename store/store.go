@@ -6,6 +6,12 @@
 // Store is the seam for other databases; the SQLite implementation (sqlx +
 // mattn/go-sqlite3) is the default. The package never touches the network
 // and knows nothing of providers or NATS: outbox messages are opaque.
+//
+// Durability of the SQLite store: by default (WAL, synchronous=NORMAL) a
+// returned write survives the process crashing or being killed, but a power
+// loss or kernel panic may drop the last commits (never corrupt the file).
+// WithSynchronousFull fsyncs every group commit and survives power loss too,
+// for about one fsync of latency per batch. See SQLite.
 package store
 
 import (
