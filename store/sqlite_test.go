@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,6 +155,54 @@ func TestSQLiteApplyKeepsTheIntent(t *testing.T) {
 		if o.State != "ordered" || o.MgID != "" {
 			t.Errorf("after apply: state %q mg_id %q; want To's other fields", o.State, o.MgID)
 		}
+	}
+}
+
+// TestSQLiteSurvivesAKilledProcess runs a child that accepts an order and
+// is killed without Close: the parent must find the order and the lock
+// free, as after a real crash.
+func TestSQLiteSurvivesAKilledProcess(t *testing.T) {
+	if path := os.Getenv("COINSAGA_STORE_CRASH_CHILD"); path != "" {
+		s, err := store.OpenSQLite(context.Background(), path)
+		if err != nil {
+			fmt.Println("open:", err)
+			os.Exit(2)
+		}
+		if _, err := s.Accept(context.Background(), []store.Accept{{
+			Order:   storetest.Order("o-crash", time.Now()),
+			History: store.HistoryEntry{State: "accepted"},
+			Outbox:  []store.Message{{Subject: "s", MsgID: "o-crash:1", Data: []byte("accepted")}},
+		}}); err != nil {
+			fmt.Println("accept:", err)
+			os.Exit(2)
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal ends the process
+	}
+
+	path := filepath.Join(t.TempDir(), "coinsaga.db")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestSQLiteSurvivesAKilledProcess$")
+	cmd.Env = append(os.Environ(), "COINSAGA_STORE_CRASH_CHILD="+path)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out)
+	}
+
+	s, err := store.OpenSQLite(t.Context(), path)
+	if err != nil {
+		t.Fatalf("open after the holder was killed: %v", err)
+	}
+	defer s.Close()
+	o, err := s.Get(t.Context(), "o-crash")
+	if err != nil {
+		t.Fatalf("order accepted before the kill: %v", err)
+	}
+	if o.State != "accepted" || o.Version != 1 {
+		t.Errorf("order after the kill = %+v", o)
+	}
+	if msgs, err := s.PendingOutbox(t.Context(), 10); err != nil || len(msgs) != 1 {
+		t.Errorf("outbox after the kill = %+v, %v; want the accepted event", msgs, err)
 	}
 }
 
