@@ -624,3 +624,353 @@ func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
 		t.Errorf("history entries carry no attempt numbers:\n%s", js)
 	}
 }
+
+func TestDLQFilterFlags(t *testing.T) {
+	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		flags   dlqFlags
+		wantErr string
+		check   func(t *testing.T, f dlqFilter)
+	}{
+		{name: "no flags select everything", check: func(t *testing.T, f dlqFilter) {
+			if f.narrows() {
+				t.Errorf("%+v narrows", f)
+			}
+		}},
+		{name: "a limit alone does not count as a filter", flags: dlqFlags{limit: 5}, check: func(t *testing.T, f dlqFilter) {
+			if f.narrows() || f.limit != 5 {
+				t.Errorf("%+v", f)
+			}
+		}},
+		{name: "reasons are a comma-separated list", flags: dlqFlags{reason: "failed, needs_attention"}, check: func(t *testing.T, f dlqFilter) {
+			if !f.reasons[events.ReasonFailed] || !f.reasons[events.ReasonNeedsAttention] || len(f.reasons) != 2 {
+				t.Errorf("reasons %v", f.reasons)
+			}
+		}},
+		{name: "an unknown reason is refused", flags: dlqFlags{reason: "failed,broken"}, wantErr: `--reason "broken"`},
+		{name: "since as a duration counts back from now", flags: dlqFlags{since: "90m"}, check: func(t *testing.T, f dlqFilter) {
+			if !f.since.Equal(now.Add(-90 * time.Minute)) {
+				t.Errorf("since %v", f.since)
+			}
+		}},
+		{name: "since as an RFC 3339 time is taken as it is", flags: dlqFlags{since: "2026-11-20T08:00:00+02:00"}, check: func(t *testing.T, f dlqFilter) {
+			if !f.since.Equal(time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC)) {
+				t.Errorf("since %v", f.since)
+			}
+		}},
+		{name: "since in the future by a negative duration is refused", flags: dlqFlags{since: "-5m"}, wantErr: "must not be negative"},
+		{name: "since that is neither is refused with both forms named", flags: dlqFlags{since: "yesterday"}, wantErr: "RFC 3339"},
+		{name: "seqs are sorted and deduplicated", flags: dlqFlags{seq: "7,3,7"}, check: func(t *testing.T, f dlqFilter) {
+			if !slices.Equal(f.seqs, []uint64{3, 7}) || !f.narrows() {
+				t.Errorf("seqs %v", f.seqs)
+			}
+		}},
+		{name: "a zero or non-numeric seq is refused", flags: dlqFlags{seq: "0,x"}, wantErr: `--seq: "0"`},
+		{name: "an mg_id that is no safe subject token is refused", flags: dlqFlags{mgID: "a.b"}, wantErr: "--mg-id"},
+		{name: "every problem is reported at once", flags: dlqFlags{reason: "nope", limit: -1}, wantErr: "--limit must not be negative"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := tc.flags.filter(now)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, f)
+		})
+	}
+}
+
+func TestDLQFilterMatch(t *testing.T) {
+	now := time.Now()
+	letter := func(reason events.Reason, mg string, failedAt, storedAt time.Time) deadLetter {
+		return deadLetter{DeadLetter: events.DeadLetter{Reason: reason, MgID: mg, FailedAt: failedAt}, StoredAt: storedAt}
+	}
+	tests := []struct {
+		name   string
+		filter dlqFilter
+		letter deadLetter
+		want   bool
+	}{
+		{"the empty filter matches anything", dlqFilter{}, letter("invalid", "", time.Time{}, now), true},
+		{"a reason filter drops other reasons", dlqFilter{reasons: map[events.Reason]bool{"failed": true}}, letter("conflict", "g", now, now), false},
+		{"an mg_id filter drops dead letters without a game", dlqFilter{mgID: "g"}, letter("invalid", "", now, now), false},
+		{"since compares the failure time", dlqFilter{since: now.Add(-time.Hour)}, letter("failed", "g", now.Add(-2*time.Hour), now), false},
+		{"since falls back to the stored time without a failure time", dlqFilter{since: now.Add(-time.Hour)}, letter("failed", "g", time.Time{}, now), true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.filter.match(tc.letter); got != tc.want {
+				t.Errorf("match = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMaskSecrets(t *testing.T) {
+	tests := []struct {
+		name      string
+		body      string
+		want      []string
+		forbidden []string
+	}{
+		{
+			name:      "the MOGS login fields are masked",
+			body:      `{"out_order_id":"o1","payment":{"provider":"mogs","amount":100,"mogs":{"js_code":"JS-SECRET","session_key":"SK-SECRET","pay_item":"dice"}}}`,
+			want:      []string{`"js_code": "***"`, `"session_key": "***"`, `"pay_item": "dice"`, `"amount": 100`, `"out_order_id": "o1"`},
+			forbidden: []string{"JS-SECRET", "SK-SECRET"},
+		},
+		{
+			name:      "the Midas login fields are masked and the rest kept",
+			body:      `{"payment":{"midas":{"openkey":"OK-SECRET","pf":"qq_m_qq","pfkey":"PFK-SECRET","zoneid":"1"}}}`,
+			want:      []string{`"openkey": "***"`, `"pfkey": "***"`, `"pf": "qq_m_qq"`},
+			forbidden: []string{"OK-SECRET", "PFK-SECRET"},
+		},
+		{
+			name: "an empty secret stays empty, so the operator sees it was missing",
+			body: `{"payment":{"mogs":{"js_code":"x","session_key":""}}}`,
+			want: []string{`"session_key": ""`, `"js_code": "***"`},
+		},
+		{
+			name: "large numbers keep every digit",
+			body: `{"mg_id":1468180338417074177,"value":100}`,
+			want: []string{`1468180338417074177`},
+		},
+		{
+			name:      "an undecodable body is masked by pattern",
+			body:      `{"payment":{"mogs":{"js_code" : "JS-SECRET","x":1`,
+			want:      []string{`"js_code" : "***"`, `"x":1`},
+			forbidden: []string{"JS-SECRET"},
+		},
+		{
+			name:      "escaped quotes inside a secret do not end the mask early",
+			body:      `{"openkey":"a\"b-SECRET"`,
+			want:      []string{`"openkey":"***"`},
+			forbidden: []string{"SECRET"},
+		},
+		{
+			name: "bytes that are not JSON at all come back as they are",
+			body: "not json",
+			want: []string{"not json"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := string(maskSecrets([]byte(tc.body)))
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("masked body lacks %q:\n%s", w, got)
+				}
+			}
+			for _, f := range tc.forbidden {
+				if strings.Contains(got, f) {
+					t.Errorf("masked body still holds %q:\n%s", f, got)
+				}
+			}
+		})
+	}
+}
+
+func TestAgeReadsLikeAQueue(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "0s"},
+		{42 * time.Second, "42s"},
+		{12*time.Minute + 30*time.Second, "12m"},
+		{5*time.Hour + 12*time.Minute, "5h12m"},
+		{76 * time.Hour, "3d4h"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.d.String()+" reads "+tc.want, func(t *testing.T) {
+			if got := age(tc.d); got != tc.want {
+				t.Errorf("age(%s) = %q, want %q", tc.d, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReplayTarget(t *testing.T) {
+	r := &replayer{s: &dlqSession{subjects: events.Subjects{Prefix: "acme.pay"}}}
+	body := []byte(`{"mg_id":"g1","room_id":"r1"}`)
+	tests := []struct {
+		name     string
+		original string
+		body     []byte
+		want     string
+		wantErr  bool
+	}{
+		{"the original intents subject is kept", "acme.pay.intents.g0.r0", body, "acme.pay.intents.g0.r0", false},
+		{"a missing header falls back to the body's game and room", "", body, "acme.pay.intents.g1.r1", false},
+		{"a header pointing outside the intents subjects is not trusted", "acme.pay.status.g0.r0.o", body, "acme.pay.intents.g1.r1", false},
+		{"a header with extra tokens is not trusted", "acme.pay.intents.g0.r0.x", body, "acme.pay.intents.g1.r1", false},
+		{"another prefix's intents subject is not trusted", "coinsaga.intents.g0.r0", body, "acme.pay.intents.g1.r1", false},
+		{"no usable header and an unsafe body is an error", "", []byte(`{"mg_id":"g.*","room_id":"r"}`), "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := r.target(deadLetter{DeadLetter: events.DeadLetter{OriginalSubject: tc.original, Data: tc.body}})
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("target = %q, %v; want %q (error %v)", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestDLQCommandLine(t *testing.T) {
+	ctx := context.Background()
+	for _, sub := range []string{"list", "show", "replay", "purge"} {
+		t.Run(sub+" --help prints its usage and exits 0", func(t *testing.T) {
+			out, errOut, code := runCLI(t, ctx, "dlq", sub, "--help")
+			if code != 0 || !strings.Contains(out+errOut, "Usage: coinsaga dlq "+sub) {
+				t.Errorf("exit %d:\n%s%s", code, out, errOut)
+			}
+		})
+	}
+	// None of these reaches NATS: the URL points nowhere on purpose.
+	nowhere := []string{"--nats-url", "nats://127.0.0.1:1"}
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{"an unknown subcommand exits 2 with the list", []string{"dlq", "frob"}, 2, "list|show|replay|purge"},
+		{"no subcommand exits 2 with the list", []string{"dlq"}, 2, "list|show|replay|purge"},
+		{"purge with no filter refuses and names --all", append([]string{"dlq", "purge"}, nowhere...), 1, "--all"},
+		{"purge with only a limit still refuses", append([]string{"dlq", "purge", "--limit", "3"}, nowhere...), 1, "--all"},
+		{"a bad reason is named", append([]string{"dlq", "list", "--reason", "oops"}, nowhere...), 1, `--reason "oops"`},
+		{"show needs a number", append([]string{"dlq", "show"}, append(nowhere, "abc")...), 1, "not a stream sequence"},
+		{"list takes no arguments", append([]string{"dlq", "list"}, append(nowhere, "12")...), 1, "--seq"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCLI(t, ctx, tc.args...)
+			if code != tc.wantCode || !strings.Contains(errOut, tc.wantErr) {
+				t.Errorf("exit %d, stderr %q; want exit %d mentioning %q", code, errOut, tc.wantCode, tc.wantErr)
+			}
+		})
+	}
+}
+
+// dlqOnly is JetStream with the coinsaga streams and no worker.
+func dlqOnly(t testing.TB) (string, jetstream.JetStream, events.Subjects) {
+	t.Helper()
+	ns := embednats.StartTest(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s events.Subjects
+	if err := events.EnsureStreams(context.Background(), js, s, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns.ClientURL(), js, s
+}
+
+// putDeadLetters stores n failed dead letters the way the worker writes
+// them, returning their stream sequences.
+func putDeadLetters(t testing.TB, js jetstream.JetStream, s events.Subjects, n int) []uint64 {
+	t.Helper()
+	seqs := make([]uint64, 0, n)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("dl-%d", i)
+		in := testIntent(id, "mogs", 10)
+		body, _ := json.Marshal(in)
+		m := nats.NewMsg(s.DeadLetter(in.MgID, in.RoomID, id))
+		m.Header = events.DeadLetterHeaders(events.DeadLetter{Reason: events.ReasonFailed, State: "failed", Attempts: 3,
+			Error: "retries_exhausted: busy", FailedAt: time.Now(), OriginalSubject: s.Intent(in.MgID, in.RoomID)})
+		m.Header.Set(events.HeaderMsgID, id+":dlq:3")
+		m.Data = body
+		ack, err := js.PublishMsg(context.Background(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+	return seqs
+}
+
+func TestReplayWithoutAWorkerRepublishesWithANewMsgID(t *testing.T) {
+	url, js, s := dlqOnly(t)
+	seqs := putDeadLetters(t, js, s, 3)
+	ctx := context.Background()
+	out, errOut, code := runCLI(t, ctx, "dlq", "replay", "--nats-url", url, "--seq", fmt.Sprint(seqs[1]))
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	if !strings.Contains(errOut, "cannot ask workers for order states") {
+		t.Errorf("no warning that order states went unchecked: %q", errOut)
+	}
+	if !strings.Contains(out, "replayed 1, already completed 0, failed 0") || strings.Contains(errOut, "replay [") {
+		t.Errorf("one replay wants a summary and no progress bar:\nstdout %s\nstderr %s", out, errOut)
+	}
+	intents, err := js.Stream(ctx, s.IntentsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := intents.GetLastMsgForSubject(ctx, s.Intents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("dl-1:replay:%d", seqs[1])
+	if m.Header.Get(events.HeaderMsgID) != want || m.Header.Get(events.HeaderReplay) != fmt.Sprint(seqs[1]) {
+		t.Errorf("republished headers %v, want Nats-Msg-Id %s and Coinsaga-Replay %d", m.Header, want, seqs[1])
+	}
+	in := testIntent("dl-1", "mogs", 10)
+	if body, _ := json.Marshal(in); !bytes.Equal(m.Data, body) || m.Subject != s.Intent(in.MgID, in.RoomID) {
+		t.Errorf("republished %s %s, want the original bytes on the original subject", m.Subject, m.Data)
+	}
+	dlq, _ := js.Stream(ctx, s.DLQStream())
+	if _, err := dlq.GetMsg(ctx, seqs[1]); err == nil {
+		t.Error("the replayed dead letter is still there")
+	}
+	for _, seq := range []uint64{seqs[0], seqs[2]} {
+		if _, err := dlq.GetMsg(ctx, seq); err != nil {
+			t.Errorf("dead letter %d, not selected, is gone: %v", seq, err)
+		}
+	}
+	// An interrupted run done again publishes the same Nats-Msg-Id, which
+	// JetStream drops: the order sees one replay, not two.
+	again := nats.NewMsg(m.Subject)
+	again.Data, again.Header = m.Data, m.Header
+	ack, err := js.PublishMsg(ctx, again)
+	if err != nil || !ack.Duplicate {
+		t.Errorf("a repeated replay publish: ack %+v, %v; want a duplicate", ack, err)
+	}
+}
+
+// BenchmarkDLQ measures reading and replaying a backlog, the operator's
+// morning after an outage: go test -run XXX -bench DLQ ./cmd/coinsaga/
+func BenchmarkDLQ(b *testing.B) {
+	const backlog = 2000
+	for _, op := range []string{"list", "replay"} {
+		b.Run(fmt.Sprintf("%s %d dead letters", op, backlog), func(b *testing.B) {
+			url, js, s := dlqOnly(b)
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				purge, _ := js.Stream(context.Background(), s.DLQStream())
+				_ = purge.Purge(context.Background())
+				putDeadLetters(b, js, s, backlog)
+				b.StartTimer()
+				var stdout, stderr bytes.Buffer
+				if code := runWith(context.Background(), []string{"dlq", op, "--nats-url", url}, &stdout, &stderr); code != 0 {
+					b.Fatalf("exit %d: %s", code, stderr.String())
+				}
+			}
+			b.ReportMetric(float64(backlog*b.N)/b.Elapsed().Seconds(), "letters/s")
+		})
+	}
+}
