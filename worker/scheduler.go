@@ -14,11 +14,31 @@ import (
 // this much delay.
 const maxIdle = time.Second
 
+// dueFetchFactor sizes one Due read at this many times the step slots. The
+// orders already running are the earliest due in the store (their row
+// still says "due" until their step commits), so a read sized to the free
+// slots alone pages through every running order on every wake-up; one
+// larger read, kept in a local batch, pays that once for many starts.
+const dueFetchFactor = 4
+
+// dueBatchMaxAge bounds how long a fetched batch may be used: past it the
+// batch is dropped and re-read, so an order that became due meanwhile
+// (a retry, a confirmation poll) never waits behind a stale list long.
+const dueBatchMaxAge = 250 * time.Millisecond
+
+// dueBatch is what the last Due read returned and the scheduler has not
+// started yet, soonest first. Only the scheduler goroutine touches it.
+type dueBatch struct {
+	orders  []store.Order
+	fetched time.Time
+}
+
 // schedule starts due steps until ctx is cancelled. One timer serves every
 // waiting order: it fires at the earliest next_run_at in the store.
 func (w *Worker) schedule(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var batch dueBatch
 	for {
 		select {
 		case <-ctx.Done():
@@ -27,36 +47,66 @@ func (w *Worker) schedule(ctx context.Context) {
 		case <-timer.C:
 		}
 		if w.ready.Load() {
-			w.startDue(ctx)
+			w.startDue(ctx, &batch)
+		} else {
+			batch = dueBatch{}
 		}
-		timer.Reset(w.untilNextDue(ctx))
+		timer.Reset(w.untilNextDue(ctx, &batch))
 	}
 }
 
-// startDue fills the free step slots with due orders.
-func (w *Worker) startDue(ctx context.Context) {
+// startDue fills the free step slots with due orders, from the batch while
+// it lasts and is fresh, then from the store.
+func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
+	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
+		*batch = dueBatch{}
+	}
 	for {
+		for len(batch.orders) > 0 {
+			if cap(w.slots)-len(w.slots) <= 0 {
+				return
+			}
+			o := batch.orders[0]
+			batch.orders[0] = store.Order{} // let the intent bytes go
+			batch.orders = batch.orders[1:]
+			w.tryStart(o)
+		}
 		free := cap(w.slots) - len(w.slots)
 		if free <= 0 {
 			return
 		}
-		due, err := w.cfg.Store.Due(ctx, w.now(), free, w.isRunning)
+		limit := max(free, dueFetchFactor*cap(w.slots))
+		fetched := w.now()
+		due, err := w.cfg.Store.Due(ctx, fetched, limit, w.isRunning)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Error("reading due orders", "err", err)
 			}
 			return
 		}
-		for _, o := range due {
-			w.tryStart(o)
+		if len(due) == 0 {
+			return
 		}
-		if len(due) < free {
+		*batch = dueBatch{orders: due, fetched: fetched}
+		if len(due) < limit {
+			// Everything due is in hand: start it and stop.
+			for len(batch.orders) > 0 && cap(w.slots)-len(w.slots) > 0 {
+				o := batch.orders[0]
+				batch.orders[0] = store.Order{}
+				batch.orders = batch.orders[1:]
+				w.tryStart(o)
+			}
 			return
 		}
 	}
 }
 
-func (w *Worker) untilNextDue(ctx context.Context) time.Duration {
+func (w *Worker) untilNextDue(ctx context.Context, batch *dueBatch) time.Duration {
+	if len(batch.orders) > 0 {
+		// Due work is in hand and every slot is taken: a finishing step
+		// wakes us; the age limit re-reads the batch otherwise.
+		return dueBatchMaxAge
+	}
 	next, ok, err := w.cfg.Store.NextDue(ctx)
 	if err != nil || !ok {
 		return maxIdle

@@ -129,6 +129,7 @@ type benchResult struct {
 	TimedOut        bool    `json:"timed_out,omitempty"`
 	Unfinished      int     `json:"unfinished,omitempty"`
 	PublishFailures int     `json:"publish_failures,omitempty"`
+	PublishRetries  int     `json:"publish_retries,omitempty"`
 	OfferedRate     float64 `json:"offered_rate,omitempty"`
 
 	Background             int     `json:"background,omitempty"`
@@ -281,6 +282,7 @@ func (b *bench) startSelf(ctx context.Context) error {
 	if err := b.dial(); err != nil {
 		return err
 	}
+	b.logf("self: JetStream at %s, sandbox at %s, store %s", b.natsURL, url, b.dbPath)
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -453,11 +455,16 @@ func (b *bench) publishAll(ctx context.Context, tr *tracker, rate float64, label
 	bar := progress.New(b.stderr, tr.n, label)
 	tr.bar = bar
 	defer bar.Done()
+	// A failed async publish (usually an ack that timed out under load) is
+	// retried synchronously with the same Nats-Msg-Id, which JetStream
+	// dedupes if the first attempt was stored after all.
+	var retryMu sync.Mutex
+	var retry []*nats.Msg
 	js, err := jetstream.New(b.pubConn, jetstream.WithPublishAsyncMaxPending(4096),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) {
-			if i, ok := tr.index(m.Header.Get(events.HeaderMsgID)); ok {
-				tr.publishFailed(i)
-			}
+			retryMu.Lock()
+			retry = append(retry, m)
+			retryMu.Unlock()
 		}))
 	if err != nil {
 		return fmt.Errorf("bench jetstream: %w", err)
@@ -479,7 +486,9 @@ func (b *bench) publishAll(ctx context.Context, tr *tracker, rate float64, label
 		m := gen.msg(i)
 		tr.published(i)
 		if _, err := js.PublishMsgAsync(m); err != nil {
-			tr.publishFailed(i)
+			retryMu.Lock()
+			retry = append(retry, m)
+			retryMu.Unlock()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -490,6 +499,24 @@ func (b *bench) publishAll(ctx context.Context, tr *tracker, rate float64, label
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(b.f.timeout):
+	}
+	retryMu.Lock()
+	again := retry
+	retry = nil
+	retryMu.Unlock()
+	for _, m := range again {
+		i, ok := tr.index(m.Header.Get(events.HeaderMsgID))
+		if !ok {
+			continue
+		}
+		tr.retried.Add(1)
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := js.PublishMsg(pctx, m)
+		cancel()
+		if err != nil {
+			b.logf("publishing %s failed twice: %v", m.Header.Get(events.HeaderMsgID), err)
+			tr.publishFailed(i)
+		}
 	}
 	timeout := time.NewTimer(b.f.timeout)
 	defer timeout.Stop()
@@ -714,6 +741,7 @@ type tracker struct {
 	pubAt    []atomic.Int64 // ns since epoch; written by the publisher
 	done     chan struct{}
 	timedOut atomic.Bool
+	retried  atomic.Int64 // publishes that needed a second try
 	bar      *progress.Bar
 
 	mu        sync.Mutex
@@ -809,6 +837,7 @@ func (t *tracker) fill(r *benchResult) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r.Completed, r.Failed, r.PublishFailures = t.completed, t.failed, t.pubFailed
+	r.PublishRetries = int(t.retried.Load())
 	r.Unfinished = t.n - t.count
 	r.TimedOut = t.timedOut.Load() && r.Unfinished > 0
 	lat := slices.Clone(t.latency)
@@ -943,7 +972,7 @@ func (b *bench) jetstreamCeiling(ctx context.Context) (float64, error) {
 	prefix := strings.TrimSuffix(b.subjects.Intents(), ".intents.>")
 	name := strings.TrimSuffix(b.subjects.IntentsStream(), "_INTENTS") + "_BENCH_" + strings.ToUpper(b.run)
 	subject := prefix + ".benchscratch." + b.run
-	stream, err := b.js.CreateStream(ctx, jetstream.StreamConfig{
+	_, err := b.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: name, Subjects: []string{subject}, Retention: jetstream.WorkQueuePolicy,
 		Storage: jetstream.FileStorage, Duplicates: events.DefaultDuplicateWindow, Discard: jetstream.DiscardOld,
 	})
@@ -961,7 +990,6 @@ func (b *bench) jetstreamCeiling(ctx context.Context) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("jetstream ceiling: consumer: %w", err)
 	}
-	_ = stream
 	n := b.f.orders
 	gen := newIntentGen(b.subjects, "j"+b.run, b.f.midasShare, b.f.players)
 	var acked atomic.Int64

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts JetStream, the sandbox and a worker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	profile := filepath.Join(t.TempDir(), "cpu.prof")
+	stdout, stderr, code := runCLI(t, ctx, "bench", "--self", "--orders", "300", "--baseline",
+		"--profile", profile, "--timeout", "50s")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want exactly one line on stdout, got %d:\n%s", len(lines), stdout)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
+	}
+	for _, key := range []string{"orders", "completed"} {
+		if res[key] != float64(300) {
+			t.Errorf("%s = %v, want 300", key, res[key])
+		}
+	}
+	if res["failed"] != float64(0) {
+		t.Errorf("failed = %v, want 0", res["failed"])
+	}
+	for _, key := range []string{"seconds", "orders_per_sec", "p50_ms", "p95_ms", "p99_ms", "max_rss_mb",
+		"store_bytes_per_order", "provider_ceiling_per_sec", "jetstream_ceiling_per_sec", "ratio_provider", "ratio_jetstream"} {
+		v, ok := res[key].(float64)
+		if !ok || v <= 0 {
+			t.Errorf("%s = %v, want a positive number", key, res[key])
+		}
+	}
+	if p50, p99 := res["p50_ms"].(float64), res["p99_ms"].(float64); p50 > p99 {
+		t.Errorf("p50 %v ms above p99 %v ms", p50, p99)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("no CPU profile written: %v", err)
+	}
+	if !strings.Contains(stderr, "orders") {
+		t.Errorf("no progress on stderr:\n%s", stderr)
+	}
+}
+
+func TestBenchRefusesFlagsThatCannotApply(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no orders is refused", []string{"--self", "--orders", "0"}, "--orders"},
+		{"a Midas share above one is refused", []string{"--self", "--midas-share", "1.5"}, "--midas-share"},
+		{"--self with a NATS URL is refused", []string{"--self", "--nats-url", "nats://127.0.0.1:1"}, "--self"},
+		{"--preload without --self is refused", []string{"--preload", "10"}, "--preload"},
+		{"faults without a sandbox URL are refused", []string{"--latency-ms", "5"}, "--sandbox-url"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stdout, stderr, code := runCLI(t, context.Background(), append([]string{"bench"}, c.args...)...)
+			if code == 0 {
+				t.Fatalf("exit 0, want an error; stdout %q", stdout)
+			}
+			if stdout != "" {
+				t.Errorf("a refused run printed a result: %q", stdout)
+			}
+			if !strings.Contains(stderr, c.want) {
+				t.Errorf("stderr %q does not name %s", stderr, c.want)
+			}
+		})
+	}
+}
