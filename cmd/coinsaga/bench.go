@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -404,7 +406,10 @@ func (b *bench) measure(ctx context.Context) (benchResult, error) {
 
 	var sizeBefore int64
 	if b.st != nil {
-		sizeBefore = dbSize(b.dbPath)
+		var err error
+		if sizeBefore, err = dbUsedBytes(ctx, b.dbPath); err != nil {
+			return res, err
+		}
 	}
 	if b.f.profile != "" {
 		pf, err := os.Create(b.f.profile)
@@ -436,10 +441,14 @@ func (b *bench) measure(ctx context.Context) (benchResult, error) {
 		res.OrdersPerSec = round3(float64(res.Completed+res.Failed) / elapsed.Seconds())
 	}
 	res.MaxRSSMB = maxRSSMB()
-	if b.st != nil && res.Completed > 0 {
-		// The WAL holds recent pages; a checkpoint through a fresh close
-		// is out of reach here, so count WAL and database together.
-		res.StoreBytesPerOrder = round3(float64(dbSize(b.dbPath)-sizeBefore) / float64(res.Completed+res.Failed))
+	if b.st != nil && res.Completed+res.Failed > 0 {
+		// Measured once the outbox is relayed (every terminal event has
+		// arrived), so it is what a finished order leaves behind.
+		after, err := dbUsedBytes(ctx, b.dbPath)
+		if err != nil {
+			return res, err
+		}
+		res.StoreBytesPerOrder = round3(float64(after-sizeBefore) / float64(res.Completed+res.Failed))
 	}
 	if b.f.baseline && !res.TimedOut {
 		if err := b.measureBaselines(ctx, &res); err != nil {
@@ -568,15 +577,23 @@ func (b *bench) preload(ctx context.Context, n int) error {
 	return nil
 }
 
-// dbSize is the SQLite database plus its WAL, in bytes.
-func dbSize(path string) int64 {
-	var n int64
-	for _, p := range []string{path, path + "-wal"} {
-		if fi, err := os.Stat(p); err == nil {
-			n += fi.Size()
+// dbUsedBytes is the size of the pages the database uses, as a reader
+// sees the last commit: WAL content included, free pages (a deleted outbox
+// leaves some) excluded. It opens its own read-only connection; the store
+// keeps writing meanwhile.
+func dbUsedBytes(ctx context.Context, path string) (int64, error) {
+	db, err := sql.Open("sqlite3", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro")
+	if err != nil {
+		return 0, fmt.Errorf("store size: %w", err)
+	}
+	defer db.Close()
+	var pages, free, size int64
+	for q, into := range map[string]*int64{"PRAGMA page_count": &pages, "PRAGMA freelist_count": &free, "PRAGMA page_size": &size} {
+		if err := db.QueryRowContext(ctx, q).Scan(into); err != nil {
+			return 0, fmt.Errorf("store size: %s: %w", q, err)
 		}
 	}
-	return n
+	return (pages - free) * size, nil
 }
 
 // maxRSSMB is the peak resident set of this process in MiB (Linux reports
