@@ -158,23 +158,15 @@ func (e *opsEnv) waitStates(ids []string, timeout time.Duration, states ...event
 	})
 }
 
-// deadLettersSeen returns the dead letters published so far whose order
-// is one of ids.
-func (e *opsEnv) deadLettersSeen(ids []string) []*nats.Msg {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []*nats.Msg
-	for _, m := range e.dlqSeen {
-		if _, _, id := dlqIDs(m.Subject); slices.Contains(ids, id) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func dlqIDs(subject string) (mg, room, id string) {
-	d := events.DeadLetterFromMsg(&jetstream.RawStreamMsg{Subject: subject})
-	return d.MgID, d.RoomID, d.OutOrderID
+// waitStored waits until the dead-letter stream holds at least n
+// messages. A core subscriber can hear of a dead letter a moment before
+// the stream has stored it, so tests that read the stream wait on it.
+func (e *opsEnv) waitStored(what string, n uint64, timeout time.Duration) {
+	e.t.Helper()
+	e.waitFor(what, timeout, func() bool {
+		msgs, _ := e.streamMsgs(e.subjects.DLQStream())
+		return msgs >= n
+	})
 }
 
 // publish sends intents the way a game server does.
@@ -279,7 +271,7 @@ func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
 		ids = append(ids, in.OutOrderID)
 		amounts[in.Payment.OpenID] = in.Payment.Amount
 	}
-	e.waitFor("every order is dead-lettered", 60*time.Second, func() bool { return len(e.deadLettersSeen(ids)) >= n })
+	e.waitStored("every order is dead-lettered", n, 60*time.Second)
 	e.waitStates(ids, 10*time.Second, events.StateFailed)
 	stored := e.stored()
 	if len(stored) != n {
@@ -497,16 +489,14 @@ func testPurge(t *testing.T, e *opsEnv) {
 	put(gameB, "purge-b-old2", events.ReasonFailed, now.Add(-3*time.Hour))
 	put(gameB, "purge-b-new", events.ReasonFailed, now)
 	// A real undecodable intent: the worker dead-letters it as invalid.
-	seen := len(e.deadLettersSeen([]string{""}))
+	before, _ := e.streamMsgs(e.subjects.DLQStream())
 	garbage := nats.NewMsg(e.subjects.Intent(gameA, "9009"))
 	garbage.Data = []byte("{not json")
 	garbage.Header.Set(events.HeaderMsgID, "garbage-1")
 	if _, err := e.js.PublishMsg(context.Background(), garbage); err != nil {
 		t.Fatal(err)
 	}
-	e.waitFor("the undecodable intent is dead-lettered", 10*time.Second, func() bool {
-		return len(e.deadLettersSeen([]string{""})) > seen
-	})
+	e.waitStored("the undecodable intent is dead-lettered", before+1, 10*time.Second)
 
 	remaining := func() []string {
 		var ids []string
