@@ -136,7 +136,7 @@ type benchResult struct {
 
 	Background             int     `json:"background,omitempty"`
 	BackgroundParkSeconds  float64 `json:"background_park_seconds,omitempty"`
-	BackgroundStillWaiting int     `json:"background_still_waiting,omitempty"`
+	BackgroundStillWaiting *int    `json:"background_still_waiting,omitempty"` // set with --background
 	RSSAfterParkMB         float64 `json:"rss_after_park_mb,omitempty"`
 
 	Preloaded          int     `json:"preloaded,omitempty"`
@@ -359,8 +359,10 @@ func (b *bench) setFaults(ctx context.Context, latencyMS, visibilityMS int) erro
 	return nil
 }
 
-func (b *bench) measure(ctx context.Context) (benchResult, error) {
-	res := benchResult{Orders: b.f.orders, OfferedRate: b.f.rate}
+// measure runs the phases; res is named so that deferred counts (the
+// background orders still waiting at the end) reach the caller.
+func (b *bench) measure(ctx context.Context) (res benchResult, err error) {
+	res = benchResult{Orders: b.f.orders, OfferedRate: b.f.rate}
 	if b.f.preload > 0 {
 		if err := b.preload(ctx, b.f.preload); err != nil {
 			return res, err
@@ -393,7 +395,13 @@ func (b *bench) measure(ctx context.Context) (benchResult, error) {
 		// From now on they should still be waiting; count the ones that
 		// are not by the end, so a run that outlasted the delay says so.
 		bg.target = func(s events.State) bool { return s.Terminal() }
-		defer func() { res.BackgroundStillWaiting = bg.n - bg.countTerminal() }()
+		defer func() {
+			waiting := bg.n - bg.countTerminal()
+			res.BackgroundStillWaiting = &waiting
+			if waiting == 0 {
+				b.logf("every background order finished before the measured run did: raise --background-delay-ms")
+			}
+		}()
 	}
 	if err := b.setFaults(ctx, b.f.latencyMS, b.f.visibilityDelayMS); err != nil {
 		return res, fmt.Errorf("sandbox faults: %w", err)
