@@ -168,7 +168,7 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 func (w *Worker) decode(ctx context.Context, m jetstream.Msg, now time.Time) (pending, bool) {
 	in, err := events.DecodeIntent(m.Data())
 	if err != nil {
-		if w.deadLetterNow(ctx, m, w.cfg.Subjects.DeadLetterInvalid(), events.ReasonInvalid, err.Error()) == nil {
+		if w.deadLetterNow(ctx, m, "", w.cfg.Subjects.DeadLetterInvalid(), events.ReasonInvalid, err.Error()) == nil {
 			ack(m)
 		} else {
 			nakWithDelay(m)
@@ -210,7 +210,7 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 			w.metrics.intentReceived("conflict")
 		}
 		subject := w.cfg.Subjects.DeadLetter(p.intent.MgID, p.intent.RoomID, p.intent.OutOrderID)
-		return w.deadLetterNow(ctx, p.msg, subject, events.ReasonConflict,
+		return w.deadLetterNow(ctx, p.msg, o.OutOrderID, subject, events.ReasonConflict,
 			fmt.Sprintf("out_order_id %s already names a different intent (order state %s)", o.OutOrderID, o.State))
 	}
 	if !p.replay {
@@ -269,7 +269,7 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 // carry it through the outbox, and waits for JetStream to store it before
 // the caller acks the intent. The Nats-Msg-Id is derived from the intent's stream
 // sequence, so a redelivery cannot make two dead letters.
-func (w *Worker) deadLetterNow(ctx context.Context, m jetstream.Msg, subject string, reason events.Reason, why string) error {
+func (w *Worker) deadLetterNow(ctx context.Context, m jetstream.Msg, outOrderID, subject string, reason events.Reason, why string) error {
 	meta, err := m.Metadata()
 	if err != nil {
 		return fmt.Errorf("dead letter: metadata: %w", err)
@@ -291,7 +291,11 @@ func (w *Worker) deadLetterNow(ctx context.Context, m jetstream.Msg, subject str
 			w.metrics.intentReceived("invalid")
 		}
 	}
-	w.log.Warn("intent dead-lettered", "reason", reason, "subject", m.Subject(), "error", why)
+	log := w.log
+	if outOrderID != "" {
+		log = log.With("out_order_id", outOrderID)
+	}
+	log.Warn("intent dead-lettered", "reason", reason, "subject", m.Subject(), "error", why)
 	return nil
 }
 

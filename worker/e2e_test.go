@@ -68,6 +68,11 @@ func TestThousandMixedIntentsAllCompleteWithOneDebitEach(t *testing.T) {
 			t.Errorf("player %s: pays %+v, want one of %d", openid, bs, amt)
 		}
 	}
+	// One pay call per order, no more: a step never runs twice on the
+	// same version of an order (no faults here, so no retries either).
+	if got := e.calls.count("pay/ok") + e.calls.count("pay/already_done") + e.calls.count("pay_m/ok") + e.calls.count("pay_m/already_done"); got != n {
+		t.Errorf("%d pay calls for %d orders", got, n)
+	}
 	for _, id := range ids[:20] {
 		if got := e.states(id); !slices.Equal(got, []events.State{events.StateAccepted, events.StateOrdered, events.StateDebited, events.StateCompleted}) {
 			t.Errorf("order %s went %v, want accepted, ordered, debited, completed", id, got)

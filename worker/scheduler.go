@@ -173,6 +173,10 @@ func (w *Worker) execute(o store.Order) {
 		wake(w.wakeSched)
 	}()
 	log := w.log.With("out_order_id", o.OutOrderID)
+	o, due := w.current(o)
+	if !due {
+		return
+	}
 	var in events.Intent
 	decoded := false
 	for {
@@ -200,6 +204,26 @@ func (w *Worker) execute(o store.Order) {
 			return
 		}
 	}
+}
+
+// current re-reads o now that this goroutine owns it. The row it was
+// dispatched with may predate a step that committed and finished since
+// (a Due read races the end of a running step, and the scheduler keeps a
+// batch of due rows for a while): acting on it would repeat a provider
+// call on old data. Every Apply of an earlier owner has committed before
+// it released the order, so this read sees the latest version.
+func (w *Worker) current(o store.Order) (store.Order, bool) {
+	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
+	defer cancel()
+	fresh, err := w.cfg.Store.Get(ctx, o.OutOrderID)
+	if err != nil {
+		w.log.Error("re-reading a due order", "out_order_id", o.OutOrderID, "err", err)
+		return o, false
+	}
+	if fresh.NextRunAt.IsZero() || fresh.NextRunAt.After(w.now()) {
+		return fresh, false // a newer change already moved it on
+	}
+	return fresh, true
 }
 
 // step runs one step of o and records its outcome.
