@@ -128,7 +128,7 @@ func benchApply(b *testing.B, opts ...store.Option) {
 			to.NextRunAt = now.Add(15 * time.Second)
 			o, err = s.Apply(ctx, store.Transition{
 				From: o, To: to,
-				History: store.HistoryEntry{State: to.State, Step: to.Step, Attempt: to.Attempt, Detail: "confirm poll"},
+				History: []store.HistoryEntry{{State: to.State, Step: to.Step, Attempt: to.Attempt, Detail: "confirm poll"}},
 				Outbox:  []store.Message{{Subject: "coinsaga.status.x", MsgID: fmt.Sprintf("%s:%d", o.OutOrderID, to.Seq), Data: []byte(`{"seq":1}`)}},
 			})
 			if err != nil {

@@ -61,10 +61,10 @@ func TestGroupCommit(t *testing.T) {
 		o := mustAccept(t, s, "o-1")
 		p := mustAccept(t, s, "o-2")
 
-		first, firstRes, _ := applyRun(Transition{From: o, To: withState(o, "ordered"), History: HistoryEntry{Detail: "first"}})
-		second, secondRes, _ := applyRun(Transition{From: o, To: withState(o, "failed"), History: HistoryEntry{Detail: "second"},
+		first, firstRes, _ := applyRun(Transition{From: o, To: withState(o, "ordered"), History: []HistoryEntry{{Detail: "first"}}})
+		second, secondRes, _ := applyRun(Transition{From: o, To: withState(o, "failed"), History: []HistoryEntry{{Detail: "second"}},
 			Outbox: []Message{{Subject: "s", MsgID: "from-stale"}}})
-		other, otherRes, _ := applyRun(Transition{From: p, To: withState(p, "ordered"), History: HistoryEntry{Detail: "other"}})
+		other, otherRes, _ := applyRun(Transition{From: p, To: withState(p, "ordered"), History: []HistoryEntry{{Detail: "other"}}})
 		dup, dupRes, _ := acceptRun([]Accept{{Order: testOrder("o-1")}, {Order: testOrder("o-3"), History: HistoryEntry{State: "accepted"}}})
 		batch := []*writeReq{request(t, t.Context(), first), request(t, t.Context(), second), request(t, t.Context(), other), request(t, t.Context(), dup)}
 		s.commit(batch)

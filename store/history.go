@@ -18,17 +18,17 @@ type historyRow struct {
 	Detail    string `db:"detail"`
 }
 
-// insertHistory appends the line for the order's version. A zero At is
-// stamped with the commit's time.
-func insertHistory(ctx context.Context, tx *sqlx.Tx, orderID, version int64, h HistoryEntry, now time.Time) error {
+// insertHistory appends line number line of the order's version. A zero At
+// is stamped with the commit's time.
+func insertHistory(ctx context.Context, tx *sqlx.Tx, orderID, version int64, line int, h HistoryEntry, now time.Time) error {
 	at := h.At
 	if at.IsZero() {
 		at = now
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO history
-		(order_id, version, at, state, step, attempt, error_code, error, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		orderID, version, at.UnixMilli(), h.State, h.Step, h.Attempt, h.ErrorCode, h.Error, h.Detail)
+		(order_id, version, line, at, state, step, attempt, error_code, error, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		orderID, version, line, at.UnixMilli(), h.State, h.Step, h.Attempt, h.ErrorCode, h.Error, h.Detail)
 	if err != nil {
 		return fmt.Errorf("insert history: %w", err)
 	}
@@ -41,7 +41,7 @@ func (s *SQLite) History(ctx context.Context, outOrderID string) ([]HistoryEntry
 	var rows []historyRow
 	err := s.r.SelectContext(ctx, &rows, `SELECT h.at, h.state, h.step, h.attempt, h.error_code, h.error, h.detail
 		FROM history h JOIN orders o ON o.id = h.order_id
-		WHERE o.out_order_id = ? ORDER BY h.version`, outOrderID)
+		WHERE o.out_order_id = ? ORDER BY h.version, h.line`, outOrderID)
 	if err != nil {
 		return nil, fmt.Errorf("history of %s: %w", outOrderID, err)
 	}

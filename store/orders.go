@@ -215,7 +215,7 @@ func acceptTx(ctx context.Context, tx *sqlx.Tx, a Accept, now time.Time) (Accept
 	if err != nil {
 		return AcceptResult{}, fmt.Errorf("insert order: %w", err)
 	}
-	if err := insertHistory(ctx, tx, id, o.Version, a.History, now); err != nil {
+	if err := insertHistory(ctx, tx, id, o.Version, 0, a.History, now); err != nil {
 		return AcceptResult{}, err
 	}
 	if err := insertOutbox(ctx, tx, a.Outbox, now); err != nil {
@@ -278,8 +278,10 @@ func applyRun(t Transition) (runFunc, func() (Order, error), error) {
 		if err != nil {
 			return fmt.Errorf("apply %s: update: %w", id, err)
 		}
-		if err := insertHistory(ctx, tx, row.ID, row.Version, t.History, now); err != nil {
-			return fmt.Errorf("apply %s: %w", id, err)
+		for line, h := range t.History {
+			if err := insertHistory(ctx, tx, row.ID, row.Version, line, h, now); err != nil {
+				return fmt.Errorf("apply %s: %w", id, err)
+			}
 		}
 		if err := insertOutbox(ctx, tx, t.Outbox, now); err != nil {
 			return fmt.Errorf("apply %s: %w", id, err)

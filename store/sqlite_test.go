@@ -98,7 +98,7 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 	}
 	to := got
 	to.State, to.Step, to.SudOrderID = "ordered", "debit", "sud-1"
-	applied, err := s.Apply(ctx, store.Transition{From: got, To: to, History: store.HistoryEntry{State: "ordered", Detail: "ordered"}})
+	applied, err := s.Apply(ctx, store.Transition{From: got, To: to, History: []store.HistoryEntry{{State: "ordered", Detail: "ordered"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestSQLiteApplyKeepsTheIntent(t *testing.T) {
 	from, _ := s.Get(ctx, "o-1")
 	// A To built from scratch: no intent, no creation time.
 	to := store.Order{OutOrderID: "o-1", State: "ordered", Step: "debit", Seq: 2}
-	got, err := s.Apply(ctx, store.Transition{From: from, To: to, History: store.HistoryEntry{State: "ordered"}})
+	got, err := s.Apply(ctx, store.Transition{From: from, To: to, History: []store.HistoryEntry{{State: "ordered"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +427,7 @@ func fillCompleted(t testing.TB, s *store.SQLite, from, n int) {
 					}
 					o, err = s.Apply(ctx, store.Transition{
 						From: o, To: to,
-						History: store.HistoryEntry{At: base, State: st.state, Step: st.step, Detail: st.detail},
+						History: []store.HistoryEntry{{At: base, State: st.state, Step: st.step, Detail: st.detail}},
 						Outbox:  []store.Message{event(id, to.Seq, st.state)},
 					})
 					if err != nil {

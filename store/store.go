@@ -124,13 +124,14 @@ type AcceptResult struct {
 	Existing Order
 }
 
-// Transition is one step's outcome for one order: the whole new order row
-// (From.Version must still be current), a history line and the messages
-// that report it, all applied in one transaction or not at all.
+// Transition is the outcome of one or more consecutive steps of one order:
+// the whole new order row (From.Version must still be current), a history
+// line per step and the messages that report them, all applied in one
+// transaction or not at all.
 type Transition struct {
 	From    Order // as read; its Version is checked
 	To      Order // the new row; the store sets Version and UpdatedAt
-	History HistoryEntry
+	History []HistoryEntry
 	Outbox  []Message
 }
 

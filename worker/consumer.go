@@ -248,7 +248,7 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 		}
 	}
 	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: o, To: resumed, Outbox: outbox,
-		History: store.HistoryEntry{At: w.now(), State: resumed.State, Step: "replay", Attempt: 1, Detail: detail}})
+		History: []store.HistoryEntry{{At: w.now(), State: resumed.State, Step: "replay", Attempt: 1, Detail: detail}}})
 	if errors.Is(err, store.ErrStale) {
 		return nil // someone else moved it; that change wins
 	}

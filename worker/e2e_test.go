@@ -334,3 +334,16 @@ func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
 }
 
 const emptyCatalog = `{"games":[]}`
+
+func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testing.T) {
+	e := startEnv(t, func(c *worker.Config) { delete(c.Wallets, events.ProviderMidas) })
+	in := intent(events.ProviderMidas, 5)
+	e.publishIntent(in)
+	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	if ev.State != events.StateFailed || ev.Error == nil || ev.Error.Code != "provider_not_configured" {
+		t.Fatalf("final event %+v, want failed with provider_not_configured", ev)
+	}
+	if dl := e.waitDeadLetter(in.OutOrderID, 5*time.Second); dl.Reason != events.ReasonFailed {
+		t.Errorf("dead letter reason %q, want failed (a replay finishes it once configured)", dl.Reason)
+	}
+}

@@ -77,12 +77,12 @@ func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
 	m.stepSeconds.WithLabelValues(step, result).Observe(elapsed.Seconds())
 }
 
-func (m *Metrics) transition(from, to store.Order, dead events.Reason) {
+func (m *Metrics) transition(from, to store.Order) {
 	if to.State != from.State {
 		m.transitions.WithLabelValues(to.State).Inc()
 	}
-	if events.State(to.State).Terminal() && to.NextRunAt.IsZero() && !to.CreatedAt.IsZero() {
-		m.orderSeconds.WithLabelValues(to.State).Observe(to.UpdatedAt.Sub(to.CreatedAt).Seconds())
+	if events.State(to.State).Terminal() && to.NextRunAt.IsZero() && !from.NextRunAt.IsZero() && !to.CreatedAt.IsZero() {
+		m.orderSeconds.WithLabelValues(to.State).Observe(time.Since(to.CreatedAt).Seconds())
 	}
 }
 

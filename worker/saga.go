@@ -49,6 +49,7 @@ const (
 const (
 	codeConfirmTimeout   = "confirm_timeout"
 	codeRetriesExhausted = "retries_exhausted"
+	codeNotConfigured    = "provider_not_configured"
 )
 
 // billNo derives the wallet idempotency key from the order alone. A new
@@ -319,7 +320,10 @@ func (s *saga) run(ctx context.Context, o store.Order, in *events.Intent, p poli
 	}
 	w, ok := s.wallets[o.Provider]
 	if !ok {
-		return outcome{}, fmt.Errorf("order %s: no wallet for provider %q", o.OutOrderID, o.Provider)
+		// Configuration, not the world, said no: stop where we are so that
+		// a replay finishes the order once the provider is configured.
+		msg := fmt.Sprintf("no %s wallet is configured", o.Provider)
+		return outcome{next: stop(o, events.StateFailed, o.Step, codeNotConfigured, msg), detail: msg, dead: events.ReasonFailed}, nil
 	}
 	acct := account(in)
 	switch o.Step {

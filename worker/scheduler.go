@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
@@ -177,29 +178,30 @@ func (w *Worker) execute(o store.Order) {
 	if !due {
 		return
 	}
-	var in events.Intent
-	decoded := false
+	in, err := events.DecodeIntent(o.Intent)
+	if err != nil {
+		// Accepted intents decoded once already; a row that no longer
+		// does is damage an operator must see.
+		log.Error("stored intent does not decode", "err", err)
+		return
+	}
+	var c change
 	for {
-		if !decoded {
-			var err error
-			if in, err = events.DecodeIntent(o.Intent); err != nil {
-				// Accepted intents decoded once already; a row that no
-				// longer does is damage an operator must see.
-				log.Error("stored intent does not decode", "err", err)
-				return
-			}
-			decoded = true
-		}
-		next, err := w.step(o, &in)
+		out, err := w.step(o, &in)
 		if err != nil {
-			if errors.Is(err, store.ErrStale) {
-				log.Info("order changed while its step ran; leaving it to the newer change", "step", o.Step)
-			} else {
-				log.Error("saga step", "step", o.Step, "err", err)
-			}
+			log.Error("saga step", "step", o.Step, "err", err)
+			w.commit(c, log) // keep what the steps before it did
 			return
 		}
-		o = next
+		o = c.record(w, o, out)
+		if !w.mustCommit(o) {
+			continue // the next step is due now and moves no money
+		}
+		stored, ok := w.commit(c, log)
+		if !ok {
+			return
+		}
+		o, c = stored, change{}
 		if o.NextRunAt.IsZero() || o.NextRunAt.After(w.now()) || w.draining.Load() {
 			return
 		}
@@ -226,52 +228,95 @@ func (w *Worker) current(o store.Order) (store.Order, bool) {
 	return fresh, true
 }
 
-// step runs one step of o and records its outcome.
-func (w *Worker) step(o store.Order, in *events.Intent) (store.Order, error) {
+// step runs one step of o: the provider call and the decision.
+func (w *Worker) step(o store.Order, in *events.Intent) (outcome, error) {
 	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
 	defer cancel()
 	started := w.now()
 	out, err := w.saga.run(ctx, o, in, w.policy(started))
 	if err != nil {
-		return o, err
+		return out, err
 	}
 	if w.metrics != nil {
 		w.metrics.stepDone(o.Step, out, w.now().Sub(started))
 	}
-	return w.apply(ctx, o, out)
+	return out, nil
 }
 
-// apply commits one outcome: the new row, its history line, and the status
-// event and dead letter reporting it, in one transaction.
-func (w *Worker) apply(ctx context.Context, from store.Order, out outcome) (store.Order, error) {
+// mustCommit reports whether the steps run so far must be durable before
+// anything else happens to o: before a call that moves money (so that a
+// retry after a crash confirms against the recorded baseline, and a
+// cancel is never lost), before any wait, and at the end of the saga.
+// Other steps chain in memory and commit together: a crash before the
+// commit only repeats calls whose idempotency keys make them harmless
+// (create_order, a balance read, a pay with the same bill_no).
+func (w *Worker) mustCommit(o store.Order) bool {
+	return o.Step == StepPay || o.Step == StepCancel || o.NextRunAt.IsZero() ||
+		o.NextRunAt.After(w.now()) || w.draining.Load()
+}
+
+// change is what consecutive steps of one order did since its row was
+// last stored: the row as it is now, a history line per step, and the
+// status events and dead letters reporting them.
+type change struct {
+	from    store.Order // as stored; its version is checked at commit
+	to      store.Order
+	history []store.HistoryEntry
+	outbox  []store.Message
+	moves   [][2]store.Order // (before, after) per step, for metrics
+}
+
+// record adds one step's outcome and returns the order after it.
+func (c *change) record(w *Worker, from store.Order, out outcome) store.Order {
+	if len(c.history) == 0 {
+		c.from = from
+	}
 	to := out.next
 	now := w.now()
-	var msgs []store.Message
 	// A state change is news, and so is every end of the saga, even when
 	// the state stays the same (a replayed failed order that fails again).
 	if to.State != from.State || (to.NextRunAt.IsZero() && !from.NextRunAt.IsZero()) {
 		to.Seq = from.Seq + 1
-		msgs = append(msgs, statusMessage(w.cfg.Subjects, to, now))
+		c.outbox = append(c.outbox, statusMessage(w.cfg.Subjects, to, now))
 	}
 	if out.dead != "" {
-		msgs = append(msgs, deadLetter(w.cfg.Subjects, to, out.dead, now))
+		c.outbox = append(c.outbox, deadLetter(w.cfg.Subjects, to, out.dead, now))
 	}
-	stored, err := w.cfg.Store.Apply(ctx, store.Transition{
-		From: from, To: to, Outbox: msgs,
-		History: store.HistoryEntry{At: now, State: to.State, Step: from.Step, Attempt: from.Attempt + 1,
-			ErrorCode: to.ErrorCode, Error: to.Error, Detail: out.detail},
-	})
-	if err != nil {
-		return from, err
+	c.history = append(c.history, store.HistoryEntry{At: now, State: to.State, Step: from.Step,
+		Attempt: from.Attempt + 1, ErrorCode: to.ErrorCode, Error: to.Error, Detail: out.detail})
+	c.moves = append(c.moves, [2]store.Order{from, to})
+	c.to = to
+	return to
+}
+
+// commit applies a change in one transaction and returns the stored row.
+// It is false when nothing could be stored; the order then runs again
+// from its last stored row, repeating only idempotent calls.
+func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
+	if len(c.history) == 0 {
+		return c.from, false
 	}
-	if len(msgs) > 0 {
+	ctx, cancel := context.WithTimeout(w.stepCtx, 30*time.Second)
+	defer cancel()
+	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: c.from, To: c.to, History: c.history, Outbox: c.outbox})
+	switch {
+	case errors.Is(err, store.ErrStale):
+		log.Info("order changed while its steps ran; leaving it to the newer change", "step", c.from.Step)
+		return stored, false
+	case err != nil:
+		log.Error("recording saga steps", "steps", len(c.history), "err", err)
+		return stored, false
+	}
+	if len(c.outbox) > 0 {
 		wake(w.wakeRelay)
 	}
-	if w.metrics != nil {
-		w.metrics.transition(from, stored, out.dead)
+	for _, m := range c.moves {
+		if w.metrics != nil {
+			w.metrics.transition(m[0], m[1])
+		}
+		if m[0].State != m[1].State {
+			log.Debug("order state", "from", m[0].State, "to", m[1].State)
+		}
 	}
-	if to.State != from.State {
-		w.log.Debug("order state", "out_order_id", to.OutOrderID, "from", from.State, "to", to.State, "detail", out.detail)
-	}
-	return stored, nil
+	return stored, true
 }

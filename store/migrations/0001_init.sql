@@ -50,12 +50,14 @@ CREATE INDEX orders_step ON orders (step) WHERE next_run_at IS NOT NULL;
 -- terminal orders by (state, updated_at).
 CREATE INDEX orders_state_updated ON orders (state, updated_at);
 
--- One line per version of an order: Accept writes version 1 and every
--- applied transition the next one, so (order_id, version) orders the
--- history and needs no rowid or second index.
+-- The lines of each version of an order: Accept writes version 1 and
+-- every applied transition the next one, with a line per step it covers,
+-- so (order_id, version, line) orders the history and needs no rowid or
+-- second index.
 CREATE TABLE history (
 	order_id   INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
 	version    INTEGER NOT NULL,
+	line       INTEGER NOT NULL,
 	at         INTEGER NOT NULL,
 	state      TEXT    NOT NULL,
 	step       TEXT    NOT NULL,
@@ -63,7 +65,7 @@ CREATE TABLE history (
 	error_code TEXT    NOT NULL,
 	error      TEXT    NOT NULL,
 	detail     TEXT    NOT NULL,
-	PRIMARY KEY (order_id, version)
+	PRIMARY KEY (order_id, version, line)
 ) WITHOUT ROWID;
 
 -- AUTOINCREMENT: ids are never reused, so an id the relay saw always

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"terminal orders are never due", testTerminalNeverDue},
 		{"next due reports the earliest scheduled time and nothing when none is scheduled", testNextDue},
 		{"history is append-only and ordered", testHistory},
+		{"a transition covering several steps keeps a line per step, in order", testHistoryLinesOfOneTransition},
 		{"reads of an unknown order report not found", testNotFound},
 		{"prune removes only old terminal orders and their history", testPrune},
 		{"stats count orders by state, scheduled orders by step and the outbox", testStats},
@@ -154,7 +155,7 @@ func step(t *testing.T, s store.Store, from store.Order, detail string, change f
 	change(&to)
 	got, err := s.Apply(ctx(t), store.Transition{
 		From: from, To: to,
-		History: store.HistoryEntry{At: now(), State: to.State, Step: to.Step, Attempt: to.Attempt, Detail: detail},
+		History: []store.HistoryEntry{{At: now(), State: to.State, Step: to.Step, Attempt: to.Attempt, Detail: detail}},
 		Outbox:  msgs,
 	})
 	if err != nil {
@@ -348,7 +349,7 @@ func testApplyStale(t *testing.T, s store.Store) {
 	_, err := s.Apply(ctx(t), store.Transition{
 		From:    o, // the version before "ordered"
 		To:      store.Order{OutOrderID: "o-1", State: "failed", Step: "done", Seq: 2},
-		History: store.HistoryEntry{State: "failed", Detail: "stale"},
+		History: []store.HistoryEntry{{State: "failed", Detail: "stale"}},
 		Outbox:  []store.Message{{Subject: "s", MsgID: "stale"}},
 	})
 	if !errors.Is(err, store.ErrStale) {
@@ -372,7 +373,7 @@ func testApplyStale(t *testing.T, s store.Store) {
 func testApplyUnknown(t *testing.T, s store.Store) {
 	o := Order("o-ghost", now())
 	o.Version = 1
-	_, err := s.Apply(ctx(t), store.Transition{From: o, To: o, History: store.HistoryEntry{State: "x"}})
+	_, err := s.Apply(ctx(t), store.Transition{From: o, To: o, History: []store.HistoryEntry{{State: "x"}}})
 	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrStale) {
 		t.Fatalf("apply to an unknown order: err = %v, want ErrNotFound or ErrStale", err)
 	}
@@ -395,7 +396,7 @@ func testApplyRace(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			to := o
 			to.State, to.Seq = fmt.Sprint("state-", i), 2
-			_, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: store.HistoryEntry{State: to.State}})
+			_, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: []store.HistoryEntry{{State: to.State}}})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -454,7 +455,7 @@ func testApplyConcurrent(t *testing.T, s store.Store) {
 				to.Attempt = n
 				next, err := s.Apply(ctx(t), store.Transition{
 					From: o, To: to,
-					History: store.HistoryEntry{State: to.State, Detail: fmt.Sprint("step ", n)},
+					History: []store.HistoryEntry{{State: to.State, Detail: fmt.Sprint("step ", n)}},
 					Outbox:  []store.Message{{Subject: "s", MsgID: fmt.Sprintf("%s:%d", o.OutOrderID, to.Seq)}},
 				})
 				if err != nil {
@@ -669,6 +670,28 @@ func testNextDue(t *testing.T, s store.Store) {
 	}
 }
 
+func testHistoryLinesOfOneTransition(t *testing.T, s store.Store) {
+	base := now()
+	o := acceptOne(t, s, Order("o-1", base))
+	steps := []store.HistoryEntry{
+		{At: base.Add(time.Second), State: "ordered", Step: "order", Attempt: 1, Detail: "SUD order sud-1"},
+		{At: base.Add(time.Second), State: "ordered", Step: "baseline", Attempt: 1, Detail: "baseline balance 1000"},
+	}
+	to := o
+	to.State, to.Step = "ordered", "pay"
+	next, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Version != o.Version+1 {
+		t.Errorf("version %d, want one more than %d for the whole transition", next.Version, o.Version)
+	}
+	got := history(t, s, "o-1")
+	if len(got) != 3 || got[1].Detail != steps[0].Detail || got[2].Detail != steps[1].Detail {
+		t.Fatalf("history %+v, want the accept then both steps in order", got)
+	}
+}
+
 func testHistory(t *testing.T, s store.Store) {
 	base := now()
 	o := acceptOne(t, s, Order("o-1", base))
@@ -680,12 +703,12 @@ func testHistory(t *testing.T, s store.Store) {
 	for _, h := range lines {
 		to := o
 		to.State, to.Step, to.Attempt = h.State, h.Step, h.Attempt
-		next, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: h})
+		next, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: []store.HistoryEntry{h}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		// A stale transition in between must not add a line.
-		if _, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: store.HistoryEntry{Detail: "stale"}}); !errors.Is(err, store.ErrStale) {
+		if _, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: []store.HistoryEntry{{Detail: "stale"}}}); !errors.Is(err, store.ErrStale) {
 			t.Fatalf("replaying a transition: err = %v, want ErrStale", err)
 		}
 		o = next
