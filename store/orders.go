@@ -374,13 +374,15 @@ func (s *SQLite) NextDue(ctx context.Context) (time.Time, bool, error) {
 
 // PruneTerminal deletes up to limit terminal, unscheduled orders last
 // updated before cutoff; their history goes with them (ON DELETE CASCADE).
+// The unary + keeps the state check a filter, so that the search runs on
+// orders_finished (old first) and not over every order of those states.
 func (s *SQLite) PruneTerminal(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
 	q := `DELETE FROM orders WHERE id IN (
 		SELECT id FROM orders
-		WHERE state IN ('` + strings.Join(terminalStates, "', '") + `')
+		WHERE +state IN ('` + strings.Join(terminalStates, "', '") + `')
 		AND next_run_at IS NULL AND updated_at < ?
 		LIMIT ?)`
 	var n int64

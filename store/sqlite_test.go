@@ -276,9 +276,9 @@ func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 	}{
 		{"due walks the due index", `SELECT id FROM orders WHERE next_run_at IS NOT NULL AND next_run_at <= 1 AND (next_run_at, id) > (0, 0) ORDER BY next_run_at, id LIMIT 5`, "orders_due"},
 		{"next due reads the due index", `SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL`, "orders_due"},
-		{"stats by state reads the state index", `SELECT state, COUNT(*) FROM orders GROUP BY state`, "orders_state_updated"},
+		{"stats by state reads the state index", `SELECT state, COUNT(*) FROM orders GROUP BY state`, "orders_state"},
 		{"stats by step reads the step index", `SELECT step, COUNT(*) FROM orders WHERE next_run_at IS NOT NULL GROUP BY step`, "orders_step"},
-		{"prune finds old terminal orders by state and time", `SELECT id FROM orders WHERE state IN ('completed','failed') AND next_run_at IS NULL AND updated_at < 5 LIMIT 3`, "orders_state_updated"},
+		{"prune finds old terminal orders by state and time", `SELECT id FROM orders WHERE +state IN ('completed','failed') AND next_run_at IS NULL AND updated_at < 5 LIMIT 3`, "orders_finished"},
 		{"history reads by order key", `SELECT h.at FROM history h JOIN orders o ON o.id = h.order_id WHERE o.out_order_id = 'x' ORDER BY h.version`, "PRIMARY KEY"},
 	}
 	for _, tc := range tests {

@@ -260,7 +260,7 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 		wake(w.wakeRelay)
 	}
 	if !stored.NextRunAt.IsZero() {
-		w.tryStart(stored)
+		w.tryStart(stored, time.Now())
 	}
 	return nil
 }

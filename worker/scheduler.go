@@ -32,6 +32,7 @@ const dueBatchMaxAge = 250 * time.Millisecond
 type dueBatch struct {
 	orders  []store.Order
 	fetched time.Time
+	readAt  time.Time // monotonic, taken before the read: see current
 }
 
 // schedule starts due steps until ctx is cancelled. One timer serves every
@@ -52,6 +53,7 @@ func (w *Worker) schedule(ctx context.Context) {
 		} else {
 			batch = dueBatch{}
 		}
+		w.forgetReleases()
 		timer.Reset(w.untilNextDue(ctx, &batch))
 	}
 }
@@ -70,14 +72,14 @@ func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
 			o := batch.orders[0]
 			batch.orders[0] = store.Order{} // let the intent bytes go
 			batch.orders = batch.orders[1:]
-			w.tryStart(o)
+			w.tryStart(o, batch.readAt)
 		}
 		free := cap(w.slots) - len(w.slots)
 		if free <= 0 {
 			return
 		}
 		limit := max(free, dueFetchFactor*cap(w.slots))
-		fetched := w.now()
+		readAt, fetched := time.Now(), w.now()
 		due, err := w.cfg.Store.Due(ctx, fetched, limit, w.isRunning)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -88,14 +90,14 @@ func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
 		if len(due) == 0 {
 			return
 		}
-		*batch = dueBatch{orders: due, fetched: fetched}
+		*batch = dueBatch{orders: due, fetched: fetched, readAt: readAt}
 		if len(due) < limit {
 			// Everything due is in hand: start it and stop.
 			for len(batch.orders) > 0 && cap(w.slots)-len(w.slots) > 0 {
 				o := batch.orders[0]
 				batch.orders[0] = store.Order{}
 				batch.orders = batch.orders[1:]
-				w.tryStart(o)
+				w.tryStart(o, batch.readAt)
 			}
 			return
 		}
@@ -132,8 +134,9 @@ func (w *Worker) isRunning(outOrderID string) bool {
 
 // tryStart runs o's due step in a free slot, unless one of its steps is
 // already under way or every slot is taken (then the scheduler finds it
-// later, since it is due in the store).
-func (w *Worker) tryStart(o store.Order) bool {
+// later, since it is due in the store). readAt is when o was read (taken
+// before the read began).
+func (w *Worker) tryStart(o store.Order, readAt time.Time) bool {
 	if w.draining.Load() {
 		return false
 	}
@@ -154,17 +157,39 @@ func (w *Worker) tryStart(o store.Order) bool {
 	if w.metrics != nil {
 		w.metrics.inflight.Inc()
 	}
-	go w.execute(o)
+	go w.execute(o, readAt)
 	return true
+}
+
+// releaseMemory bounds how long a release is remembered: longer than any
+// row the scheduler holds can be old (dueBatchMaxAge plus a slow read).
+const releaseMemory = 2 * time.Second
+
+// forgetReleases drops releases too old to make any held row stale.
+func (w *Worker) forgetReleases() {
+	now := time.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Sub(w.lastForget) < releaseMemory {
+		return
+	}
+	w.lastForget = now
+	for id, at := range w.released {
+		if now.Sub(at) > releaseMemory {
+			delete(w.released, id)
+		}
+	}
 }
 
 // execute runs o's steps for as long as the next one is due at once, so
 // that an order normally goes from accepted to its first confirmation poll
 // without waiting for the scheduler.
-func (w *Worker) execute(o store.Order) {
+func (w *Worker) execute(o store.Order, readAt time.Time) {
+	id := o.OutOrderID
 	defer func() {
 		w.mu.Lock()
-		delete(w.running, o.OutOrderID)
+		delete(w.running, id)
+		w.released[id] = time.Now()
 		w.mu.Unlock()
 		<-w.slots
 		if w.metrics != nil {
@@ -173,8 +198,8 @@ func (w *Worker) execute(o store.Order) {
 		w.steps.Done()
 		wake(w.wakeSched)
 	}()
-	log := w.log.With("out_order_id", o.OutOrderID)
-	o, due := w.current(o)
+	log := w.log.With("out_order_id", id)
+	o, due := w.current(o, readAt)
 	if !due {
 		return
 	}
@@ -208,24 +233,31 @@ func (w *Worker) execute(o store.Order) {
 	}
 }
 
-// current re-reads o now that this goroutine owns it. The row it was
-// dispatched with may predate a step that committed and finished since
-// (a Due read races the end of a running step, and the scheduler keeps a
-// batch of due rows for a while): acting on it would repeat a provider
-// call on old data. Every Apply of an earlier owner has committed before
-// it released the order, so this read sees the latest version.
-func (w *Worker) current(o store.Order) (store.Order, bool) {
-	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
-	defer cancel()
-	fresh, err := w.cfg.Store.Get(ctx, o.OutOrderID)
-	if err != nil {
-		w.log.Error("re-reading a due order", "out_order_id", o.OutOrderID, "err", err)
-		return o, false
+// current returns o as last committed, now that this goroutine owns it,
+// and whether it is still due. A row read while an earlier owner was
+// finishing may predate that owner's last commit (a Due read races the end
+// of a running step, and the scheduler keeps a batch of rows for a while);
+// acting on it would repeat a provider call on old data. Every earlier
+// owner committed before it released the order, so a row read before the
+// last release is re-read; any other row is current already.
+func (w *Worker) current(o store.Order, readAt time.Time) (store.Order, bool) {
+	w.mu.Lock()
+	releasedAt, ok := w.released[o.OutOrderID]
+	w.mu.Unlock()
+	if ok && !releasedAt.Before(readAt) {
+		ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
+		defer cancel()
+		fresh, err := w.cfg.Store.Get(ctx, o.OutOrderID)
+		if err != nil {
+			w.log.Error("re-reading a due order", "out_order_id", o.OutOrderID, "err", err)
+			return o, false
+		}
+		o = fresh
 	}
-	if fresh.NextRunAt.IsZero() || fresh.NextRunAt.After(w.now()) {
-		return fresh, false // a newer change already moved it on
+	if o.NextRunAt.IsZero() || o.NextRunAt.After(w.now()) {
+		return o, false // a newer change already moved it on
 	}
-	return fresh, true
+	return o, true
 }
 
 // step runs one step of o: the provider call and the decision.

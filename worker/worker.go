@@ -75,15 +75,17 @@ type Worker struct {
 	saga    saga
 	now     func() time.Time
 
-	slots     chan struct{} // one per step allowed to run
-	mu        sync.Mutex
-	running   map[string]struct{} // out_order_ids with a step under way
-	steps     sync.WaitGroup
-	stepCtx   context.Context // not cancelled by shutdown: steps finish
-	draining  atomic.Bool
-	ready     atomic.Bool
-	wakeSched chan struct{}
-	wakeRelay chan struct{}
+	slots      chan struct{} // one per step allowed to run
+	mu         sync.Mutex
+	running    map[string]struct{}  // out_order_ids with a step under way
+	released   map[string]time.Time // when each order was last let go (see current)
+	lastForget time.Time
+	steps      sync.WaitGroup
+	stepCtx    context.Context // not cancelled by shutdown: steps finish
+	draining   atomic.Bool
+	ready      atomic.Bool
+	wakeSched  chan struct{}
+	wakeRelay  chan struct{}
 }
 
 // New checks cfg and returns a Worker ready to Run.
@@ -131,6 +133,7 @@ func New(cfg Config) (*Worker, error) {
 		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets},
 		slots:     make(chan struct{}, cfg.Concurrency),
 		running:   make(map[string]struct{}),
+		released:  make(map[string]time.Time),
 		wakeSched: make(chan struct{}, 1),
 		wakeRelay: make(chan struct{}, 1),
 	}, nil
