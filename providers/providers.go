@@ -165,3 +165,22 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 	t.IdleConnTimeout = 90 * time.Second
 	return &http.Client{Transport: t, Timeout: timeout}
 }
+
+// ParamError is a call refused before it left the process: it could only
+// have been refused by the provider too.
+func ParamError(provider, endpoint, msg string) *Error {
+	return &Error{Provider: provider, Endpoint: endpoint, Class: Final, Code: CodeParamError, Msg: msg}
+}
+
+// CheckMoneyCall refuses a money-moving call without an idempotency key or
+// a positive amount before it leaves the process. Without a key a provider
+// may invent one (MOGS does), and a retry of that call could charge twice.
+func CheckMoneyCall(provider, endpoint, key string, amount int64) error {
+	if key == "" {
+		return ParamError(provider, endpoint, "empty bill number")
+	}
+	if amount <= 0 {
+		return ParamError(provider, endpoint, fmt.Sprintf("amount must be positive, got %d", amount))
+	}
+	return nil
+}

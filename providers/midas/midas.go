@@ -118,7 +118,7 @@ func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers
 // Debit calls pay_m for d.Amount coins under billno d.BillNo. A duplicate
 // billno (1002215) means an earlier call with it succeeded: AlreadyDone.
 func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.Debit) (providers.DebitReply, error) {
-	if err := checkKey(EndpointPay, d.BillNo, d.Amount); err != nil {
+	if err := providers.CheckMoneyCall(Provider, EndpointPay, d.BillNo, d.Amount); err != nil {
 		return providers.DebitReply{}, err
 	}
 	extra := url.Values{"amt": {strconv.FormatInt(d.Amount, 10)}, "billno": {d.BillNo}}
@@ -143,7 +143,7 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 // Cancel calls cancel_pay_m for the pay with cn.BillNo and its amount. A
 // duplicate billno (1002215) here means the bill is already cancelled.
 func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn providers.Cancel) (providers.CancelReply, error) {
-	if err := checkKey(EndpointCancelPay, cn.BillNo, cn.Amount); err != nil {
+	if err := providers.CheckMoneyCall(Provider, EndpointCancelPay, cn.BillNo, cn.Amount); err != nil {
 		return providers.CancelReply{}, err
 	}
 	extra := url.Values{"amt": {strconv.FormatInt(cn.Amount, 10)}, "billno": {cn.BillNo}}
@@ -156,7 +156,7 @@ func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn provider
 
 // Present calls present_m for p.Amount coins under billno p.BillNo.
 func (c *Client) Present(ctx context.Context, acct providers.Account, p providers.Present) (providers.PresentReply, error) {
-	if err := checkKey(EndpointPresent, p.BillNo, p.Amount); err != nil {
+	if err := providers.CheckMoneyCall(Provider, EndpointPresent, p.BillNo, p.Amount); err != nil {
 		return providers.PresentReply{}, err
 	}
 	extra := url.Values{"presenttimes": {strconv.FormatInt(p.Amount, 10)}, "billno": {p.BillNo}}
@@ -169,22 +169,6 @@ func (c *Client) Present(ctx context.Context, acct providers.Account, p provider
 		out.Balance = int64(*rep.Balance)
 	}
 	return out, nil
-}
-
-// checkKey refuses a money-moving call without an idempotency key or a
-// positive amount before it leaves the process.
-func checkKey(endpoint, billNo string, amount int64) error {
-	if billNo == "" {
-		return paramError(endpoint, "empty billno")
-	}
-	if amount <= 0 {
-		return paramError(endpoint, "amount must be positive, got "+strconv.FormatInt(amount, 10))
-	}
-	return nil
-}
-
-func paramError(endpoint, msg string) *providers.Error {
-	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Final, Code: providers.CodeParamError, Msg: msg}
 }
 
 // classified is a decoded reply that the call classified as a success.
@@ -259,7 +243,7 @@ func (c *Client) params(endpoint string, acct providers.Account, extra url.Value
 func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.Account, extra url.Values) (*classified, error) {
 	sessionID, ok := SessionID(acct.Midas.SessionType)
 	if !ok {
-		return nil, paramError(endpoint, "unknown session_type "+strconv.Quote(acct.Midas.SessionType))
+		return nil, providers.ParamError(Provider, endpoint, "unknown session_type "+strconv.Quote(acct.Midas.SessionType))
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -268,7 +252,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path+"?"+encodeQuery(c.params(endpoint, acct, extra)), nil)
 	if err != nil {
 		// The URL holds openkey and pfkey: say only what was wrong with the base.
-		return nil, paramError(endpoint, "bad base URL "+strconv.Quote(c.base))
+		return nil, providers.ParamError(Provider, endpoint, "bad base URL "+strconv.Quote(c.base))
 	}
 	req.Header.Set("Cookie", "session_id="+Encode(sessionID)+"; session_type="+Encode(acct.Midas.SessionType)+"; org_loc="+Encode(path))
 

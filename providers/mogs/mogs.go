@@ -127,7 +127,7 @@ func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers
 // Debit pays d.Amount coins under d.BillNo. A duplicate bill_no (90012)
 // means an earlier call with the same key debited: AlreadyDone.
 func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.Debit) (providers.DebitReply, error) {
-	if err := checkKey(EndpointPay, d.BillNo, d.Amount); err != nil {
+	if err := providers.CheckMoneyCall(Provider, EndpointPay, d.BillNo, d.Amount); err != nil {
 		return providers.DebitReply{}, err
 	}
 	payItem := d.PayItem
@@ -153,7 +153,7 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 // c.Amount is not sent.
 func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn providers.Cancel) (providers.CancelReply, error) {
 	if cn.BillNo == "" {
-		return providers.CancelReply{}, paramError(EndpointCancelPay, "empty bill_no")
+		return providers.CancelReply{}, providers.ParamError(Provider, EndpointCancelPay, "empty bill_no")
 	}
 	rep, err := c.call(ctx, EndpointCancelPay, acct, request{BillNo: cn.BillNo, PayItem: acct.MOGS.PayItem})
 	if err != nil {
@@ -164,7 +164,7 @@ func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn provider
 
 // Present gives p.Amount coins under p.BillNo.
 func (c *Client) Present(ctx context.Context, acct providers.Account, p providers.Present) (providers.PresentReply, error) {
-	if err := checkKey(EndpointPresent, p.BillNo, p.Amount); err != nil {
+	if err := providers.CheckMoneyCall(Provider, EndpointPresent, p.BillNo, p.Amount); err != nil {
 		return providers.PresentReply{}, err
 	}
 	rep, err := c.call(ctx, EndpointPresent, acct, request{BillNo: p.BillNo, Amt: p.Amount})
@@ -176,23 +176,6 @@ func (c *Client) Present(ctx context.Context, acct providers.Account, p provider
 		out.Balance = int64(*rep.Balance)
 	}
 	return out, nil
-}
-
-// checkKey refuses a money-moving call without an idempotency key before it
-// leaves the process: MOGS would invent a bill_no, and a retry of that call
-// could then charge twice.
-func checkKey(endpoint, billNo string, amount int64) error {
-	if billNo == "" {
-		return paramError(endpoint, "empty bill_no")
-	}
-	if amount <= 0 {
-		return paramError(endpoint, "amount must be positive, got "+strconv.FormatInt(amount, 10))
-	}
-	return nil
-}
-
-func paramError(endpoint, msg string) *providers.Error {
-	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Final, Code: providers.CodeParamError, Msg: msg}
 }
 
 // classified is a decoded reply that the call classified as a success.
@@ -230,7 +213,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	body.SessionKey = acct.MOGS.SessionKey
 	payload, err := json.Marshal(body)
 	if err != nil {
-		return nil, paramError(endpoint, "encode request: "+err.Error())
+		return nil, providers.ParamError(Provider, endpoint, "encode request: "+err.Error())
 	}
 	appPlat := acct.MOGS.AppPlat
 	if appPlat == 0 {
@@ -245,7 +228,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+endpoint+"?"+q.Encode(), bytes.NewReader(payload))
 	if err != nil {
 		// The URL holds js_code: say only what was wrong with the base.
-		return nil, paramError(endpoint, "bad base URL "+strconv.Quote(c.base))
+		return nil, providers.ParamError(Provider, endpoint, "bad base URL "+strconv.Quote(c.base))
 	}
 	req.Header.Set("Content-Type", "application/json")
 

@@ -197,7 +197,7 @@ func (c *Client) CreateOrder(ctx context.Context, r CreateOrderRequest) (CreateO
 	}
 	body, err := json.Marshal(r)
 	if err != nil {
-		return CreateOrderReply{}, paramError(EndpointCreateOrder, "encode request: "+err.Error())
+		return CreateOrderReply{}, providers.ParamError(Provider, EndpointCreateOrder, "encode request: "+err.Error())
 	}
 	env, err := c.call(ctx, EndpointCreateOrder, r.OutOrderID, body)
 	if err != nil {
@@ -219,7 +219,7 @@ func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, erro
 		OutOrderID string `json:"out_order_id"`
 	}{outOrderID})
 	if err != nil {
-		return Order{}, paramError(EndpointQueryOrder, "encode request: "+err.Error())
+		return Order{}, providers.ParamError(Provider, EndpointQueryOrder, "encode request: "+err.Error())
 	}
 	env, err := c.call(ctx, EndpointQueryOrder, outOrderID, body)
 	if err != nil {
@@ -232,15 +232,11 @@ func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, erro
 func checkID(endpoint, name, v string, required bool) error {
 	switch {
 	case required && v == "":
-		return paramError(endpoint, "empty "+name)
+		return providers.ParamError(Provider, endpoint, "empty "+name)
 	case utf8.RuneCountInString(v) > maxOutOrderID:
-		return paramError(endpoint, fmt.Sprintf("%s longer than %d characters", name, maxOutOrderID))
+		return providers.ParamError(Provider, endpoint, fmt.Sprintf("%s longer than %d characters", name, maxOutOrderID))
 	}
 	return nil
-}
-
-func paramError(endpoint, msg string) *providers.Error {
-	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Final, Code: providers.CodeParamError, Msg: msg}
 }
 
 // classified is a decoded reply that the call classified as a success.
@@ -281,7 +277,7 @@ func (c *Client) call(ctx context.Context, endpoint, outOrderID string, body []b
 func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID string, body []byte) (*classified, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, paramError(endpoint, "bad URL: "+err.Error())
+		return nil, providers.ParamError(Provider, endpoint, "bad URL: "+err.Error())
 	}
 	ts := Timestamp(c.now())
 	req.Header.Set("Content-Type", contentType)
@@ -489,7 +485,7 @@ func (c *Client) fetchEndpoints(ctx context.Context) (eps endpoints, err error) 
 	// The discovery key is derived from the secret: keep it out of errors.
 	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, c.ascURL+"/"+DiscoveryKey(c.appSecret, c.appID), nil)
 	if rerr != nil {
-		return endpoints{}, paramError(EndpointDiscovery, "bad ASC base URL")
+		return endpoints{}, providers.ParamError(Provider, EndpointDiscovery, "bad ASC base URL")
 	}
 	raw, perr := c.fetch(EndpointDiscovery, req)
 	if perr != nil {
