@@ -44,14 +44,17 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	sb := sandbox.New(sbCfg)
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	// Some pay replies are lost and some debits show late, so kills land
-	// in retries, confirmations and compensations too.
-	sb.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 0.05, VisibilityDelayMS: 300})
-	sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", DropReplyRate: 0.05, LatencyMS: 5})
+	// Pays are busy or lose their replies, debits show late, and cancels
+	// are busy or lose their replies too, so kills land in retries,
+	// confirmations and compensations, not only in happy paths.
+	sb.SetFault(sandbox.Fault{Endpoint: "mogs.pay", BusyRate: 0.25, DropReplyRate: 0.1, VisibilityDelayMS: 300})
+	sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", BusyRate: 0.25, DropReplyRate: 0.1, LatencyMS: 5})
+	sb.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 0.2, DropReplyRate: 0.2})
+	sb.SetFault(sandbox.Fault{Endpoint: "midas.cancel_pay_m", BusyRate: 0.2, DropReplyRate: 0.2})
 	dataDir := t.TempDir()
 	args := []string{"serve", "--nats-url", ns.ClientURL(), "--sandbox-url", srv.URL, "--data-dir", dataDir,
 		"--http-listen", "127.0.0.1:0", "--confirm-interval", "100ms", "--confirm-timeout", "3s",
-		"--concurrency", "32", "--max-attempts", "8", "--log-level", "info"}
+		"--concurrency", "32", "--max-attempts", "2", "--log-level", "info"}
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -158,8 +161,12 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 		}
 	}
 	t.Logf("after %d kills: %v", kills, byState)
-	if byState[string(events.StateCompleted)] < orders/2 {
-		t.Errorf("only %d of %d orders completed: the faults are meant to be survivable", byState["completed"], orders)
+	// The faults must have driven orders down every path, or the kills
+	// proved less than they seem to.
+	for _, state := range []events.State{events.StateCompleted, events.StateFailed, events.StateCompensated} {
+		if byState[string(state)] == 0 {
+			t.Errorf("no order ended %s: the faults did not exercise that path", state)
+		}
 	}
 }
 
