@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/worker"
@@ -345,5 +347,53 @@ func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testin
 	}
 	if dl := e.waitDeadLetter(in.OutOrderID, 5*time.Second); dl.Reason != events.ReasonFailed {
 		t.Errorf("dead letter reason %q, want failed (a replay finishes it once configured)", dl.Reason)
+	}
+}
+
+func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T) {
+	e := startEnv(t)
+	// Every pay reply is lost (the debit happens) and every cancel is busy.
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 1})
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 1})
+	in := intent(events.ProviderMOGS, 60)
+	e.publishIntent(in)
+	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	if ev.State != events.StateNeedsAttention {
+		t.Fatalf("final %s %+v, want needs_attention", ev.State, ev.Error)
+	}
+	dl := e.waitDeadLetter(in.OutOrderID, 5*time.Second)
+	if dl.Reason != events.ReasonNeedsAttention {
+		t.Fatalf("dead letter reason %q, want needs_attention", dl.Reason)
+	}
+	if bills := e.bills(in.Payment.OpenID); len(bills) != 1 || bills[0].Cancelled {
+		t.Fatalf("bills %+v, want the one debit still charged: that is why an operator is needed", bills)
+	}
+
+	// The provider recovers; the operator replays the dead letter.
+	e.sandbox.ClearFaults()
+	m := nats.NewMsg(dl.OriginalSubject)
+	m.Data = dl.Data
+	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
+	m.Header.Set(events.HeaderReplay, "1")
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if last, _ := e.lastEvent(in.OutOrderID); last.State == events.StateCompensated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replay did not finish the cancel: states %v", e.states(in.OutOrderID))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if bills := e.bills(in.Payment.OpenID); len(bills) != 1 || !bills[0].Cancelled {
+		t.Errorf("bills %+v, want the debit cancelled", bills)
+	}
+	got := e.states(in.OutOrderID)
+	want := []events.State{events.StateAccepted, events.StateOrdered, events.StateCompensating, events.StateNeedsAttention, events.StateCompensated}
+	if !slices.Equal(got, want) {
+		t.Errorf("states %v, want %v (seq continues across the replay)", got, want)
 	}
 }
