@@ -195,7 +195,7 @@ func BenchmarkDue50k(b *testing.B) {
 		}
 	}
 	running := map[string]bool{}
-	first, err := s.Due(ctx, base, 100, nil)
+	first, err := s.Due(ctx, base, 100, nil, nil)
 	if err != nil || len(first) != 100 {
 		b.Fatalf("due = %d, %v", len(first), err)
 	}
@@ -204,14 +204,14 @@ func BenchmarkDue50k(b *testing.B) {
 	}
 	b.Run("100 of 25k due", func(b *testing.B) {
 		for b.Loop() {
-			if got, err := s.Due(ctx, base, 100, nil); err != nil || len(got) != 100 {
+			if got, err := s.Due(ctx, base, 100, nil, nil); err != nil || len(got) != 100 {
 				b.Fatalf("due = %d, %v", len(got), err)
 			}
 		}
 	})
 	b.Run("100 due past 100 running", func(b *testing.B) {
 		for b.Loop() {
-			got, err := s.Due(ctx, base, 100, func(id string) bool { return running[id] })
+			got, err := s.Due(ctx, base, 100, nil, func(id string) bool { return running[id] })
 			if err != nil || len(got) != 100 {
 				b.Fatalf("due = %d, %v", len(got), err)
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 
@@ -324,23 +325,52 @@ func getOrder(ctx context.Context, q sqlx.QueryerContext, outOrderID string) (Or
 // through the due index (keyset on next_run_at, id) rather than guessing
 // how many exclude will drop, so any number of running orders cannot
 // starve the ones behind them.
-func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, exclude func(outOrderID string) bool) ([]Order, error) {
+func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, steps []string, exclude func(outOrderID string) bool) ([]Order, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	if len(steps) == 0 {
+		return s.dueAt(ctx, now, limit, "", exclude)
+	}
+	// One indexed read per step, merged: a single query over all of them
+	// could walk the whole due index past the other steps' rows.
+	var out []Order
+	for _, step := range steps {
+		got, err := s.dueAt(ctx, now, limit, step, exclude)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].NextRunAt.Before(out[b].NextRunAt) })
+	if len(out) > limit {
+		clear(out[limit:])
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// dueAt is Due for one step, or for any step when step is "".
+func (s *SQLite) dueAt(ctx context.Context, now time.Time, limit int, step string, exclude func(outOrderID string) bool) ([]Order, error) {
 	var (
 		out    []Order
 		lastAt = int64(math.MinInt64)
 		lastID int64
 	)
+	where := `WHERE next_run_at IS NOT NULL AND next_run_at <= ? AND (next_run_at, id) > (?, ?) `
+	if step != "" {
+		where += `AND step = ? `
+	}
 	for {
 		// Each page starts after the last row seen, so excluded orders
 		// are read once; a floor keeps pages from shrinking to a row.
 		fetch := max(limit-len(out), 32)
+		args := []any{now.UnixMilli(), lastAt, lastID}
+		if step != "" {
+			args = append(args, step)
+		}
 		var rows []orderRow
-		err := s.r.SelectContext(ctx, &rows, selectOrder+
-			`WHERE next_run_at IS NOT NULL AND next_run_at <= ? AND (next_run_at, id) > (?, ?)
-			ORDER BY next_run_at, id LIMIT ?`, now.UnixMilli(), lastAt, lastID, fetch)
+		err := s.r.SelectContext(ctx, &rows, selectOrder+where+`ORDER BY next_run_at, id LIMIT ?`, append(args, fetch)...)
 		if err != nil {
 			return nil, fmt.Errorf("due orders: %w", err)
 		}

@@ -275,6 +275,7 @@ func TestSQLiteQueriesUseTheirIndexes(t *testing.T) {
 		name, query, want string
 	}{
 		{"due walks the due index", `SELECT id FROM orders WHERE next_run_at IS NOT NULL AND next_run_at <= 1 AND (next_run_at, id) > (0, 0) ORDER BY next_run_at, id LIMIT 5`, "orders_due"},
+		{"due of one step walks the step index", `SELECT id FROM orders WHERE next_run_at IS NOT NULL AND next_run_at <= 1 AND (next_run_at, id) > (0, 0) AND step = 'pay' ORDER BY next_run_at, id LIMIT 5`, "orders_step"},
 		{"next due reads the due index", `SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL`, "orders_due"},
 		{"stats by state reads the state index", `SELECT state, COUNT(*) FROM orders GROUP BY state`, "orders_state"},
 		{"stats by step reads the step index", `SELECT step, COUNT(*) FROM orders WHERE next_run_at IS NOT NULL GROUP BY step`, "orders_step"},

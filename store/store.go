@@ -150,8 +150,9 @@ type Store interface {
 	// History returns an order's history, oldest first.
 	History(ctx context.Context, outOrderID string) ([]HistoryEntry, error)
 	// Due returns up to limit non-terminal orders with NextRunAt <= now,
-	// soonest first, skipping the ids in exclude (already running).
-	Due(ctx context.Context, now time.Time, limit int, exclude func(outOrderID string) bool) ([]Order, error)
+	// soonest first, at one of steps (any step when steps is empty),
+	// skipping the ids in exclude (already running).
+	Due(ctx context.Context, now time.Time, limit int, steps []string, exclude func(outOrderID string) bool) ([]Order, error)
 	// NextDue returns the earliest NextRunAt of any scheduled order, and
 	// false when none is scheduled.
 	NextDue(ctx context.Context) (time.Time, bool, error)

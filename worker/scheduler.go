@@ -27,20 +27,34 @@ const dueFetchFactor = 4
 // (a retry, a confirmation poll) never waits behind a stale list long.
 const dueBatchMaxAge = 250 * time.Millisecond
 
-// dueBatch is what the last Due read returned and the scheduler has not
-// started yet, soonest first. Only the scheduler goroutine touches it.
+// dueBatch is what the last Due read of one queue returned and the
+// scheduler has not started yet, soonest first. Only the scheduler
+// goroutine touches it.
 type dueBatch struct {
 	orders  []store.Order
 	fetched time.Time
 	readAt  time.Time // monotonic, taken before the read: see current
 }
 
+// Due work is two queues. An order's own steps (a new order, a retry, a
+// cancel) go first on every slot that frees; confirmation polls take the
+// slots left over. A quarter of the slots is kept for polls, so that
+// neither side starves the other: 50,000 orders waiting for their debit
+// to show must not stop new orders, and a flood of new orders must not
+// stop the polls that complete (or compensate) the waiting ones.
+var (
+	workSteps = []string{StepOrder, StepBaseline, StepPay, StepCancel}
+	pollSteps = []string{StepConfirm}
+)
+
+type dueQueues struct{ work, polls dueBatch }
+
 // schedule starts due steps until ctx is cancelled. One timer serves every
 // waiting order: it fires at the earliest next_run_at in the store.
 func (w *Worker) schedule(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var batch dueBatch
+	var q dueQueues
 	for {
 		select {
 		case <-ctx.Done():
@@ -49,24 +63,34 @@ func (w *Worker) schedule(ctx context.Context) {
 		case <-timer.C:
 		}
 		if w.ready.Load() {
-			w.startDue(ctx, &batch)
+			w.fill(ctx, &q.work, workSteps, w.workRoom)
+			w.fill(ctx, &q.polls, pollSteps, w.freeSlots)
 		} else {
-			batch = dueBatch{}
+			q = dueQueues{}
 		}
 		w.forgetReleases()
-		timer.Reset(w.untilNextDue(ctx, &batch))
+		timer.Reset(w.untilNextDue(ctx, &q))
 	}
 }
 
-// startDue fills the free step slots with due orders, from the batch while
-// it lasts and is fresh, then from the store.
-func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
+func (w *Worker) freeSlots() int { return cap(w.slots) - len(w.slots) }
+
+// workRoom is how many of an order's own steps may start now: the free
+// slots less the part of the poll reserve that polls are not using.
+func (w *Worker) workRoom() int {
+	reserve := cap(w.slots) / 4
+	return w.freeSlots() - max(0, reserve-int(w.polls.Load()))
+}
+
+// fill starts due orders of one queue while room() allows, from the batch
+// while it lasts and is fresh, then from the store.
+func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room func() int) {
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
 		*batch = dueBatch{}
 	}
 	for {
 		for len(batch.orders) > 0 {
-			if cap(w.slots)-len(w.slots) <= 0 {
+			if room() <= 0 {
 				return
 			}
 			o := batch.orders[0]
@@ -74,13 +98,13 @@ func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
 			batch.orders = batch.orders[1:]
 			w.tryStart(o, batch.readAt)
 		}
-		free := cap(w.slots) - len(w.slots)
-		if free <= 0 {
+		n := room()
+		if n <= 0 {
 			return
 		}
-		limit := max(free, dueFetchFactor*cap(w.slots))
+		limit := max(n, dueFetchFactor*cap(w.slots))
 		readAt, fetched := time.Now(), w.now()
-		due, err := w.cfg.Store.Due(ctx, fetched, limit, w.isRunning)
+		due, err := w.cfg.Store.Due(ctx, fetched, limit, steps, w.isRunning)
 		if err != nil {
 			if ctx.Err() == nil {
 				w.log.Error("reading due orders", "err", err)
@@ -92,8 +116,8 @@ func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
 		}
 		*batch = dueBatch{orders: due, fetched: fetched, readAt: readAt}
 		if len(due) < limit {
-			// Everything due is in hand: start it and stop.
-			for len(batch.orders) > 0 && cap(w.slots)-len(w.slots) > 0 {
+			// Everything due is in hand: start what fits and stop.
+			for len(batch.orders) > 0 && room() > 0 {
 				o := batch.orders[0]
 				batch.orders[0] = store.Order{}
 				batch.orders = batch.orders[1:]
@@ -104,10 +128,10 @@ func (w *Worker) startDue(ctx context.Context, batch *dueBatch) {
 	}
 }
 
-func (w *Worker) untilNextDue(ctx context.Context, batch *dueBatch) time.Duration {
-	if len(batch.orders) > 0 {
-		// Due work is in hand and every slot is taken: a finishing step
-		// wakes us; the age limit re-reads the batch otherwise.
+func (w *Worker) untilNextDue(ctx context.Context, q *dueQueues) time.Duration {
+	if len(q.work.orders) > 0 || len(q.polls.orders) > 0 {
+		// Due work is in hand and no slot is free for it: a finishing
+		// step wakes us; the age limit re-reads the batch otherwise.
 		return dueBatchMaxAge
 	}
 	next, ok, err := w.cfg.Store.NextDue(ctx)
@@ -157,6 +181,9 @@ func (w *Worker) tryStart(o store.Order, readAt time.Time) bool {
 	if w.metrics != nil {
 		w.metrics.inflight.Inc()
 	}
+	if o.Step == StepConfirm {
+		w.polls.Add(1)
+	}
 	go w.execute(o, readAt)
 	return true
 }
@@ -185,8 +212,11 @@ func (w *Worker) forgetReleases() {
 // that an order normally goes from accepted to its first confirmation poll
 // without waiting for the scheduler.
 func (w *Worker) execute(o store.Order, readAt time.Time) {
-	id := o.OutOrderID
+	id, poll := o.OutOrderID, o.Step == StepConfirm
 	defer func() {
+		if poll {
+			w.polls.Add(-1)
+		}
 		w.mu.Lock()
 		delete(w.running, id)
 		w.released[id] = time.Now()

@@ -82,6 +82,7 @@ type Worker struct {
 	lastForget time.Time
 	steps      sync.WaitGroup
 	stepCtx    context.Context // not cancelled by shutdown: steps finish
+	polls      atomic.Int64    // running steps that started as a confirmation poll
 	draining   atomic.Bool
 	ready      atomic.Bool
 	wakeSched  chan struct{}

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"outbox messages come back in insertion order with headers and bytes intact and disappear after DeleteOutbox", testOutbox},
 		{"due respects time, limit, ordering and exclude", testDue},
 		{"due skips any number of excluded orders to fill the limit", testDueExcludeMany},
+		{"due by step returns only those steps, soonest first, however many orders wait at other steps", testDueBySteps},
 		{"terminal orders are never due", testTerminalNeverDue},
 		{"next due reports the earliest scheduled time and nothing when none is scheduled", testNextDue},
 		{"history is append-only and ordered", testHistory},
@@ -585,7 +586,7 @@ func testDue(t *testing.T, s store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Due(ctx(t), tc.at, tc.limit, tc.exclude)
+			got, err := s.Due(ctx(t), tc.at, tc.limit, nil, tc.exclude)
 			if err != nil {
 				t.Fatalf("due: %v", err)
 			}
@@ -594,7 +595,7 @@ func testDue(t *testing.T, s store.Store) {
 			}
 		})
 	}
-	got, _ := s.Due(ctx(t), base, 1, nil)
+	got, _ := s.Due(ctx(t), base, 1, nil, nil)
 	if len(got) == 1 {
 		want, _ := s.Get(ctx(t), got[0].OutOrderID)
 		sameOrder(t, "due order vs a read of it", got[0], want)
@@ -614,14 +615,14 @@ func testDueExcludeMany(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	running := func(id string) bool { return id < "o-50" }
-	got, err := s.Due(ctx(t), base, 3, running)
+	got, err := s.Due(ctx(t), base, 3, nil, running)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"o-50", "o-51", "o-52"}; !slices.Equal(ids(got), want) {
 		t.Errorf("due with 50 running = %v, want %v", ids(got), want)
 	}
-	got, err = s.Due(ctx(t), base, 20, running)
+	got, err = s.Due(ctx(t), base, 20, nil, running)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +637,7 @@ func testTerminalNeverDue(t *testing.T, s store.Store) {
 		o := acceptOne(t, s, Order("o-"+state, past))
 		step(t, s, o, state, func(o *store.Order) { o.State, o.Step, o.NextRunAt = state, "done", time.Time{} })
 	}
-	got, err := s.Due(ctx(t), now().Add(24*time.Hour), 100, nil)
+	got, err := s.Due(ctx(t), now().Add(24*time.Hour), 100, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,6 +668,41 @@ func testNextDue(t *testing.T, s store.Store) {
 	at, ok, err = s.NextDue(ctx(t))
 	if err != nil || !ok || !at.Equal(base.Add(time.Hour)) {
 		t.Fatalf("next due after completing the sooner = %v, %v, %v; want %v", at, ok, err, base.Add(time.Hour))
+	}
+}
+
+func testDueBySteps(t *testing.T, s store.Store) {
+	base := now()
+	// Many orders wait in confirmation, due earlier than one new order.
+	for i := 0; i < 40; i++ {
+		o := Order(fmt.Sprintf("wait-%02d", i), base.Add(time.Duration(i)*time.Millisecond))
+		o.Step = "confirm"
+		acceptOne(t, s, o)
+	}
+	fresh := Order("new", base.Add(time.Second))
+	fresh.Step = "order"
+	acceptOne(t, s, fresh)
+	retry := Order("retry", base.Add(500*time.Millisecond))
+	retry.Step = "pay"
+	acceptOne(t, s, retry)
+	at := base.Add(time.Minute)
+
+	got, err := s.Due(ctx(t), at, 5, []string{"order", "pay"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].OutOrderID != "retry" || got[1].OutOrderID != "new" {
+		t.Errorf("due at order and pay = %v, want retry then new", ids(got))
+	}
+	got, err = s.Due(ctx(t), at, 3, []string{"confirm"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].OutOrderID != "wait-00" || got[2].OutOrderID != "wait-02" {
+		t.Errorf("due at confirm = %v, want the three soonest waiting orders", ids(got))
+	}
+	if got, err := s.Due(ctx(t), at, 100, nil, nil); err != nil || len(got) != 42 {
+		t.Errorf("due at any step = %d orders, %v; want all 42", len(got), err)
 	}
 }
 
