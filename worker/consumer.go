@@ -259,8 +259,8 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 	if len(outbox) > 0 {
 		wake(w.wakeRelay)
 	}
-	if !stored.NextRunAt.IsZero() {
-		w.tryStart(stored, time.Now())
+	if !stored.NextRunAt.IsZero() && !w.tryStart(stored, time.Now()) {
+		wake(w.wakeSched) // no slot now: the scheduler finds it due
 	}
 	return nil
 }

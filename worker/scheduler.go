@@ -27,6 +27,10 @@ const dueFetchFactor = 4
 // (a retry, a confirmation poll) never waits behind a stale list long.
 const dueBatchMaxAge = 250 * time.Millisecond
 
+// dueRecheck is how soon the scheduler reads again while orders are due
+// now, which bounds how late a retry or poll starts behind running work.
+const dueRecheck = 50 * time.Millisecond
+
 // dueBatch is what the last Due read of one queue returned and the
 // scheduler has not started yet, soonest first. Only the scheduler
 // goroutine touches it.
@@ -34,6 +38,11 @@ type dueBatch struct {
 	orders  []store.Order
 	fetched time.Time
 	readAt  time.Time // monotonic, taken before the read: see current
+	// more: the store may hold due orders of this queue that are not in
+	// the batch (the last read was full, new work arrived, or time
+	// passed). Without it, a freed slot needs no read: everything due was
+	// in hand.
+	more bool
 }
 
 // Due work is two queues. An order's own steps (a new order, a retry, a
@@ -60,7 +69,10 @@ func (w *Worker) schedule(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-w.wakeSched:
+			q.work.more = true // new or replayed orders
+		case <-w.slotFreed:
 		case <-timer.C:
+			q.work.more, q.polls.more = true, true // time made orders due
 		}
 		if w.ready.Load() {
 			w.fill(ctx, &q.work, workSteps, w.workRoom)
@@ -86,7 +98,7 @@ func (w *Worker) workRoom() int {
 // while it lasts and is fresh, then from the store.
 func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room func() int) {
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
-		*batch = dueBatch{}
+		*batch = dueBatch{more: true}
 	}
 	for {
 		for len(batch.orders) > 0 {
@@ -99,7 +111,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			w.tryStart(o, batch.readAt)
 		}
 		n := room()
-		if n <= 0 {
+		if n <= 0 || !batch.more {
 			return
 		}
 		limit := max(n, dueFetchFactor*cap(w.slots))
@@ -111,10 +123,10 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			}
 			return
 		}
+		*batch = dueBatch{orders: due, fetched: fetched, readAt: readAt, more: len(due) == limit}
 		if len(due) == 0 {
 			return
 		}
-		*batch = dueBatch{orders: due, fetched: fetched, readAt: readAt}
 		if len(due) < limit {
 			// Everything due is in hand: start what fits and stop.
 			for len(batch.orders) > 0 && room() > 0 {
@@ -141,8 +153,9 @@ func (w *Worker) untilNextDue(ctx context.Context, q *dueQueues) time.Duration {
 	d := next.Sub(w.now())
 	switch {
 	case d < time.Millisecond:
-		// Due now but no slot was free: a finishing step wakes us.
-		return maxIdle
+		// Due now: running orders (their rows say due until their steps
+		// commit) or orders waiting for a slot. Look again soon.
+		return dueRecheck
 	case d > maxIdle:
 		return maxIdle
 	}
@@ -226,7 +239,7 @@ func (w *Worker) execute(o store.Order, readAt time.Time) {
 			w.metrics.inflight.Dec()
 		}
 		w.steps.Done()
-		wake(w.wakeSched)
+		wake(w.slotFreed)
 	}()
 	log := w.log.With("out_order_id", id)
 	o, due := w.current(o, readAt)

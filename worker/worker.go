@@ -85,7 +85,8 @@ type Worker struct {
 	polls      atomic.Int64    // running steps that started as a confirmation poll
 	draining   atomic.Bool
 	ready      atomic.Bool
-	wakeSched  chan struct{}
+	wakeSched  chan struct{} // new due work: accepted or replayed orders
+	slotFreed  chan struct{} // a step slot became free
 	wakeRelay  chan struct{}
 }
 
@@ -136,6 +137,7 @@ func New(cfg Config) (*Worker, error) {
 		running:   make(map[string]struct{}),
 		released:  make(map[string]time.Time),
 		wakeSched: make(chan struct{}, 1),
+		slotFreed: make(chan struct{}, 1),
 		wakeRelay: make(chan struct{}, 1),
 	}, nil
 }
