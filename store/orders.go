@@ -61,8 +61,10 @@ var (
 				set = append(set, f+" = ?")
 			}
 		}
+		// Only the columns Apply does not write come back: the rest of
+		// the stored row is exactly what was just written.
 		return "UPDATE orders SET " + strings.Join(set, ", ") +
-			" WHERE out_order_id = ? AND version = ? RETURNING id, " + strings.Join(orderFields, ", ")
+			" WHERE out_order_id = ? AND version = ? RETURNING id, created_at, intent, intent_subject, body_hash"
 	}()
 )
 
@@ -125,6 +127,23 @@ func (r orderRow) order() Order {
 		DebitedAt: fromNullMs(r.DebitedAt),
 		ErrorCode: r.ErrorCode, Error: r.Error,
 		CreatedAt: fromMs(r.CreatedAt), UpdatedAt: fromMs(r.UpdatedAt), Version: r.Version,
+	}
+}
+
+// rowOf is o as the orders table holds it.
+func rowOf(o Order) orderRow {
+	return orderRow{
+		OutOrderID: o.OutOrderID, MgID: o.MgID, RoomID: o.RoomID, FromUID: o.FromUID,
+		Provider: o.Provider, Amount: o.Amount,
+		Intent: o.Intent, IntentSubject: o.IntentSubject, BodyHash: o.BodyHash,
+		State: o.State, Step: o.Step, Seq: o.Seq, Attempt: o.Attempt, NextRunAt: msOrNull(o.NextRunAt),
+		SudOrderID: o.SudOrderID, BillNo: o.BillNo, PayGeneration: o.PayGeneration,
+		HasBaseline: o.HasBaseline, BaselineBalance: o.BaselineBalance,
+		BaselineSaveAmt: o.BaselineSaveAmt, BaselineCostSum: o.BaselineCostSum,
+		HasPayBalance: o.HasPayBalance, PayBalance: o.PayBalance, UsedGenAmt: o.UsedGenAmt,
+		DebitedAt: msOrNull(o.DebitedAt),
+		ErrorCode: o.ErrorCode, Error: o.Error,
+		CreatedAt: o.CreatedAt.UnixMilli(), UpdatedAt: o.UpdatedAt.UnixMilli(), Version: o.Version,
 	}
 }
 
@@ -262,8 +281,15 @@ func applyRun(t Transition) (runFunc, func() (Order, error), error) {
 		o.Version = t.From.Version + 1
 		o.UpdatedAt = now
 		args := append(updateArgs(o), id, t.From.Version)
-		var row orderRow
-		err := tx.QueryRowxContext(ctx, updateOrder, args...).StructScan(&row)
+		var frozen struct {
+			ID            int64  `db:"id"`
+			CreatedAt     int64  `db:"created_at"`
+			Intent        []byte `db:"intent"`
+			IntentSubject string `db:"intent_subject"`
+			BodyHash      string `db:"body_hash"`
+		}
+		err := tx.QueryRowxContext(ctx, updateOrder, args...).Scan(
+			&frozen.ID, &frozen.CreatedAt, &frozen.Intent, &frozen.IntentSubject, &frozen.BodyHash)
 		if errors.Is(err, sql.ErrNoRows) {
 			// Nothing matched: this request writes nothing more, the
 			// others in the batch go on.
@@ -280,13 +306,15 @@ func applyRun(t Transition) (runFunc, func() (Order, error), error) {
 			return fmt.Errorf("apply %s: update: %w", id, err)
 		}
 		for line, h := range t.History {
-			if err := insertHistory(ctx, tx, row.ID, row.Version, line, h, now); err != nil {
+			if err := insertHistory(ctx, tx, frozen.ID, o.Version, line, h, now); err != nil {
 				return fmt.Errorf("apply %s: %w", id, err)
 			}
 		}
 		if err := insertOutbox(ctx, tx, t.Outbox, now); err != nil {
 			return fmt.Errorf("apply %s: %w", id, err)
 		}
+		row := rowOf(o)
+		row.CreatedAt, row.Intent, row.IntentSubject, row.BodyHash = frozen.CreatedAt, frozen.Intent, frozen.IntentSubject, frozen.BodyHash
 		stored = row.order()
 		return nil
 	}
