@@ -71,9 +71,6 @@ type outcome struct {
 	dead   events.Reason // non-empty: publish a dead letter
 }
 
-// stateChanged reports whether the outcome emits a status event.
-func (o outcome) stateChanged(from store.Order) bool { return o.next.State != from.State }
-
 // policy is what the decide functions need to know besides the reply.
 type policy struct {
 	now             time.Time
