@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -57,17 +58,39 @@ func (s *SQLite) commitLoop() {
 		case r := <-s.reqs:
 			batch = append(batch[:0], r)
 		}
+		s.gather(&batch)
+		s.commit(batch)
+		clear(batch)
+	}
+}
+
+// gatherYields bounds how many times gather lets other goroutines run
+// before it commits what it has.
+const gatherYields = 4
+
+// gather adds the requests already waiting to batch. When it found some,
+// it yields the processor and looks again: on a busy worker the sagas
+// whose writes are about to arrive are runnable right now, and letting
+// them run first turns many one-write commits into one. On an idle worker
+// nothing else is runnable, the yield returns at once, and a lone write
+// commits without delay.
+func (s *SQLite) gather(batch *[]*writeReq) {
+	for yields := 0; ; yields++ {
+		took := 0
 	fill:
-		for len(batch) < s.max {
+		for len(*batch) < s.max {
 			select {
 			case r := <-s.reqs:
-				batch = append(batch, r)
+				*batch = append(*batch, r)
+				took++
 			default:
 				break fill
 			}
 		}
-		s.commit(batch)
-		clear(batch)
+		if len(*batch) >= s.max || yields == gatherYields || (took == 0 && yields > 0) {
+			return
+		}
+		runtime.Gosched()
 	}
 }
 

@@ -735,6 +735,10 @@ func testHistory(t *testing.T, s store.Store) {
 		{At: base.Add(time.Second), State: "ordered", Step: "debit", Detail: "sud order sud-1"},
 		{At: base.Add(2 * time.Second), State: "ordered", Step: "debit", Attempt: 1, ErrorCode: "timeout", Error: "pay: deadline exceeded"},
 		{At: base.Add(3 * time.Second), State: "debited", Step: "confirm", Detail: "pay ok, balance 900"},
+		// Provider messages end up in history as they came: quotes,
+		// backslashes, control characters and Chinese must come back intact.
+		{At: base.Add(4 * time.Second), State: "debited", Step: "confirm", Attempt: 2, ErrorCode: "busy",
+			Error: "ret=1018 msg=\"系统繁忙\"\tpath=C:\\x\r\n\x01end", Detail: `{"balance":900}`},
 	}
 	for _, h := range lines {
 		to := o
