@@ -147,6 +147,9 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 	for i, r := range results {
 		p := batch[i]
 		if r.Created {
+			if !p.req.Order.NextRunAt.IsZero() { // rejected orders never run
+				w.decoded.put(p.intent.OutOrderID, p.hash, p.intent)
+			}
 			if w.metrics != nil {
 				w.metrics.intentReceived(p.req.Order.State)
 			}

@@ -246,12 +246,15 @@ func (w *Worker) execute(o store.Order, readAt time.Time) {
 	if !due {
 		return
 	}
-	in, err := events.DecodeIntent(o.Intent)
-	if err != nil {
-		// Accepted intents decoded once already; a row that no longer
-		// does is damage an operator must see.
-		log.Error("stored intent does not decode", "err", err)
-		return
+	in, ok := w.decoded.take(id, o.BodyHash)
+	if !ok {
+		var err error
+		if in, err = events.DecodeIntent(o.Intent); err != nil {
+			// Accepted intents decoded once already; a row that no longer
+			// does is damage an operator must see.
+			log.Error("stored intent does not decode", "err", err)
+			return
+		}
 	}
 	var c change
 	for {

@@ -88,6 +88,7 @@ type Worker struct {
 	wakeSched  chan struct{} // new due work: accepted or replayed orders
 	slotFreed  chan struct{} // a step slot became free
 	wakeRelay  chan struct{}
+	decoded    decodedIntents // from accept to first step
 }
 
 // New checks cfg and returns a Worker ready to Run.
