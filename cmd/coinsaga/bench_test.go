@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coinsaga/coinsaga/events"
 )
 
 func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
@@ -81,5 +83,37 @@ func TestBenchRefusesFlagsThatCannotApply(t *testing.T) {
 				t.Errorf("stderr %q does not name %s", stderr, c.want)
 			}
 		})
+	}
+}
+
+func TestBenchReadsStatusEventsAsJSONWould(t *testing.T) {
+	bal := int64(900)
+	cases := []struct {
+		name string
+		ev   events.StatusEvent
+	}{
+		{"a completed event with a balance", events.StatusEvent{OutOrderID: "run1-17", State: events.StateCompleted, Seq: 4, Balance: &bal}},
+		{"an error message that quotes a state field", events.StatusEvent{OutOrderID: "run1-18", State: events.StateFailed, Seq: 3,
+			Error: &events.EventError{Code: "busy", Message: `reply {"state":"completed"} \ 系统繁忙`}}},
+		{"an event without an id", events.StatusEvent{State: events.StateAccepted, Seq: 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := json.Marshal(tc.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want statusLite
+			if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := readStatusLite(data)
+			if !ok || got != want {
+				t.Errorf("readStatusLite(%s) = %+v, %v; want %+v", data, got, ok, want)
+			}
+		})
+	}
+	if _, ok := readStatusLite([]byte("not json")); ok {
+		t.Error("readStatusLite accepted a body that is not JSON")
 	}
 }
