@@ -161,7 +161,7 @@ func BenchmarkOutboxPendingDelete256(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		got, err := s.PendingOutbox(ctx, 256)
+		got, err := s.PendingOutbox(ctx, 0, 256)
 		if err != nil || len(got) != 256 {
 			b.Fatalf("pending = %d, %v", len(got), err)
 		}

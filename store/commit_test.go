@@ -86,7 +86,7 @@ func TestGroupCommit(t *testing.T) {
 		if res := dupRes(); res[0].Created || res[0].Existing.State != "ordered" || !res[1].Created {
 			t.Errorf("accept in the batch = %+v; want o-1 existing as ordered, o-3 created", res)
 		}
-		if msgs, _ := s.PendingOutbox(t.Context(), 10); len(msgs) != 0 {
+		if msgs, _ := s.PendingOutbox(t.Context(), 0, 10); len(msgs) != 0 {
 			t.Errorf("stale apply wrote outbox %+v", msgs)
 		}
 		if h, _ := s.History(t.Context(), "o-1"); len(h) != 2 || h[1].Detail != "first" {

@@ -37,15 +37,16 @@ func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []Message, now time.Tim
 	return nil
 }
 
-// PendingOutbox returns up to limit messages in the order they were
-// written, which is the order their changes committed.
-func (s *SQLite) PendingOutbox(ctx context.Context, limit int) ([]Message, error) {
+// PendingOutbox returns up to limit messages above after in the order
+// they were written, which is the order their changes committed: the
+// single writer assigns ids in its transactions, one after the other.
+func (s *SQLite) PendingOutbox(ctx context.Context, after int64, limit int) ([]Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	var rows []outboxRow
 	if err := s.r.SelectContext(ctx, &rows,
-		`SELECT id, subject, msg_id, header, data FROM outbox ORDER BY id LIMIT ?`, limit); err != nil {
+		`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, after, limit); err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
 	out := make([]Message, len(rows))

@@ -103,7 +103,7 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHistory, _ := s.History(ctx, "o-1")
-	wantOutbox, _ := s.PendingOutbox(ctx, 10)
+	wantOutbox, _ := s.PendingOutbox(ctx, 0, 10)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestSQLiteReopenKeepsData(t *testing.T) {
 	if fmt.Sprint(h) != fmt.Sprint(wantHistory) || len(h) != 2 {
 		t.Errorf("history after reopen = %+v, want %+v", h, wantHistory)
 	}
-	msgs, _ := s.PendingOutbox(ctx, 10)
+	msgs, _ := s.PendingOutbox(ctx, 0, 10)
 	if fmt.Sprint(msgs) != fmt.Sprint(wantOutbox) || len(msgs) != 1 {
 		t.Errorf("outbox after reopen = %+v, want %+v", msgs, wantOutbox)
 	}
@@ -201,7 +201,7 @@ func TestSQLiteSurvivesAKilledProcess(t *testing.T) {
 	if o.State != "accepted" || o.Version != 1 {
 		t.Errorf("order after the kill = %+v", o)
 	}
-	if msgs, err := s.PendingOutbox(t.Context(), 10); err != nil || len(msgs) != 1 {
+	if msgs, err := s.PendingOutbox(t.Context(), 0, 10); err != nil || len(msgs) != 1 {
 		t.Errorf("outbox after the kill = %+v, %v; want the accepted event", msgs, err)
 	}
 }
@@ -358,7 +358,7 @@ func fillCompleted(t testing.TB, s *store.SQLite, from, n int) {
 	const chunk = 250
 	relay := func() {
 		for {
-			msgs, err := s.PendingOutbox(ctx, 1000)
+			msgs, err := s.PendingOutbox(ctx, 0, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -156,8 +156,11 @@ type Store interface {
 	// NextDue returns the earliest NextRunAt of any scheduled order, and
 	// false when none is scheduled.
 	NextDue(ctx context.Context) (time.Time, bool, error)
-	// PendingOutbox returns up to limit outbox messages, oldest first.
-	PendingOutbox(ctx context.Context, limit int) ([]Message, error)
+	// PendingOutbox returns up to limit outbox messages with an ID above
+	// after, oldest first. IDs grow in commit order: once a reader saw
+	// message N, no message below N can still appear, so a relay may keep
+	// a cursor and delete what it published later.
+	PendingOutbox(ctx context.Context, after int64, limit int) ([]Message, error)
 	// DeleteOutbox removes published messages.
 	DeleteOutbox(ctx context.Context, ids []int64) error
 	// Stats counts orders by state, scheduled orders by step, and the outbox.

@@ -23,7 +23,7 @@ import (
 // relayWorker is a Worker wired to an embedded JetStream and a SQLite
 // store, never Run: the benchmark drives its relay directly. The provider
 // clients point at a closed port; the relay never calls them.
-func relayWorker(b *testing.B) (*Worker, *store.SQLite) {
+func relayWorker(b testing.TB) (*Worker, *store.SQLite) {
 	b.Helper()
 	ns := embednats.StartTest(b)
 	nc, err := nats.Connect(ns.ClientURL())
@@ -97,7 +97,8 @@ func BenchmarkRelay(b *testing.B) {
 		b.ReportMetric(float64(relayed)/s, "msgs/s")
 	}
 	// Everything relayed was acknowledged and deleted.
-	if left, err := st.PendingOutbox(ctx, 1); err != nil || len(left) != 0 {
+	w.outbox.wait(ctx)
+	if left, err := st.PendingOutbox(ctx, 0, 1); err != nil || len(left) != 0 {
 		b.Fatalf("outbox not empty after the relay: %v %v", left, err)
 	}
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +20,13 @@ const (
 )
 
 // relay publishes the outbox until ctx is cancelled.
+//
+// It reads past a cursor, the id of the last message it published, so the
+// next batch goes out while the deletes of the one before are still
+// waiting for a group commit: a status event waits for one publish round,
+// not for a publish and a delete. A message whose publish failed sets the
+// cursor back to just before it; those after it go out again, which
+// JetStream's de-duplication (same Nats-Msg-Id) absorbs.
 func (w *Worker) relay(ctx context.Context) {
 	idle := time.NewTimer(0)
 	defer idle.Stop()
@@ -40,10 +48,11 @@ func (w *Worker) relay(ctx context.Context) {
 	}
 }
 
-// relayOnce publishes up to relayBatch outbox messages and deletes those
-// JetStream acknowledged. It returns how many it read.
+// relayOnce publishes up to relayBatch outbox messages past the cursor and
+// hands those JetStream acknowledged to the deleter. It returns how many it
+// read. Only the relay goroutine (or flushOutbox after it stopped) calls it.
 func (w *Worker) relayOnce(ctx context.Context) (int, error) {
-	msgs, err := w.cfg.Store.PendingOutbox(ctx, relayBatch)
+	msgs, err := w.cfg.Store.PendingOutbox(ctx, w.outbox.cursor, relayBatch)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
@@ -59,27 +68,30 @@ func (w *Worker) relayOnce(ctx context.Context) (int, error) {
 	defer deadline.Stop()
 	acked := make([]int64, 0, len(futures))
 	var pubErr error
+	// The cursor moves past every message up to the first one that is not
+	// acknowledged (failed, timed out, or never sent).
+	cursor, gap := w.outbox.cursor, false
 wait:
 	for i, f := range futures {
 		select {
 		case <-f.Ok():
 			acked = append(acked, msgs[i].ID)
+			if !gap {
+				cursor = msgs[i].ID
+			}
 			if w.metrics != nil && msgs[i].Header[events.HeaderReason] != "" {
 				w.metrics.deadLetters.WithLabelValues(msgs[i].Header[events.HeaderReason]).Inc()
 			}
 		case e := <-f.Err():
-			pubErr = e
+			pubErr, gap = e, true
 		case <-deadline.C:
 			break wait
 		case <-ctx.Done():
 			break wait
 		}
 	}
-	if len(acked) > 0 {
-		if derr := w.cfg.Store.DeleteOutbox(context.WithoutCancel(ctx), acked); derr != nil {
-			return len(msgs), derr
-		}
-	}
+	w.outbox.cursor = cursor
+	w.outbox.forget(w, acked)
 	if pubErr == nil {
 		pubErr = err
 	}
@@ -88,9 +100,12 @@ wait:
 
 // flushOutbox relays until the outbox is empty or the time is up: the last
 // thing a draining worker does, so subscribers hear every final state.
+// Messages published but not yet deleted when the time runs out go out
+// again at the next start, and de-duplication drops them.
 func (w *Worker) flushOutbox(limit time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	defer w.outbox.wait(ctx)
 	for ctx.Err() == nil {
 		n, err := w.relayOnce(ctx)
 		if n == 0 && err == nil {
@@ -100,6 +115,77 @@ func (w *Worker) flushOutbox(limit time.Duration) {
 			w.log.Warn("flushing the outbox at shutdown; the rest goes out at the next start", "err", err)
 			return
 		}
+	}
+}
+
+// relayState is the relay's cursor and its deleter. Deletes run one at a
+// time in the background; ids acknowledged meanwhile wait and go in the
+// next one, so a busy relay deletes in large batches.
+type relayState struct {
+	cursor int64 // relay goroutine only
+
+	mu       sync.Mutex
+	toDelete []int64
+	deleting bool
+	idle     chan struct{} // closed when no delete runs; nil before the first
+}
+
+// forget schedules ids for deletion.
+func (r *relayState) forget(w *Worker, ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.toDelete = append(r.toDelete, ids...)
+	if r.deleting {
+		return
+	}
+	r.deleting = true
+	r.idle = make(chan struct{})
+	go r.deleteLoop(w, r.idle)
+}
+
+func (r *relayState) deleteLoop(w *Worker, idle chan struct{}) {
+	defer close(idle)
+	for {
+		r.mu.Lock()
+		ids := r.toDelete
+		r.toDelete = nil
+		if len(ids) == 0 {
+			r.deleting = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(w.stepCtx, 30*time.Second)
+		err := w.cfg.Store.DeleteOutbox(ctx, ids)
+		cancel()
+		if err != nil {
+			// Keep the ids for the next delete, which the relay's next
+			// published batch starts. Until then the rows stay: the cursor is
+			// past them, and after a restart de-duplication drops them.
+			w.log.Warn("deleting published outbox messages; trying again with the next batch", "count", len(ids), "err", err)
+			r.mu.Lock()
+			r.toDelete = append(ids, r.toDelete...)
+			r.deleting = false
+			r.mu.Unlock()
+			return
+		}
+	}
+}
+
+// wait returns when no delete runs any more, or when ctx ends.
+func (r *relayState) wait(ctx context.Context) {
+	r.mu.Lock()
+	idle := r.idle
+	r.mu.Unlock()
+	if idle == nil {
+		return
+	}
+	select {
+	case <-idle:
+	case <-ctx.Done():
 	}
 }
 

@@ -89,6 +89,7 @@ type Worker struct {
 	slotFreed  chan struct{} // a step slot became free
 	wakeRelay  chan struct{}
 	decoded    decodedIntents // from accept to first step
+	outbox     relayState
 }
 
 // New checks cfg and returns a Worker ready to Run.
@@ -133,6 +134,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	return &Worker{
 		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+		stepCtx:   context.Background(), // Run sets the real one
 		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets},
 		slots:     make(chan struct{}, cfg.Concurrency),
 		running:   make(map[string]struct{}),
@@ -187,9 +189,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	consumer.stop()
 	w.steps.Wait()
 	<-healthDone
-	w.flushOutbox(5 * time.Second)
+	// The flush takes over from the relay goroutine: the cursor is theirs
+	// one at a time.
 	stopRelay()
 	<-relayDone
+	w.flushOutbox(5 * time.Second)
 	w.log.Info("worker stopped")
 	return nil
 }

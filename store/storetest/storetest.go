@@ -171,7 +171,7 @@ func complete(o *store.Order) {
 
 func pending(t *testing.T, s store.Store) []store.Message {
 	t.Helper()
-	msgs, err := s.PendingOutbox(ctx(t), 1000)
+	msgs, err := s.PendingOutbox(ctx(t), 0, 1000)
 	if err != nil {
 		t.Fatalf("pending outbox: %v", err)
 	}
@@ -524,7 +524,10 @@ func testOutbox(t *testing.T, s store.Store) {
 		}
 	}
 
-	first, err := s.PendingOutbox(ctx(t), 2)
+	if after, err := s.PendingOutbox(ctx(t), got[1].ID, 10); err != nil || len(after) != 2 || after[0].MsgID != "o-1:2" || after[1].MsgID != "o-2:1" {
+		t.Fatalf("pending after the second message = %+v, %v; want the last two", after, err)
+	}
+	first, err := s.PendingOutbox(ctx(t), 0, 2)
 	if err != nil || len(first) != 2 || first[0].MsgID != "o-1:1" || first[1].MsgID != "o-1:dlq" {
 		t.Fatalf("pending with limit 2 = %+v, %v; want the two oldest", first, err)
 	}
