@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -379,9 +380,20 @@ func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, steps []stri
 }
 
 // dueAt is Due for one step, or for any step when step is "".
+//
+// It pages through keys first and reads whole rows only for the orders it
+// returns: the running orders are the earliest due in the store (their
+// rows say due until their steps commit), and a scheduler that reads due
+// work hundreds of times a second would otherwise scan all their columns,
+// intent included, only to drop them.
 func (s *SQLite) dueAt(ctx context.Context, now time.Time, limit int, step string, exclude func(outOrderID string) bool) ([]Order, error) {
+	type dueKey struct {
+		ID         int64  `db:"id"`
+		OutOrderID string `db:"out_order_id"`
+		NextRunAt  int64  `db:"next_run_at"`
+	}
 	var (
-		out    []Order
+		ids    []int64
 		lastAt = int64(math.MinInt64)
 		lastID int64
 	)
@@ -389,33 +401,53 @@ func (s *SQLite) dueAt(ctx context.Context, now time.Time, limit int, step strin
 	if step != "" {
 		where += `AND step = ? `
 	}
+pages:
 	for {
 		// Each page starts after the last row seen, so excluded orders
 		// are read once; a floor keeps pages from shrinking to a row.
-		fetch := max(limit-len(out), 32)
+		fetch := max(limit-len(ids), 32)
 		args := []any{now.UnixMilli(), lastAt, lastID}
 		if step != "" {
 			args = append(args, step)
 		}
-		var rows []orderRow
-		err := s.r.SelectContext(ctx, &rows, selectOrder+where+`ORDER BY next_run_at, id LIMIT ?`, append(args, fetch)...)
+		var keys []dueKey
+		err := s.r.SelectContext(ctx, &keys, `SELECT id, out_order_id, next_run_at FROM orders `+where+`ORDER BY next_run_at, id LIMIT ?`, append(args, fetch)...)
 		if err != nil {
 			return nil, fmt.Errorf("due orders: %w", err)
 		}
-		for _, r := range rows {
-			lastAt, lastID = r.NextRunAt.Int64, r.ID
-			if exclude != nil && exclude(r.OutOrderID) {
+		for _, k := range keys {
+			lastAt, lastID = k.NextRunAt, k.ID
+			if exclude != nil && exclude(k.OutOrderID) {
 				continue
 			}
-			out = append(out, r.order())
-			if len(out) == limit {
-				return out, nil
+			ids = append(ids, k.ID)
+			if len(ids) == limit {
+				break pages
 			}
 		}
-		if len(rows) < fetch {
-			return out, nil
+		if len(keys) < fetch {
+			break
 		}
 	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("due orders: %w", err)
+	}
+	var rows []orderRow
+	// A row that moved on between the two reads (or was pruned) is left
+	// out: what Due returns is due.
+	if err := s.r.SelectContext(ctx, &rows, selectOrder+`WHERE id IN (SELECT value FROM json_each(?))
+		AND next_run_at IS NOT NULL AND next_run_at <= ? ORDER BY next_run_at, id`, string(list), now.UnixMilli()); err != nil {
+		return nil, fmt.Errorf("due orders: %w", err)
+	}
+	out := make([]Order, len(rows))
+	for i, r := range rows {
+		out[i] = r.order()
+	}
+	return out, nil
 }
 
 // NextDue returns the earliest NextRunAt of any scheduled order.
