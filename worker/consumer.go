@@ -132,6 +132,9 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 	for i := range batch {
 		reqs[i] = batch[i].req
 	}
+	// Taken before the write: a row known current then is current after
+	// it, since no one else runs a brand-new order (see Worker.current).
+	acceptedAt := time.Now()
 	results, err := w.cfg.Store.Accept(ctx, reqs)
 	if err != nil {
 		w.log.Error("recording intents; they will be redelivered", "count", len(batch), "err", err)
@@ -149,6 +152,9 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 		if r.Created {
 			if !p.req.Order.NextRunAt.IsZero() { // rejected orders never run
 				w.decoded.put(p.intent.OutOrderID, p.hash, p.intent)
+				created := p.req.Order
+				created.Version = 1 // what Accept stored
+				w.fresh.put(created, acceptedAt)
 			}
 			if w.metrics != nil {
 				w.metrics.intentReceived(p.req.Order.State)
@@ -263,7 +269,8 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 		wake(w.wakeRelay)
 	}
 	if !stored.NextRunAt.IsZero() && !w.tryStart(stored, time.Now()) {
-		wake(w.wakeSched) // no slot now: the scheduler finds it due
+		w.fresh.markStore() // no slot now: the scheduler finds it due
+		wake(w.wakeSched)
 	}
 	return nil
 }

@@ -56,32 +56,57 @@ var (
 	pollSteps = []string{StepConfirm}
 )
 
-type dueQueues struct{ work, polls dueBatch }
+// dueQueues are the two queues, and the new orders the consumer handed
+// over (see handoff), which start after the work batch in hand.
+type dueQueues struct {
+	work, polls dueBatch
+	fresh       []freshOrder
+}
 
 // schedule starts due steps until ctx is cancelled. One timer serves every
 // waiting order: it fires at the earliest next_run_at in the store.
+//
+// The timer is only ever moved earlier between firings: a worker woken
+// every millisecond by finishing steps would otherwise push it forward on
+// every wake, and work that only time makes due (a retry after its
+// backoff, a confirmation poll) would wait for a quiet moment.
 func (w *Worker) schedule(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var q dueQueues
+	var (
+		q       dueQueues
+		timerAt = time.Now() // when the timer fires; zero once it has
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.wakeSched:
-			q.work.more = true // new or replayed orders
+			fresh, inStore := w.fresh.take()
+			q.fresh = append(q.fresh, fresh...)
+			if inStore {
+				q.work.more = true // replayed orders, or more than the handoff held
+			}
 		case <-w.slotFreed:
 		case <-timer.C:
+			timerAt = time.Time{}
 			q.work.more, q.polls.more = true, true // time made orders due
 		}
 		if w.ready.Load() {
-			w.fill(ctx, &q.work, workSteps, w.workRoom)
-			w.fill(ctx, &q.polls, pollSteps, w.freeSlots)
+			w.fill(ctx, &q.work, workSteps, w.workRoom, &q.fresh)
+			w.fill(ctx, &q.polls, pollSteps, w.freeSlots, nil)
 		} else {
 			q = dueQueues{}
 		}
 		w.forgetReleases()
-		timer.Reset(w.untilNextDue(ctx, &q))
+		if !timerAt.IsZero() && time.Until(timerAt) <= dueRecheck {
+			continue // fires soon enough whatever the store says
+		}
+		d := w.untilNextDue(ctx, &q)
+		if at := time.Now().Add(d); timerAt.IsZero() || at.Before(timerAt) {
+			timer.Reset(d)
+			timerAt = at
+		}
 	}
 }
 
@@ -95,10 +120,18 @@ func (w *Worker) workRoom() int {
 }
 
 // fill starts due orders of one queue while room() allows, from the batch
-// while it lasts and is fresh, then from the store.
-func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room func() int) {
+// while it lasts and is fresh, then from the handed-over new orders (when
+// fresh is not nil), then from the store.
+func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room func() int, fresh *[]freshOrder) {
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
 		*batch = dueBatch{more: true}
+	}
+	if fresh != nil && len(*fresh) > 0 && time.Since((*fresh)[0].at) > dueBatchMaxAge {
+		// Held too long for the release memory to vouch for them: the
+		// store has them.
+		clear(*fresh)
+		*fresh = (*fresh)[:0]
+		batch.more = true
 	}
 	for {
 		for len(batch.orders) > 0 {
@@ -109,6 +142,15 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			batch.orders[0] = store.Order{} // let the intent bytes go
 			batch.orders = batch.orders[1:]
 			w.tryStart(o, batch.readAt)
+		}
+		for fresh != nil && len(*fresh) > 0 {
+			if room() <= 0 {
+				return
+			}
+			f := (*fresh)[0]
+			(*fresh)[0] = freshOrder{}
+			*fresh = (*fresh)[1:]
+			w.tryStart(f.order, f.at)
 		}
 		n := room()
 		if n <= 0 || !batch.more {
@@ -141,7 +183,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 }
 
 func (w *Worker) untilNextDue(ctx context.Context, q *dueQueues) time.Duration {
-	if len(q.work.orders) > 0 || len(q.polls.orders) > 0 {
+	if len(q.work.orders) > 0 || len(q.polls.orders) > 0 || len(q.fresh) > 0 {
 		// Due work is in hand and no slot is free for it: a finishing
 		// step wakes us; the age limit re-reads the batch otherwise.
 		return dueBatchMaxAge

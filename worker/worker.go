@@ -89,6 +89,7 @@ type Worker struct {
 	slotFreed  chan struct{} // a step slot became free
 	wakeRelay  chan struct{}
 	decoded    decodedIntents // from accept to first step
+	fresh      handoff        // new orders, from accept to the scheduler
 	outbox     relayState
 }
 
