@@ -169,16 +169,8 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 		if len(due) == 0 {
 			return
 		}
-		if len(due) < limit {
-			// Everything due is in hand: start what fits and stop.
-			for len(batch.orders) > 0 && room() > 0 {
-				o := batch.orders[0]
-				batch.orders[0] = store.Order{}
-				batch.orders = batch.orders[1:]
-				w.tryStart(o, batch.readAt)
-			}
-			return
-		}
+		// The next pass starts what fits; a read that was not full left
+		// more false, so it stops there.
 	}
 }
 
