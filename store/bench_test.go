@@ -219,7 +219,7 @@ func BenchmarkDue50k(b *testing.B) {
 	})
 	b.Run("next due", func(b *testing.B) {
 		for b.Loop() {
-			if _, ok, err := s.NextDue(ctx); err != nil || !ok {
+			if _, ok, err := s.NextDue(ctx, nil); err != nil || !ok {
 				b.Fatal(ok, err)
 			}
 		}

@@ -450,16 +450,37 @@ pages:
 	return out, nil
 }
 
-// NextDue returns the earliest NextRunAt of any scheduled order.
-func (s *SQLite) NextDue(ctx context.Context) (time.Time, bool, error) {
-	var at sql.NullInt64
-	if err := s.r.GetContext(ctx, &at, "SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL"); err != nil {
-		return time.Time{}, false, fmt.Errorf("next due order: %w", err)
+// NextDue returns the earliest NextRunAt of any scheduled order at one of
+// steps (any step when steps is empty). One indexed MIN per step, as in Due.
+func (s *SQLite) NextDue(ctx context.Context, steps []string) (time.Time, bool, error) {
+	var (
+		first int64
+		found bool
+	)
+	read := func(q string, args ...any) error {
+		var at sql.NullInt64
+		if err := s.r.GetContext(ctx, &at, q, args...); err != nil {
+			return fmt.Errorf("next due order: %w", err)
+		}
+		if at.Valid && (!found || at.Int64 < first) {
+			first, found = at.Int64, true
+		}
+		return nil
 	}
-	if !at.Valid {
+	if len(steps) == 0 {
+		if err := read("SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL"); err != nil {
+			return time.Time{}, false, err
+		}
+	}
+	for _, step := range steps {
+		if err := read("SELECT MIN(next_run_at) FROM orders WHERE step = ? AND next_run_at IS NOT NULL", step); err != nil {
+			return time.Time{}, false, err
+		}
+	}
+	if !found {
 		return time.Time{}, false, nil
 	}
-	return fromMs(at.Int64), true, nil
+	return fromMs(first), true, nil
 }
 
 // PruneTerminal deletes up to limit terminal, unscheduled orders last

@@ -153,9 +153,10 @@ type Store interface {
 	// soonest first, at one of steps (any step when steps is empty),
 	// skipping the ids in exclude (already running).
 	Due(ctx context.Context, now time.Time, limit int, steps []string, exclude func(outOrderID string) bool) ([]Order, error)
-	// NextDue returns the earliest NextRunAt of any scheduled order, and
-	// false when none is scheduled.
-	NextDue(ctx context.Context) (time.Time, bool, error)
+	// NextDue returns the earliest NextRunAt of any scheduled order at one
+	// of steps (any step when steps is empty), and false when none is
+	// scheduled.
+	NextDue(ctx context.Context, steps []string) (time.Time, bool, error)
 	// PendingOutbox returns up to limit outbox messages with an ID above
 	// after, oldest first. IDs grow in commit order: once a reader saw
 	// message N, no message below N can still appear, so a relay may keep

@@ -647,7 +647,7 @@ func testTerminalNeverDue(t *testing.T, s store.Store) {
 	if len(got) != 0 {
 		t.Errorf("due returned terminal orders %v", ids(got))
 	}
-	if at, ok, err := s.NextDue(ctx(t)); err != nil || ok {
+	if at, ok, err := s.NextDue(ctx(t), nil); err != nil || ok {
 		t.Errorf("next due = %v, %v, %v; want nothing scheduled", at, ok, err)
 	}
 	o, _ := s.Get(ctx(t), "o-completed")
@@ -657,18 +657,18 @@ func testTerminalNeverDue(t *testing.T, s store.Store) {
 }
 
 func testNextDue(t *testing.T, s store.Store) {
-	if at, ok, err := s.NextDue(ctx(t)); err != nil || ok {
+	if at, ok, err := s.NextDue(ctx(t), nil); err != nil || ok {
 		t.Fatalf("next due on an empty store = %v, %v, %v", at, ok, err)
 	}
 	base := now()
 	acceptOne(t, s, Order("o-later", base.Add(time.Hour)))
 	first := acceptOne(t, s, Order("o-sooner", base.Add(time.Minute)))
-	at, ok, err := s.NextDue(ctx(t))
+	at, ok, err := s.NextDue(ctx(t), nil)
 	if err != nil || !ok || !at.Equal(base.Add(time.Minute)) {
 		t.Fatalf("next due = %v, %v, %v; want %v", at, ok, err, base.Add(time.Minute))
 	}
 	step(t, s, first, "done", complete)
-	at, ok, err = s.NextDue(ctx(t))
+	at, ok, err = s.NextDue(ctx(t), nil)
 	if err != nil || !ok || !at.Equal(base.Add(time.Hour)) {
 		t.Fatalf("next due after completing the sooner = %v, %v, %v; want %v", at, ok, err, base.Add(time.Hour))
 	}
@@ -706,6 +706,15 @@ func testDueBySteps(t *testing.T, s store.Store) {
 	}
 	if got, err := s.Due(ctx(t), at, 100, nil, nil); err != nil || len(got) != 42 {
 		t.Errorf("due at any step = %d orders, %v; want all 42", len(got), err)
+	}
+	if next, ok, err := s.NextDue(ctx(t), []string{"order", "pay"}); err != nil || !ok || !next.Equal(base.Add(500*time.Millisecond)) {
+		t.Errorf("next due at order and pay = %v, %v, %v; want the retry's %v", next, ok, err, base.Add(500*time.Millisecond))
+	}
+	if next, ok, err := s.NextDue(ctx(t), []string{"confirm"}); err != nil || !ok || !next.Equal(base) {
+		t.Errorf("next due at confirm = %v, %v, %v; want the first waiting order's %v", next, ok, err, base)
+	}
+	if _, ok, err := s.NextDue(ctx(t), []string{"cancel"}); err != nil || ok {
+		t.Errorf("next due at a step nobody is at = %v, %v; want nothing", ok, err)
 	}
 }
 
