@@ -268,6 +268,12 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 	if len(outbox) > 0 {
 		wake(w.wakeRelay)
 	}
+	if stored.Step == StepConfirm && !stored.NextRunAt.IsZero() {
+		// Polls wait in memory, not in the store's due index.
+		w.waiting.push(stored)
+		wake(w.wakeSched)
+		return nil
+	}
 	if !stored.NextRunAt.IsZero() && !w.tryStart(stored, time.Now()) {
 		w.fresh.markStore() // no slot now: the scheduler finds it due
 		wake(w.wakeSched)

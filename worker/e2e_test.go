@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -395,5 +397,117 @@ func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T)
 	want := []events.State{events.StateAccepted, events.StateOrdered, events.StateCompensating, events.StateNeedsAttention, events.StateCompensated}
 	if !slices.Equal(got, want) {
 		t.Errorf("states %v, want %v (seq continues across the replay)", got, want)
+	}
+}
+
+func TestAPlayersWaitingOrdersShareTheirBalanceReads(t *testing.T) {
+	// Six orders per player wait for debits the sandbox shows late. Their
+	// polls line up and share one balance read per account and interval,
+	// and each order still completes on a reading taken after its debit.
+	e := startEnv(t, func(c *worker.Config) { c.ConfirmTimeout = 5 * time.Second })
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 400})
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", VisibilityDelayMS: 400})
+	var ids []string
+	amounts := map[string][]int64{}
+	for _, provider := range []string{events.ProviderMOGS, events.ProviderMidas} {
+		for i := range 6 {
+			in := intent(provider, int64(10+i))
+			in.Payment.OpenID = "shared-player-" + provider
+			e.publishIntent(in)
+			ids = append(ids, in.OutOrderID)
+			amounts[in.Payment.OpenID] = append(amounts[in.Payment.OpenID], in.Payment.Amount)
+		}
+	}
+	for id, ev := range e.waitTerminal(30*time.Second, ids...) {
+		if ev.State != events.StateCompleted {
+			t.Errorf("order %s ended %s %+v, want completed", id, ev.State, ev.Error)
+		}
+	}
+	for openid, want := range amounts {
+		var got []int64
+		for _, b := range e.bills(openid) {
+			if b.Cancelled {
+				t.Errorf("player %s: bill %s was cancelled", openid, b.BillNo)
+			}
+			got = append(got, b.Amt)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("player %s paid %v, want %v", openid, got, want)
+		}
+	}
+	// No-news polls write nothing; the line of the poll that saw the debit
+	// says how many polls it took.
+	confirmedBy := regexp.MustCompile(`debit confirmed by poll (\d+)`)
+	polls, shared := 0, 0
+	for _, id := range ids {
+		hist, err := e.store.History(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hist {
+			if m := confirmedBy.FindStringSubmatch(h.Detail); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				polls += n
+				if strings.Contains(h.Detail, "for another order") {
+					shared++
+				}
+			}
+		}
+	}
+	baselines := len(ids)
+	reads := e.calls.count("getbalance/ok") + e.calls.count("get_balance_m/ok") - baselines
+	t.Logf("%d confirmation polls, %d orders confirmed on another order's reading, %d balance reads", polls, shared, reads)
+	if polls < 2*len(ids) {
+		t.Fatalf("only %d polls for %d orders: the visibility delay did not make them wait", polls, len(ids))
+	}
+	if reads*2 > polls || shared == 0 {
+		t.Errorf("%d balance reads for %d polls: the orders of one account did not share them", reads, polls)
+	}
+}
+
+func TestPollsThatSeeNothingWriteNothingAndARestartResumesThem(t *testing.T) {
+	// A poll that sees nothing leaves the stored row alone; the next start
+	// polls from the last stored schedule, and the order completes with
+	// one debit.
+	e := startEnv(t, func(c *worker.Config) { c.ConfirmInterval, c.ConfirmTimeout = 30*time.Millisecond, time.Minute })
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 1500})
+	in := intent(events.ProviderMOGS, 25)
+	e.publishIntent(in)
+	e.waitState(in.OutOrderID, events.StateDebited, 10*time.Second)
+	debited, err := e.store.Get(context.Background(), in.OutOrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The baseline, the poll stored with the debit, then five polls more.
+	const reads = 1 + 1 + 5
+	deadline := time.After(10 * time.Second)
+	for e.calls.count("getbalance/ok") < reads {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("%d balance reads after 10s, want %d", e.calls.count("getbalance/ok"), reads)
+		}
+	}
+	now, err := e.store.Get(context.Background(), in.OutOrderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := e.lastEvent(in.OutOrderID); ev.State != events.StateDebited {
+		t.Fatalf("order %s after %d polls, want still debited (the debit shows after 1.5s)", ev.State, reads-2)
+	}
+	if now.Version != debited.Version || now.Attempt != debited.Attempt {
+		t.Errorf("stored row moved from version %d attempt %d to %d/%d while polls saw nothing",
+			debited.Version, debited.Attempt, now.Version, now.Attempt)
+	}
+
+	e.restart()
+	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	if ev.State != events.StateCompleted {
+		t.Fatalf("order ended %s %+v, want completed", ev.State, ev.Error)
+	}
+	if bills := e.bills(in.Payment.OpenID); len(bills) != 1 || bills[0].Cancelled || bills[0].Amt != 25 {
+		t.Errorf("bills %+v, want one uncancelled pay of 25", bills)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ type env struct {
 	sandbox    *sandbox.Sandbox
 	sandboxURL string
 	store      *store.SQLite
+	cfg        worker.Config
 	worker     *worker.Worker
 	cancel     context.CancelFunc
 	done       chan error
@@ -105,18 +107,33 @@ func startEnv(t *testing.T, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	w, err := worker.New(cfg)
+	e.cfg = cfg
+	e.run()
+	t.Cleanup(e.stop)
+	e.collectStatus()
+	return e
+}
+
+// run starts a worker with e.cfg and waits until it is ready.
+func (e *env) run() {
+	e.t.Helper()
+	w, err := worker.New(e.cfg)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	e.worker = w
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- w.Run(ctx) }()
-	t.Cleanup(e.stop)
 	e.waitReady()
-	e.collectStatus()
-	return e
+}
+
+// restart drains the worker and starts a new one on the same store, NATS
+// and sandbox, as a restarted process would: it knows only what is stored.
+func (e *env) restart() {
+	e.t.Helper()
+	e.stop()
+	e.run()
 }
 
 func (e *env) sudClient() *sud.Client {
@@ -239,6 +256,21 @@ func (e *env) lastEvent(id string) (events.StatusEvent, bool) {
 		}
 	}
 	return last, last.Seq > 0
+}
+
+// waitState waits until id has published an event of state.
+func (e *env) waitState(id string, state events.State, timeout time.Duration) {
+	e.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for !slices.Contains(e.states(id), state) {
+		select {
+		case <-e.wakeup:
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline.C:
+			e.t.Fatalf("order %s not %s after %s; states %v", id, state, timeout, e.states(id))
+		}
+	}
 }
 
 // waitTerminal waits until every id has published a terminal state event,

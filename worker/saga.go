@@ -235,25 +235,48 @@ func debitVisible(o store.Order, b providers.Balance) bool {
 	return b.Balance <= expected+(b.SaveAmt-o.BaselineSaveAmt)
 }
 
-func decideConfirm(o store.Order, bal providers.Balance, err error, p policy) outcome {
-	if err == nil && debitVisible(o, bal) {
+// pollSince is the oldest reading that may answer o's confirmation poll
+// due now (see readings). The first poll, at once after the pay, and the
+// last, at the deadline, read afresh: the one must not see a balance from
+// before the pay, the other decides a compensation. Any other poll may use
+// a reading taken after the one that scheduled it.
+func pollSince(o store.Order, p policy) time.Time {
+	if o.Attempt == 0 || !p.now.Before(o.DebitedAt.Add(p.confirmTimeout)) {
+		return p.now
+	}
+	return o.NextRunAt.Add(-p.confirmInterval)
+}
+
+// decideConfirm applies the rule to a balance reading. Time is the
+// reading's: the next poll is one interval after it was taken (which lines
+// up the polls of one account, see readings), and only a reading taken at
+// or after the deadline can time the debit out.
+func decideConfirm(o store.Order, r balanceReading, err error, p policy) outcome {
+	source := ""
+	if r.shared {
+		source = fmt.Sprintf(" (balance read %s earlier for another order)", max(0, p.now.Sub(r.at)).Round(time.Millisecond))
+	}
+	if err == nil && debitVisible(o, r.Balance) {
 		next := advance(o, events.StateCompleted, StepDone, p.now)
 		next.NextRunAt = time.Time{}
-		next.PayBalance, next.HasPayBalance = bal.Balance, true
-		return outcome{next: next, detail: fmt.Sprintf("debit confirmed, balance %d", bal.Balance)}
+		next.PayBalance, next.HasPayBalance = r.Balance.Balance, true
+		return outcome{next: next, detail: fmt.Sprintf("debit confirmed by poll %d, balance %d%s", o.Attempt+1, r.Balance.Balance, source)}
 	}
 	deadline := o.DebitedAt.Add(p.confirmTimeout)
-	if !p.now.Before(deadline) {
+	if !r.at.Before(deadline) {
 		msg := fmt.Sprintf("debit of %d under %s not visible in the balance within %s", o.Amount, o.BillNo, p.confirmTimeout)
 		return compensate(o, codeConfirmTimeout, msg, p.now)
 	}
-	nextPoll := p.now.Add(p.confirmInterval)
+	nextPoll := r.at.Add(p.confirmInterval)
+	if !nextPoll.After(p.now) {
+		nextPoll = p.now.Add(p.confirmInterval) // never due again at once on the same reading
+	}
 	if nextPoll.After(deadline) {
 		nextPoll = deadline
 	}
 	o.Attempt++
 	o.NextRunAt = nextPoll
-	detail := fmt.Sprintf("poll %d: debit not visible yet", o.Attempt)
+	detail := fmt.Sprintf("poll %d: debit not visible yet%s", o.Attempt, source)
 	if err != nil {
 		// A failed read is one more poll that saw nothing; the deadline
 		// decides, not the read's error.
@@ -304,8 +327,9 @@ type OrderService interface {
 
 // saga runs steps against the providers.
 type saga struct {
-	sud     OrderService
-	wallets map[string]providers.Wallet
+	sud      OrderService
+	wallets  map[string]providers.Wallet
+	readings *readings // confirmation reads shared by an account's orders
 }
 
 // run makes the provider call for o's step and decides the outcome.
@@ -331,8 +355,9 @@ func (s *saga) run(ctx context.Context, o store.Order, in *events.Intent, p poli
 		r, err := w.Debit(ctx, acct, providers.Debit{BillNo: o.BillNo, Amount: o.Amount, PayItem: payItem(in)})
 		return decidePay(o, r, err, p), nil
 	case StepConfirm:
-		bal, err := w.Balance(ctx, acct)
-		return decideConfirm(o, bal, err, p), nil
+		r, err := s.readings.get(ctx, keyOf(o.Provider, acct), pollSince(o, p), p.now,
+			func(ctx context.Context) (providers.Balance, error) { return w.Balance(ctx, acct) })
+		return decideConfirm(o, r, err, p), nil
 	case StepCancel:
 		r, err := w.Cancel(ctx, acct, providers.Cancel{BillNo: o.BillNo, Amount: o.Amount})
 		return decideCancel(o, r, err, p), nil

@@ -185,31 +185,69 @@ func TestDecideConfirm(t *testing.T) {
 	o := orderAt(StepConfirm, events.StateDebited)
 	o.HasBaseline, o.BaselineCostSum, o.DebitedAt, o.BillNo = true, 500, t0, "o1"
 	notYet := providers.Balance{CostSum: 500}
+	readAt := func(b providers.Balance, at time.Time) balanceReading { return balanceReading{Balance: b, at: at} }
 	t.Run("a visible debit completes the order", func(t *testing.T) {
-		check(t, decideConfirm(o, providers.Balance{CostSum: 600, Balance: 900}, nil, testPolicy(t0)),
+		check(t, decideConfirm(o, readAt(providers.Balance{CostSum: 600, Balance: 900}, t0), nil, testPolicy(t0)),
 			want{state: events.StateCompleted, step: StepDone})
 	})
 	t.Run("an invisible debit is polled again one interval later", func(t *testing.T) {
-		got := decideConfirm(o, notYet, nil, testPolicy(t0))
+		got := decideConfirm(o, readAt(notYet, t0), nil, testPolicy(t0))
 		check(t, got, want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1})
 		if !got.next.NextRunAt.Equal(t0.Add(15 * time.Second)) {
 			t.Errorf("next poll at %v, want 15s after the debit", got.next.NextRunAt)
 		}
 	})
+	t.Run("a reading shared by another order times the next poll from the reading", func(t *testing.T) {
+		shared := balanceReading{Balance: notYet, at: t0.Add(20 * time.Second), shared: true}
+		got := decideConfirm(o, shared, nil, testPolicy(t0.Add(31*time.Second)))
+		check(t, got, want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1})
+		if !got.next.NextRunAt.Equal(t0.Add(35 * time.Second)) {
+			t.Errorf("next poll at %v, want one interval after the shared reading", got.next.NextRunAt)
+		}
+	})
 	t.Run("the last poll is held exactly at the deadline", func(t *testing.T) {
-		got := decideConfirm(o, notYet, nil, testPolicy(t0.Add(110*time.Second)))
+		got := decideConfirm(o, readAt(notYet, t0.Add(110*time.Second)), nil, testPolicy(t0.Add(110*time.Second)))
 		if !got.next.NextRunAt.Equal(t0.Add(2 * time.Minute)) {
 			t.Errorf("next poll at %v, want the deadline", got.next.NextRunAt)
 		}
 	})
 	t.Run("a failed balance read is one more poll, not a failure", func(t *testing.T) {
-		check(t, decideConfirm(o, providers.Balance{}, errors.New("connection reset"), testPolicy(t0)),
+		check(t, decideConfirm(o, readAt(providers.Balance{}, t0), errors.New("connection reset"), testPolicy(t0)),
 			want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1, code: "unknown"})
 	})
 	t.Run("no debit by the deadline compensates", func(t *testing.T) {
-		check(t, decideConfirm(o, notYet, nil, testPolicy(t0.Add(2*time.Minute))),
+		check(t, decideConfirm(o, readAt(notYet, t0.Add(2*time.Minute)), nil, testPolicy(t0.Add(2*time.Minute))),
 			want{state: events.StateCompensating, step: StepCancel, due: true, code: codeConfirmTimeout})
 	})
+	t.Run("a reading taken before the deadline never compensates", func(t *testing.T) {
+		got := decideConfirm(o, readAt(notYet, t0.Add(119*time.Second)), nil, testPolicy(t0.Add(2*time.Minute)))
+		check(t, got, want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1})
+	})
+}
+
+func TestPollSince(t *testing.T) {
+	o := orderAt(StepConfirm, events.StateDebited)
+	o.DebitedAt = t0
+	tests := []struct {
+		name    string
+		attempt int
+		due     time.Time
+		now     time.Time
+		want    time.Time
+	}{
+		{"the first poll after the pay reads afresh", 0, t0, t0.Add(time.Millisecond), t0.Add(time.Millisecond)},
+		{"a later poll takes any reading newer than the one that scheduled it", 2, t0.Add(30 * time.Second), t0.Add(31 * time.Second), t0.Add(15 * time.Second)},
+		{"the poll at the deadline reads afresh", 8, t0.Add(2 * time.Minute), t0.Add(2*time.Minute + time.Millisecond), t0.Add(2*time.Minute + time.Millisecond)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := o
+			o.Attempt, o.NextRunAt = tt.attempt, tt.due
+			if got := pollSince(o, testPolicy(tt.now)); !got.Equal(tt.want) {
+				t.Errorf("pollSince = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
 
 func TestDecideCancel(t *testing.T) {

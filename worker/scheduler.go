@@ -50,17 +50,15 @@ type dueBatch struct {
 // slots left over. A quarter of the slots is kept for polls, so that
 // neither side starves the other: 50,000 orders waiting for their debit
 // to show must not stop new orders, and a flood of new orders must not
-// stop the polls that complete (or compensate) the waiting ones.
-var (
-	workSteps = []string{StepOrder, StepBaseline, StepPay, StepCancel}
-	pollSteps = []string{StepConfirm}
-)
+// stop the polls that complete (or compensate) the waiting ones. The work
+// queue is read from the store; the polls wait in memory (waitingOrders).
+var workSteps = []string{StepOrder, StepBaseline, StepPay, StepCancel}
 
-// dueQueues are the two queues, and the new orders the consumer handed
-// over (see handoff), which start after the work batch in hand.
+// dueQueues are the work queue's batch in hand and the new orders the
+// consumer handed over (see handoff), which start after that batch.
 type dueQueues struct {
-	work, polls dueBatch
-	fresh       []freshOrder
+	work  dueBatch
+	fresh []freshOrder
 }
 
 // schedule starts due steps until ctx is cancelled. One timer serves every
@@ -90,13 +88,13 @@ func (w *Worker) schedule(ctx context.Context) {
 		case <-w.slotFreed:
 		case <-timer.C:
 			timerAt = time.Time{}
-			q.work.more, q.polls.more = true, true // time made orders due
+			q.work.more = true // time made orders due
 		}
 		if w.ready.Load() {
 			w.fill(ctx, &q.work, workSteps, w.workRoom, &q.fresh)
-			w.fill(ctx, &q.polls, pollSteps, w.freeSlots, nil)
+			w.startPolls()
 		} else {
-			q = dueQueues{}
+			q = dueQueues{} // the store has them; the waiting orders stay
 		}
 		w.forgetReleases()
 		if !timerAt.IsZero() && time.Until(timerAt) <= dueRecheck {
@@ -174,24 +172,38 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 	}
 }
 
+// startPolls starts the confirmation polls that are due, in the slots
+// the work queue left free.
+func (w *Worker) startPolls() {
+	for w.freeSlots() > 0 {
+		wo, ok := w.waiting.popDue(w.now())
+		if !ok {
+			return
+		}
+		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, time.Now(), &wo) {
+			w.waiting.pushBack(wo) // draining, or lost the slot: later
+			return
+		}
+	}
+}
+
 func (w *Worker) untilNextDue(ctx context.Context, q *dueQueues) time.Duration {
-	if len(q.work.orders) > 0 || len(q.polls.orders) > 0 || len(q.fresh) > 0 {
+	if len(q.work.orders) > 0 || len(q.fresh) > 0 {
 		// Due work is in hand and no slot is free for it: a finishing
 		// step wakes us; the age limit re-reads the batch otherwise.
 		return dueBatchMaxAge
 	}
-	next, ok, err := w.cfg.Store.NextDue(ctx)
-	if err != nil || !ok {
-		return maxIdle
+	d := maxIdle
+	if next, ok, err := w.cfg.Store.NextDue(ctx, workSteps); err == nil && ok {
+		d = min(d, next.Sub(w.now()))
 	}
-	d := next.Sub(w.now())
-	switch {
-	case d < time.Millisecond:
+	if next, ok := w.waiting.next(); ok {
+		d = min(d, next.Sub(w.now()))
+	}
+	if d < time.Millisecond {
 		// Due now: running orders (their rows say due until their steps
 		// commit) or orders waiting for a slot. Look again soon.
 		return dueRecheck
-	case d > maxIdle:
-		return maxIdle
 	}
 	return d
 }
@@ -208,6 +220,12 @@ func (w *Worker) isRunning(outOrderID string) bool {
 // later, since it is due in the store). readAt is when o was read (taken
 // before the read began).
 func (w *Worker) tryStart(o store.Order, readAt time.Time) bool {
+	return w.tryStartStep(o, readAt, nil)
+}
+
+// tryStartStep is tryStart for o, or for the waiting order wait when that
+// is not nil (o then carries only its key and step).
+func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrder) bool {
 	if w.draining.Load() {
 		return false
 	}
@@ -231,7 +249,7 @@ func (w *Worker) tryStart(o store.Order, readAt time.Time) bool {
 	if o.Step == StepConfirm {
 		w.polls.Add(1)
 	}
-	go w.execute(o, readAt)
+	go w.execute(o, readAt, wait)
 	return true
 }
 
@@ -257,8 +275,9 @@ func (w *Worker) forgetReleases() {
 
 // execute runs o's steps for as long as the next one is due at once, so
 // that an order normally goes from accepted to its first confirmation poll
-// without waiting for the scheduler.
-func (w *Worker) execute(o store.Order, readAt time.Time) {
+// without waiting for the scheduler. A waiting order (wait not nil) is
+// read afresh from the store, its polls since the last commit applied.
+func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
 	id, poll := o.OutOrderID, o.Step == StepConfirm
 	defer func() {
 		if poll {
@@ -276,7 +295,12 @@ func (w *Worker) execute(o store.Order, readAt time.Time) {
 		wake(w.slotFreed)
 	}()
 	log := w.log.With("out_order_id", id)
-	o, due := w.current(o, readAt)
+	var due bool
+	if wait != nil {
+		o, due = w.currentWaiting(*wait, log)
+	} else {
+		o, due = w.current(o, readAt)
+	}
 	if !due {
 		return
 	}
@@ -299,18 +323,84 @@ func (w *Worker) execute(o store.Order, readAt time.Time) {
 			return
 		}
 		o = c.record(w, o, out)
+		if c.onlyPolls(o) && o.NextRunAt.After(w.now()) {
+			// Polls that saw nothing change nothing a restart needs (see
+			// waitingOrders): wait in memory for the next one.
+			w.waiting.push(o)
+			return
+		}
 		if !w.mustCommit(o) {
 			continue // the next step is due now and moves no money
 		}
 		stored, ok := w.commit(c, log)
 		if !ok {
+			if c.from.Step == StepConfirm {
+				w.rewait(c.from, log)
+			}
 			return
 		}
 		o, c = stored, change{}
+		if o.Step == StepConfirm && !o.NextRunAt.IsZero() {
+			w.waiting.push(o)
+			return
+		}
 		if o.NextRunAt.IsZero() || o.NextRunAt.After(w.now()) || w.draining.Load() {
 			return
 		}
 	}
+}
+
+// rewaitDelay is how long a waiting order whose poll could not be stored
+// waits before it is polled again.
+const rewaitDelay = time.Second
+
+// rewait puts a waiting order whose poll outcome could not be stored back
+// among the waiting, as the store now holds it: the store's due index no
+// longer brings confirmation polls, so an order left out here would wait
+// for the next start.
+func (w *Worker) rewait(from store.Order, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
+	defer cancel()
+	o, err := w.cfg.Store.Get(ctx, from.OutOrderID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return // pruned: nothing waits any more
+	case err != nil:
+		log.Error("re-reading a waiting order whose poll was not stored", "err", err)
+		o = from // as last known; the version check guards the next commit
+	}
+	if o.Step != StepConfirm || o.NextRunAt.IsZero() {
+		return // a newer change moved it on
+	}
+	o.NextRunAt = w.now().Add(rewaitDelay)
+	w.waiting.push(o)
+}
+
+// currentWaiting reads a waiting order's row and applies the polls made
+// since it was stored, and says whether a poll is due. A row that moved
+// on (or is gone) is no longer waiting.
+func (w *Worker) currentWaiting(wo waitingOrder, log *slog.Logger) (store.Order, bool) {
+	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
+	defer cancel()
+	o, err := w.cfg.Store.Get(ctx, wo.id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return o, false
+	case err != nil:
+		log.Error("reading a waiting order", "err", err)
+		wo.due = w.now().Add(rewaitDelay)
+		w.waiting.pushBack(wo)
+		return o, false
+	}
+	if o.Step != StepConfirm || o.NextRunAt.IsZero() {
+		return o, false
+	}
+	o = wo.onto(o)
+	if o.NextRunAt.After(w.now()) {
+		w.waiting.push(o) // a newer row with a later poll: keep waiting
+		return o, false
+	}
+	return o, true
 }
 
 // current returns o as last committed, now that this goroutine owns it,
@@ -376,6 +466,12 @@ type change struct {
 	history []store.HistoryEntry
 	outbox  []store.Message
 	moves   [][2]store.Order // (before, after) per step, for metrics
+}
+
+// onlyPolls reports whether the change holds nothing but confirmation
+// polls that saw nothing, the order now being o: no state change, no news.
+func (c *change) onlyPolls(o store.Order) bool {
+	return c.from.Step == StepConfirm && o.Step == StepConfirm && len(c.outbox) == 0
 }
 
 // record adds one step's outcome and returns the order after it.

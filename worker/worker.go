@@ -90,6 +90,7 @@ type Worker struct {
 	wakeRelay  chan struct{}
 	decoded    decodedIntents // from accept to first step
 	fresh      handoff        // new orders, from accept to the scheduler
+	waiting    waitingOrders  // orders between confirmation polls
 	outbox     relayState
 }
 
@@ -136,7 +137,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		stepCtx:   context.Background(), // Run sets the real one
-		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets},
+		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval)},
 		slots:     make(chan struct{}, cfg.Concurrency),
 		running:   make(map[string]struct{}),
 		released:  make(map[string]time.Time),
@@ -160,6 +161,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.stepCtx = context.WithoutCancel(ctx)
 	w.logUnfinished(ctx)
+	if err := w.loadWaiting(ctx); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
 
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan struct{})
