@@ -120,12 +120,6 @@ func (q *waitingOrders) next() (time.Time, bool) {
 	return q.heap[0].due, true
 }
 
-func (q *waitingOrders) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.heap)
-}
-
 // waitingLoadPage bounds one store read of loadWaiting.
 const waitingLoadPage = 1000
 
