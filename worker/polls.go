@@ -74,23 +74,16 @@ func (h *waitHeap) Pop() any {
 }
 
 // push adds o, due at o.NextRunAt, unless it is queued already.
-func (q *waitingOrders) push(o store.Order) {
+func (q *waitingOrders) push(o store.Order) { q.pushBack(waitingOf(o)) }
+
+// pushBack adds wo (a popped order that could not start, or a new one),
+// unless it is queued already.
+func (q *waitingOrders) pushBack(wo waitingOrder) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.queued == nil {
 		q.queued = map[string]bool{}
 	}
-	if q.queued[o.OutOrderID] {
-		return
-	}
-	q.queued[o.OutOrderID] = true
-	heap.Push(&q.heap, waitingOf(o))
-}
-
-// pushBack returns a popped order that could not start.
-func (q *waitingOrders) pushBack(wo waitingOrder) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.queued[wo.id] {
 		return
 	}
