@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -53,6 +54,7 @@ type benchFlags struct {
 	players           int
 	baseline          bool
 	profile           string
+	memProfile        string
 	background        int
 	backgroundDelayMS int
 	preload           int
@@ -76,6 +78,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.players, "players", 10000, "distinct players the orders are spread over")
 	fs.BoolVar(&f.baseline, "baseline", false, "also measure the provider-call and raw JetStream ceilings and the ratios to them")
 	fs.StringVar(&f.profile, "profile", "", "write a CPU profile (pprof) of the measured run to this file")
+	fs.StringVar(&f.memProfile, "memprofile", "", "write a heap profile (pprof) taken at the end of the measured run to this file")
 	fs.IntVar(&f.background, "background", 0, "first park this many orders in confirmation (their debits hidden for --background-delay-ms), then measure while they wait")
 	fs.IntVar(&f.backgroundDelayMS, "background-delay-ms", 60000, "visibility delay of the --background orders' debits")
 	fs.IntVar(&f.preload, "preload", 0, "with --self: first write this many completed orders straight into the store, to measure a large store")
@@ -444,6 +447,11 @@ func (b *bench) measure(ctx context.Context) (res benchResult, err error) {
 	if b.f.profile != "" {
 		pprof.StopCPUProfile()
 	}
+	if b.f.memProfile != "" {
+		if err := writeHeapProfile(b.f.memProfile); err != nil {
+			return res, err
+		}
+	}
 	tr.fill(&res)
 	res.Seconds = round3(elapsed.Seconds())
 	if elapsed > 0 {
@@ -465,6 +473,21 @@ func (b *bench) measure(ctx context.Context) (res benchResult, err error) {
 		}
 	}
 	return res, nil
+}
+
+// writeHeapProfile writes what is live now, as of a fresh collection:
+// with --background that is what holding the waiting orders costs.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	return f.Close()
 }
 
 // publishAll publishes tr's orders at rate (0: flat out) and waits until
