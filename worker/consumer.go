@@ -270,7 +270,7 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 	}
 	if stored.Step == StepConfirm && !stored.NextRunAt.IsZero() {
 		// Polls wait in memory, not in the store's due index.
-		w.waiting.push(stored)
+		w.wait(stored, nil, log)
 		wake(w.wakeSched)
 		return nil
 	}

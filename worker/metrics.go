@@ -77,12 +77,12 @@ func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
 	m.stepSeconds.WithLabelValues(step, result).Observe(elapsed.Seconds())
 }
 
-func (m *Metrics) transition(from, to store.Order) {
-	if to.State != from.State {
-		m.transitions.WithLabelValues(to.State).Inc()
+func (m *Metrics) transition(mv move) {
+	if mv.to != mv.from {
+		m.transitions.WithLabelValues(string(mv.to)).Inc()
 	}
-	if events.State(to.State).Terminal() && to.NextRunAt.IsZero() && !from.NextRunAt.IsZero() && !to.CreatedAt.IsZero() {
-		m.orderSeconds.WithLabelValues(to.State).Observe(time.Since(to.CreatedAt).Seconds())
+	if mv.to.Terminal() && mv.ended && !mv.createdAt.IsZero() {
+		m.orderSeconds.WithLabelValues(string(mv.to)).Observe(time.Since(mv.createdAt).Seconds())
 	}
 }
 

@@ -4,9 +4,13 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
+	"unique"
 
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -32,10 +36,10 @@ type waitingOrders struct {
 	queued map[string]bool // out_order_ids in heap
 }
 
-// waitingOrder is one order between polls: what the polls since its last
-// commit changed, and nothing else. A poll re-reads the row (a read, far
-// cheaper than the write it spares), so 50,000 waiting orders cost the
-// collector 50,000 small objects, not their rows and intents.
+// waitingOrder is one order between polls: what a poll reads of it, and
+// what the polls since its last commit changed. A poll that sees nothing
+// needs no row read and no intent decode (see confirmView); only the poll
+// that decides reads the row, to store the outcome on it.
 type waitingOrder struct {
 	id      string
 	version int64     // the stored row these polls follow
@@ -43,11 +47,73 @@ type waitingOrder struct {
 	polls   int       // the row's Attempt after these polls
 	errCode string    // the last read's error, if it failed
 	err     string
+	facts   *confirmFacts // shared by every copy of the entry; never changed
 }
 
-func waitingOf(o store.Order) waitingOrder {
-	return waitingOrder{id: o.OutOrderID, version: o.Version, due: o.NextRunAt, polls: o.Attempt,
-		errCode: o.ErrorCode, err: o.Error}
+// confirmFacts are the rest of confirmView for the polls of one stored
+// version: the debit they look for and the account whose balance shows
+// it. Every waiting order holds one, so they are kept small: 50,000 of
+// them are live heap the collector marks on every cycle. The account is
+// interned, one copy per player however many of their orders wait; it
+// holds the player's login fields, as a decoded intent does, and like it
+// is never logged.
+type confirmFacts struct {
+	provider, state, billNo                           string
+	amount                                            int64
+	baselineBalance, baselineSaveAmt, baselineCostSum int64
+	payBalance                                        int64
+	hasPayBalance                                     bool
+	debitedAt                                         time.Time
+	account                                           unique.Handle[providers.Account]
+}
+
+func waitingOf(o store.Order, acct providers.Account) waitingOrder {
+	v := confirmView(o)
+	f := &confirmFacts{provider: canonical(v.Provider), state: canonical(v.State), billNo: v.BillNo,
+		amount: v.Amount, baselineBalance: v.BaselineBalance, baselineSaveAmt: v.BaselineSaveAmt,
+		baselineCostSum: v.BaselineCostSum, payBalance: v.PayBalance, hasPayBalance: v.HasPayBalance,
+		debitedAt: v.DebitedAt, account: unique.Make(acct)}
+	if f.billNo == v.OutOrderID {
+		f.billNo = v.OutOrderID // the first bill of an order: one string for both
+	}
+	return waitingOrder{id: v.OutOrderID, version: v.Version, due: v.NextRunAt, polls: v.Attempt,
+		errCode: v.ErrorCode, err: v.Error, facts: f}
+}
+
+// canonical returns the constant for a provider or state name, so that
+// waiting orders share it rather than each keep the copy its row read.
+func canonical(name string) string {
+	switch name {
+	case events.ProviderMOGS:
+		return events.ProviderMOGS
+	case events.ProviderMidas:
+		return events.ProviderMidas
+	case string(events.StateDebited):
+		return string(events.StateDebited)
+	}
+	return name
+}
+
+// view is the order as its next poll reads it: confirmView of the stored
+// row with the polls since applied.
+func (wo waitingOrder) view() store.Order {
+	f := wo.facts
+	return store.Order{
+		OutOrderID: wo.id, Provider: f.provider, Amount: f.amount, BillNo: f.billNo,
+		State: f.state, Step: StepConfirm, Attempt: wo.polls, NextRunAt: wo.due,
+		ErrorCode: wo.errCode, Error: wo.err, Version: wo.version,
+		BaselineBalance: f.baselineBalance, BaselineSaveAmt: f.baselineSaveAmt, BaselineCostSum: f.baselineCostSum,
+		HasPayBalance: f.hasPayBalance, PayBalance: f.payBalance, DebitedAt: f.debitedAt,
+	}
+}
+
+// account is the account the polls read.
+func (wo waitingOrder) account() providers.Account { return wo.facts.account.Value() }
+
+// after returns wo once a poll that saw nothing left the order as o.
+func (wo waitingOrder) after(o store.Order) waitingOrder {
+	wo.due, wo.polls, wo.errCode, wo.err = o.NextRunAt, o.Attempt, o.ErrorCode, o.Error
+	return wo
 }
 
 // onto returns the stored row o with the polls applied, if o is the row
@@ -73,8 +139,11 @@ func (h *waitHeap) Pop() any {
 	return last
 }
 
-// push adds o, due at o.NextRunAt, unless it is queued already.
-func (q *waitingOrders) push(o store.Order) { q.pushBack(waitingOf(o)) }
+// push adds o, due at o.NextRunAt and polled on acct, unless it is
+// queued already.
+func (q *waitingOrders) push(o store.Order, acct providers.Account) {
+	q.pushBack(waitingOf(o, acct))
+}
 
 // pushBack adds wo (a popped order that could not start, or a new one),
 // unless it is queued already.
@@ -134,7 +203,7 @@ func (w *Worker) loadWaiting(ctx context.Context) error {
 			return fmt.Errorf("loading orders waiting for confirmation: %w", err)
 		}
 		for _, o := range page {
-			w.waiting.push(o)
+			w.wait(o, nil, w.log.With("out_order_id", o.OutOrderID))
 		}
 		loaded += len(page)
 		if len(page) < waitingLoadPage {
@@ -145,4 +214,20 @@ func (w *Worker) loadWaiting(ctx context.Context) error {
 		w.log.Info("resuming orders waiting for confirmation", "orders", loaded)
 	}
 	return nil
+}
+
+// wait puts o, a stored row in the confirm step, among the waiting orders.
+// in is its decoded intent, or nil to decode it from the row. A row whose
+// intent no longer decodes cannot be polled: it stays in the store, as
+// the step that finds such a row leaves it, for an operator to see.
+func (w *Worker) wait(o store.Order, in *events.Intent, log *slog.Logger) {
+	if in == nil {
+		decoded, err := events.DecodeIntent(o.Intent)
+		if err != nil {
+			log.Error("stored intent does not decode", "err", err)
+			return
+		}
+		in = &decoded
+	}
+	w.waiting.push(o, account(in))
 }

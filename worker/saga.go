@@ -247,6 +247,21 @@ func pollSince(o store.Order, p policy) time.Time {
 	return o.NextRunAt.Add(-p.confirmInterval)
 }
 
+// confirmView is the part of o that pollSince and decideConfirm read,
+// and nothing else: what a waiting order keeps in memory so that a poll
+// that sees nothing needs neither its row nor its intent. A field either
+// of them starts reading belongs here too
+// (TestConfirmViewDecidesAsTheWholeRow checks that they agree).
+func confirmView(o store.Order) store.Order {
+	return store.Order{
+		OutOrderID: o.OutOrderID, Provider: o.Provider, Amount: o.Amount, BillNo: o.BillNo,
+		State: o.State, Step: o.Step, Attempt: o.Attempt, NextRunAt: o.NextRunAt,
+		ErrorCode: o.ErrorCode, Error: o.Error, Version: o.Version,
+		BaselineBalance: o.BaselineBalance, BaselineSaveAmt: o.BaselineSaveAmt, BaselineCostSum: o.BaselineCostSum,
+		HasPayBalance: o.HasPayBalance, PayBalance: o.PayBalance, DebitedAt: o.DebitedAt,
+	}
+}
+
 // decideConfirm applies the rule to a balance reading. Time is the
 // reading's: the next poll is one interval after it was taken (which lines
 // up the polls of one account, see readings), and only a reading taken at
@@ -355,14 +370,34 @@ func (s *saga) run(ctx context.Context, o store.Order, in *events.Intent, p poli
 		r, err := w.Debit(ctx, acct, providers.Debit{BillNo: o.BillNo, Amount: o.Amount, PayItem: payItem(in)})
 		return decidePay(o, r, err, p), nil
 	case StepConfirm:
-		r, err := s.readings.get(ctx, keyOf(o.Provider, acct), pollSince(o, p), p.now,
-			func(ctx context.Context) (providers.Balance, error) { return w.Balance(ctx, acct) })
+		r, err := s.readBalance(ctx, w, o, acct, p)
 		return decideConfirm(o, r, err, p), nil
 	case StepCancel:
 		r, err := w.Cancel(ctx, acct, providers.Cancel{BillNo: o.BillNo, Amount: o.Amount})
 		return decideCancel(o, r, err, p), nil
 	}
 	return outcome{}, fmt.Errorf("order %s: unknown step %q", o.OutOrderID, o.Step)
+}
+
+// confirm makes o's confirmation poll for the account acct: what run does
+// for the confirm step, for a waiting order that keeps its account beside
+// it (see waitingOrders). It also returns the reading and the read's
+// error, so that a poll made on confirmView(o) can be decided again on the
+// whole row; err is set only when no poll could be made at all.
+func (s *saga) confirm(ctx context.Context, o store.Order, acct providers.Account, p policy) (out outcome, r balanceReading, readErr, err error) {
+	w, ok := s.wallets[o.Provider]
+	if !ok {
+		return outcome{}, balanceReading{}, nil, fmt.Errorf("order %s: no %s wallet is configured", o.OutOrderID, o.Provider)
+	}
+	r, readErr = s.readBalance(ctx, w, o, acct, p)
+	return decideConfirm(o, r, readErr, p), r, readErr, nil
+}
+
+// readBalance reads acct's balance for o's poll, or takes a reading
+// another of the account's polls made recently enough (see readings).
+func (s *saga) readBalance(ctx context.Context, w providers.Wallet, o store.Order, acct providers.Account, p policy) (balanceReading, error) {
+	return s.readings.get(ctx, keyOf(o.Provider, acct), pollSince(o, p), p.now,
+		func(ctx context.Context) (providers.Balance, error) { return w.Balance(ctx, acct) })
 }
 
 // createOrder asks SUD for the order; when SUD already has it (a retry

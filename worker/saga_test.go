@@ -2,6 +2,7 @@ package worker
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -245,6 +246,55 @@ func TestPollSince(t *testing.T) {
 			o.Attempt, o.NextRunAt = tt.attempt, tt.due
 			if got := pollSince(o, testPolicy(tt.now)); !got.Equal(tt.want) {
 				t.Errorf("pollSince = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfirmViewDecidesAsTheWholeRow(t *testing.T) {
+	// A row with every column set, as a waiting order's row is.
+	whole := func(provider string) store.Order {
+		return store.Order{OutOrderID: "o1", MgID: "mg", RoomID: "room", FromUID: "u1", Provider: provider,
+			Amount: 100, Intent: []byte(`{"out_order_id":"o1"}`), IntentSubject: "coinsaga.intents.mg.room",
+			BodyHash: "hash", State: string(events.StateDebited), Step: StepConfirm, Seq: 3, Attempt: 2,
+			NextRunAt: t0.Add(30 * time.Second), SudOrderID: "sud-1", BillNo: "o1", PayGeneration: 0,
+			HasBaseline: true, BaselineBalance: 1000, BaselineSaveAmt: 50, BaselineCostSum: 500,
+			HasPayBalance: true, PayBalance: 900, UsedGenAmt: 20, DebitedAt: t0,
+			ErrorCode: "busy", Error: "an earlier read failed", CreatedAt: t0.Add(-time.Second),
+			UpdatedAt: t0, Version: 7}
+	}
+	reading := func(b providers.Balance, at time.Duration, shared bool) balanceReading {
+		return balanceReading{Balance: b, at: t0.Add(at), shared: shared}
+	}
+	tests := []struct {
+		name     string
+		provider string
+		reading  balanceReading
+		readErr  error
+		now      time.Duration
+	}{
+		{"a MOGS debit that shows completes both", events.ProviderMOGS, reading(providers.Balance{CostSum: 600}, 30*time.Second, false), nil, 30 * time.Second},
+		{"a MOGS debit not yet shown waits in both", events.ProviderMOGS, reading(providers.Balance{CostSum: 500}, 30*time.Second, false), nil, 30 * time.Second},
+		{"a Midas debit that shows completes both", events.ProviderMidas, reading(providers.Balance{Balance: 900, SaveAmt: 50}, 30*time.Second, false), nil, 30 * time.Second},
+		{"a Midas top-up hides the debit in both", events.ProviderMidas, reading(providers.Balance{Balance: 1000, SaveAmt: 50}, 30*time.Second, false), nil, 30 * time.Second},
+		{"a reading shared by another order schedules both alike", events.ProviderMOGS, reading(providers.Balance{CostSum: 500}, 25*time.Second, true), nil, 31 * time.Second},
+		{"a failed read waits in both", events.ProviderMidas, balanceReading{at: t0.Add(30 * time.Second)}, errors.New("connection reset"), 30 * time.Second},
+		{"the deadline compensates both", events.ProviderMOGS, reading(providers.Balance{CostSum: 500}, 2*time.Minute, false), nil, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := whole(tt.provider)
+			p := testPolicy(t0.Add(tt.now))
+			if got, want := pollSince(confirmView(o), p), pollSince(o, p); !got.Equal(want) {
+				t.Errorf("pollSince on the view = %v, on the row %v", got, want)
+			}
+			full := decideConfirm(o, tt.reading, tt.readErr, p)
+			onView := decideConfirm(confirmView(o), tt.reading, tt.readErr, p)
+			if got, want := confirmView(onView.next), confirmView(full.next); !reflect.DeepEqual(got, want) {
+				t.Errorf("decided on the view:\n%+v\non the row:\n%+v", got, want)
+			}
+			if onView.detail != full.detail || onView.dead != full.dead {
+				t.Errorf("view says %q (dead %q), row says %q (dead %q)", onView.detail, onView.dead, full.detail, full.dead)
 			}
 		})
 	}

@@ -275,12 +275,12 @@ func (w *Worker) forgetReleases() {
 
 // execute runs o's steps for as long as the next one is due at once, so
 // that an order normally goes from accepted to its first confirmation poll
-// without waiting for the scheduler. A waiting order (wait not nil) is
-// read afresh from the store, its polls since the last commit applied.
+// without waiting for the scheduler. A waiting order (wait not nil) makes
+// its poll first (see poll).
 func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
-	id, poll := o.OutOrderID, o.Step == StepConfirm
+	id, polling := o.OutOrderID, o.Step == StepConfirm
 	defer func() {
-		if poll {
+		if polling {
 			w.polls.Add(-1)
 		}
 		w.mu.Lock()
@@ -295,12 +295,11 @@ func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
 		wake(w.slotFreed)
 	}()
 	log := w.log.With("out_order_id", id)
-	var due bool
 	if wait != nil {
-		o, due = w.currentWaiting(*wait, log)
-	} else {
-		o, due = w.current(o, readAt)
+		w.poll(*wait, log)
+		return
 	}
+	o, due := w.current(o, readAt)
 	if !due {
 		return
 	}
@@ -314,40 +313,112 @@ func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
 			return
 		}
 	}
-	var c change
+	w.drive(o, &in, change{}, log)
+}
+
+// drive runs o's steps, after the ones c holds, until one must wait.
+func (w *Worker) drive(o store.Order, in *events.Intent, c change, log *slog.Logger) {
 	for {
-		out, err := w.step(o, &in)
+		if len(c.history) > 0 {
+			var more bool
+			if o, more = w.settle(o, in, &c, log); !more {
+				return
+			}
+		}
+		out, err := w.step(o, in)
 		if err != nil {
 			log.Error("saga step", "step", o.Step, "err", err)
 			w.commit(c, log) // keep what the steps before it did
 			return
 		}
 		o = c.record(w, o, out)
-		if c.onlyPolls(o) && o.NextRunAt.After(w.now()) {
-			// Polls that saw nothing change nothing a restart needs (see
-			// waitingOrders): wait in memory for the next one.
-			w.waiting.push(o)
-			return
+	}
+}
+
+// settle decides what follows the steps recorded in c, the order now
+// being o: the next step at once in memory, a commit, or a wait. It
+// returns the order as it goes on and whether its next step runs now.
+func (w *Worker) settle(o store.Order, in *events.Intent, c *change, log *slog.Logger) (store.Order, bool) {
+	if c.onlyPolls(o) && o.NextRunAt.After(w.now()) {
+		// Polls that saw nothing change nothing a restart needs (see
+		// waitingOrders): wait in memory for the next one.
+		w.wait(o, in, log)
+		return o, false
+	}
+	if !w.mustCommit(o) {
+		return o, true // the next step is due now and moves no money
+	}
+	stored, ok := w.commit(*c, log)
+	if !ok {
+		if c.from.Step == StepConfirm {
+			w.rewait(c.from, log)
 		}
-		if !w.mustCommit(o) {
-			continue // the next step is due now and moves no money
+		return o, false
+	}
+	*c = change{}
+	if stored.Step == StepConfirm && !stored.NextRunAt.IsZero() {
+		w.wait(stored, in, log)
+		return stored, false
+	}
+	due := !stored.NextRunAt.IsZero() && !stored.NextRunAt.After(w.now()) && !w.draining.Load()
+	return stored, due
+}
+
+// poll makes a waiting order's due confirmation poll on what the entry
+// keeps (confirmView and the account). A poll that sees nothing only
+// moves the entry to its next poll. One that decides (the debit showed,
+// or the deadline passed) reads the row, decides again on the whole row
+// with the same reading, and hands the order on to store the outcome and
+// run what follows (a compensation).
+func (w *Worker) poll(wo waitingOrder, log *slog.Logger) {
+	view := wo.view()
+	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
+	defer cancel()
+	started := w.now()
+	p := w.policy(started)
+	out, reading, readErr, err := w.saga.confirm(ctx, view, wo.account(), p)
+	if err == nil {
+		if w.metrics != nil {
+			w.metrics.stepDone(StepConfirm, out, w.now().Sub(started))
 		}
-		stored, ok := w.commit(c, log)
-		if !ok {
-			if c.from.Step == StepConfirm {
-				w.rewait(c.from, log)
-			}
-			return
-		}
-		o, c = stored, change{}
-		if o.Step == StepConfirm && !o.NextRunAt.IsZero() {
-			w.waiting.push(o)
-			return
-		}
-		if o.NextRunAt.IsZero() || o.NextRunAt.After(w.now()) || w.draining.Load() {
+		if next := out.next; next.Step == StepConfirm && next.NextRunAt.After(w.now()) {
+			w.waiting.pushBack(wo.after(next))
 			return
 		}
 	}
+	o, err2 := w.cfg.Store.Get(ctx, wo.id)
+	switch {
+	case errors.Is(err2, store.ErrNotFound):
+		return // pruned: nothing waits any more
+	case err2 != nil:
+		log.Error("reading a waiting order", "err", err2)
+		wo.due = w.now().Add(rewaitDelay)
+		w.waiting.pushBack(wo)
+		return
+	}
+	if o.Step != StepConfirm || o.NextRunAt.IsZero() {
+		return // a newer change moved it on
+	}
+	if o.Version != wo.version {
+		w.wait(o, nil, log) // a newer row: poll on its facts
+		return
+	}
+	o = wo.onto(o)
+	in, decodeErr := events.DecodeIntent(o.Intent)
+	if decodeErr != nil {
+		log.Error("stored intent does not decode", "err", decodeErr)
+		return
+	}
+	var c change
+	if err != nil {
+		// The entry could not be polled on (no wallet for its provider
+		// any more): the step itself, on the whole row, says what that
+		// means for the order.
+		w.drive(o, &in, c, log)
+		return
+	}
+	o = c.record(w, o, decideConfirm(o, reading, readErr, p))
+	w.drive(o, &in, c, log)
 }
 
 // rewaitDelay is how long a waiting order whose poll could not be stored
@@ -373,34 +444,7 @@ func (w *Worker) rewait(from store.Order, log *slog.Logger) {
 		return // a newer change moved it on
 	}
 	o.NextRunAt = w.now().Add(rewaitDelay)
-	w.waiting.push(o)
-}
-
-// currentWaiting reads a waiting order's row and applies the polls made
-// since it was stored, and says whether a poll is due. A row that moved
-// on (or is gone) is no longer waiting.
-func (w *Worker) currentWaiting(wo waitingOrder, log *slog.Logger) (store.Order, bool) {
-	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
-	defer cancel()
-	o, err := w.cfg.Store.Get(ctx, wo.id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return o, false
-	case err != nil:
-		log.Error("reading a waiting order", "err", err)
-		wo.due = w.now().Add(rewaitDelay)
-		w.waiting.pushBack(wo)
-		return o, false
-	}
-	if o.Step != StepConfirm || o.NextRunAt.IsZero() {
-		return o, false
-	}
-	o = wo.onto(o)
-	if o.NextRunAt.After(w.now()) {
-		w.waiting.push(o) // a newer row with a later poll: keep waiting
-		return o, false
-	}
-	return o, true
+	w.wait(o, nil, log)
 }
 
 // current returns o as last committed, now that this goroutine owns it,
@@ -465,7 +509,15 @@ type change struct {
 	to      store.Order
 	history []store.HistoryEntry
 	outbox  []store.Message
-	moves   [][2]store.Order // (before, after) per step, for metrics
+	moves   []move // per step, for metrics and logs
+}
+
+// move is what metrics and logs need of one step: kept apart from the two
+// rows it joins, which would cost a polling order a kilobyte per poll.
+type move struct {
+	from, to  events.State
+	ended     bool      // the step ended the saga (the order is no longer scheduled)
+	createdAt time.Time // the order's, for the accepted-to-terminal time
 }
 
 // onlyPolls reports whether the change holds nothing but confirmation
@@ -492,7 +544,8 @@ func (c *change) record(w *Worker, from store.Order, out outcome) store.Order {
 	}
 	c.history = append(c.history, store.HistoryEntry{At: now, State: to.State, Step: from.Step,
 		Attempt: from.Attempt + 1, ErrorCode: to.ErrorCode, Error: to.Error, Detail: out.detail})
-	c.moves = append(c.moves, [2]store.Order{from, to})
+	c.moves = append(c.moves, move{from: events.State(from.State), to: events.State(to.State),
+		ended: to.NextRunAt.IsZero() && !from.NextRunAt.IsZero(), createdAt: to.CreatedAt})
 	c.to = to
 	return to
 }
@@ -520,10 +573,10 @@ func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
 	}
 	for _, m := range c.moves {
 		if w.metrics != nil {
-			w.metrics.transition(m[0], m[1])
+			w.metrics.transition(m)
 		}
-		if m[0].State != m[1].State {
-			log.Debug("order state", "from", m[0].State, "to", m[1].State)
+		if m.from != m.to {
+			log.Debug("order state", "from", m.from, "to", m.to)
 		}
 	}
 	return stored, true
