@@ -45,10 +45,12 @@ type SQLite struct {
 	now    func() time.Time
 	w      *sqlx.DB // one connection: the only writer
 	r      *sqlx.DB // readers
+	cp     *sqlx.DB // one connection: checkpoints the WAL (checkpointLoop)
 	lock   *fileLock
 	reqs   chan *writeReq
 	quit   chan struct{}
 	done   chan struct{}
+	cpDone chan struct{}
 	closer sync.Once
 	cerr   error
 	max    int
@@ -125,14 +127,15 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &SQLite{
-		path: path,
-		log:  cfg.log,
-		now:  cfg.now,
-		lock: lock,
-		reqs: make(chan *writeReq),
-		quit: make(chan struct{}),
-		done: make(chan struct{}),
-		max:  cfg.maxBatch,
+		path:   path,
+		log:    cfg.log,
+		now:    cfg.now,
+		lock:   lock,
+		reqs:   make(chan *writeReq),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		cpDone: make(chan struct{}),
+		max:    cfg.maxBatch,
 	}
 	if err := s.open(ctx, cfg); err != nil {
 		s.closeDBs()
@@ -140,6 +143,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	go s.commitLoop()
+	go s.checkpointLoop()
 	return s, nil
 }
 
@@ -168,6 +172,21 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 	if err := migrate(ctx, w, s.now, s.log); err != nil {
 		return err
 	}
+	// Checkpoints mostly run on their own connection (checkpointLoop),
+	// not inside a commit; the writer's own, rare, finishes the copying so
+	// that the WAL starts over.
+	if _, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walRestartPages)); err != nil {
+		return fmt.Errorf("open writer: %w", err)
+	}
+	cp, err := sqlx.Open("sqlite3", base+"?"+common)
+	if err != nil {
+		return fmt.Errorf("open checkpointer: %w", err)
+	}
+	cp.SetMaxOpenConns(1)
+	cp.SetMaxIdleConns(1)
+	cp.SetConnMaxLifetime(0)
+	cp.SetConnMaxIdleTime(0)
+	s.cp = cp
 
 	// The writer made the file WAL (a persistent setting); readers only
 	// read, and query_only turns a stray write into an error.
@@ -210,6 +229,7 @@ func (s *SQLite) Close() error {
 	s.closer.Do(func() {
 		close(s.quit)
 		<-s.done
+		<-s.cpDone
 		s.cerr = s.closeDBs()
 		s.lock.release()
 	})
@@ -221,6 +241,11 @@ func (s *SQLite) closeDBs() error {
 	if s.r != nil {
 		if err := s.r.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store readers: %w", err))
+		}
+	}
+	if s.cp != nil {
+		if err := s.cp.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store checkpointer: %w", err))
 		}
 	}
 	if s.w != nil {
