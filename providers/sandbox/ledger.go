@@ -3,6 +3,7 @@ package sandbox
 import (
 	"hash/maphash"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -156,6 +157,10 @@ func (l *ledger) touch(sh *acctShard, k acctKey) *account {
 	if a := sh.m[k]; a != nil {
 		return a
 	}
+	// The openid usually points into the request line it was parsed from:
+	// a copy keeps 250 bytes of URL (with the login token) from living as
+	// long as the account.
+	k.openid = strings.Clone(k.openid)
 	a := &account{prov: k.prov, appid: k.appid, openid: k.openid,
 		balance: l.initial, saveAmt: l.initial, saveSum: l.initial}
 	sh.m[k] = a
