@@ -96,7 +96,7 @@ func (w *Worker) schedule(ctx context.Context) {
 		} else {
 			q = dueQueues{} // the store has them; the waiting orders stay
 		}
-		w.forgetReleases()
+		w.forgetCommits()
 		if !timerAt.IsZero() && time.Until(timerAt) <= dueRecheck {
 			continue // fires soon enough whatever the store says
 		}
@@ -125,7 +125,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 		*batch = dueBatch{more: true}
 	}
 	if fresh != nil && len(*fresh) > 0 && time.Since((*fresh)[0].at) > dueBatchMaxAge {
-		// Held too long for the release memory to vouch for them: the
+		// Held too long for the commit memory to vouch for them: the
 		// store has them.
 		clear(*fresh)
 		*fresh = (*fresh)[:0]
@@ -253,22 +253,22 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrde
 	return true
 }
 
-// releaseMemory bounds how long a release is remembered: longer than any
+// commitMemory bounds how long a commit is remembered: longer than any
 // row the scheduler holds can be old (dueBatchMaxAge plus a slow read).
-const releaseMemory = 2 * time.Second
+const commitMemory = 2 * time.Second
 
-// forgetReleases drops releases too old to make any held row stale.
-func (w *Worker) forgetReleases() {
+// forgetCommits drops commits too old to make any held row stale.
+func (w *Worker) forgetCommits() {
 	now := time.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if now.Sub(w.lastForget) < releaseMemory {
+	if now.Sub(w.lastForget) < commitMemory {
 		return
 	}
 	w.lastForget = now
-	for id, at := range w.released {
-		if now.Sub(at) > releaseMemory {
-			delete(w.released, id)
+	for id, at := range w.committed {
+		if now.Sub(at) > commitMemory {
+			delete(w.committed, id)
 		}
 	}
 }
@@ -285,7 +285,6 @@ func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
 		}
 		w.mu.Lock()
 		delete(w.running, id)
-		w.released[id] = time.Now()
 		w.mu.Unlock()
 		<-w.slots
 		if w.metrics != nil {
@@ -451,14 +450,15 @@ func (w *Worker) rewait(from store.Order, log *slog.Logger) {
 // and whether it is still due. A row read while an earlier owner was
 // finishing may predate that owner's last commit (a Due read races the end
 // of a running step, and the scheduler keeps a batch of rows for a while);
-// acting on it would repeat a provider call on old data. Every earlier
-// owner committed before it released the order, so a row read before the
-// last release is re-read; any other row is current already.
+// acting on it would repeat a provider call on old data. Only a commit
+// changes the row, so a row read before the order's last commit (noted
+// once the commit returned) is re-read; any other row is current already.
+// Owners that commit nothing, like most confirmation polls, leave no note.
 func (w *Worker) current(o store.Order, readAt time.Time) (store.Order, bool) {
 	w.mu.Lock()
-	releasedAt, ok := w.released[o.OutOrderID]
+	committedAt, ok := w.committed[o.OutOrderID]
 	w.mu.Unlock()
-	if ok && !releasedAt.Before(readAt) {
+	if ok && !committedAt.Before(readAt) {
 		ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
 		defer cancel()
 		fresh, err := w.cfg.Store.Get(ctx, o.OutOrderID)
@@ -568,6 +568,9 @@ func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
 		log.Error("recording saga steps", "steps", len(c.history), "err", err)
 		return stored, false
 	}
+	w.mu.Lock()
+	w.committed[c.from.OutOrderID] = time.Now()
+	w.mu.Unlock()
 	if len(c.outbox) > 0 {
 		wake(w.wakeRelay)
 	}

@@ -78,7 +78,7 @@ type Worker struct {
 	slots      chan struct{} // one per step allowed to run
 	mu         sync.Mutex
 	running    map[string]struct{}  // out_order_ids with a step under way
-	released   map[string]time.Time // when each order was last let go (see current)
+	committed  map[string]time.Time // when each order's last change was stored (see current)
 	lastForget time.Time
 	steps      sync.WaitGroup
 	stepCtx    context.Context // not cancelled by shutdown: steps finish
@@ -140,7 +140,7 @@ func New(cfg Config) (*Worker, error) {
 		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval)},
 		slots:     make(chan struct{}, cfg.Concurrency),
 		running:   make(map[string]struct{}),
-		released:  make(map[string]time.Time),
+		committed: make(map[string]time.Time),
 		wakeSched: make(chan struct{}, 1),
 		slotFreed: make(chan struct{}, 1),
 		wakeRelay: make(chan struct{}, 1),
