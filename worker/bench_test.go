@@ -102,3 +102,34 @@ func BenchmarkRelay(b *testing.B) {
 		b.Fatalf("outbox not empty after the relay: %v %v", left, err)
 	}
 }
+
+// BenchmarkWaitingPoll50k measures what a poll that sees nothing costs the
+// waiting orders' bookkeeping with 50,000 of them waiting: pop the due
+// one, rebuild the order its poll decides on, push it back one interval
+// later. The balance read itself is the provider benchmarks' business.
+func BenchmarkWaitingPoll50k(b *testing.B) {
+	const waiting = 50000
+	var q waitingOrders
+	base := time.Now()
+	for i := range waiting {
+		o := store.Order{OutOrderID: "o" + strconv.Itoa(i), Provider: events.ProviderMOGS, Amount: 100,
+			BillNo: "o" + strconv.Itoa(i), State: string(events.StateDebited), Step: StepConfirm,
+			NextRunAt: base.Add(time.Duration(i) * time.Millisecond), DebitedAt: base, Version: 3}
+		q.push(o, providers.Account{OpenID: "p" + strconv.Itoa(i%10000)})
+	}
+	p := policy{confirmInterval: 15 * time.Second, confirmTimeout: 2 * time.Minute}
+	now := base.Add(time.Hour)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		wo, ok := q.popDue(now)
+		if !ok {
+			b.Fatal("nothing due")
+		}
+		p.now = wo.due
+		out := decideConfirm(wo.view(), balanceReading{at: wo.due}, nil, p)
+		next := out.next
+		next.NextRunAt = wo.due.Add(time.Microsecond) // still due: the heap keeps its size
+		q.pushBack(wo.after(next))
+	}
+}
