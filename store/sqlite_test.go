@@ -336,8 +336,21 @@ func fileSize(t testing.TB, path string) int64 {
 	t.Helper()
 	db := sqlx.MustOpen("sqlite3", path)
 	defer db.Close()
-	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-		t.Fatalf("checkpoint: %v", err)
+	// The store's own checkpointer may be copying at this moment; a
+	// TRUNCATE checkpoint then reports busy and leaves the WAL as it is.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var busy, frames, copied int
+		if err := db.QueryRow("PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
+			t.Fatalf("checkpoint: %v", err)
+		}
+		if busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint still busy after 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // another checkpoint holds the lock: no event to wait on
 	}
 	var size int64
 	for _, f := range []string{path, path + "-wal"} {
