@@ -157,18 +157,11 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 	base := "file:" + (&url.URL{Path: s.path}).EscapedPath()
 	common := "_busy_timeout=5000&_foreign_keys=on&_stmt_cache_size=32"
 
-	w, err := sqlx.Open("sqlite3", base+"?"+common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate")
+	w, err := openPool(ctx, base+"?"+common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate", 1)
 	if err != nil {
 		return fmt.Errorf("open writer: %w", err)
 	}
-	w.SetMaxOpenConns(1)
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	w.SetConnMaxIdleTime(0)
 	s.w = w
-	if err := w.PingContext(ctx); err != nil {
-		return fmt.Errorf("open writer: %w", err)
-	}
 	if err := migrate(ctx, w, s.now, s.log); err != nil {
 		return err
 	}
@@ -178,31 +171,34 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 	if _, err := w.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walRestartPages)); err != nil {
 		return fmt.Errorf("open writer: %w", err)
 	}
-	cp, err := sqlx.Open("sqlite3", base+"?"+common)
-	if err != nil {
+	if s.cp, err = openPool(ctx, base+"?"+common, 1); err != nil {
 		return fmt.Errorf("open checkpointer: %w", err)
 	}
-	cp.SetMaxOpenConns(1)
-	cp.SetMaxIdleConns(1)
-	cp.SetConnMaxLifetime(0)
-	cp.SetConnMaxIdleTime(0)
-	s.cp = cp
-
 	// The writer made the file WAL (a persistent setting); readers only
 	// read, and query_only turns a stray write into an error.
-	r, err := sqlx.Open("sqlite3", base+"?"+common+"&_query_only=true")
-	if err != nil {
-		return fmt.Errorf("open readers: %w", err)
-	}
-	r.SetMaxOpenConns(4)
-	r.SetMaxIdleConns(4)
-	r.SetConnMaxLifetime(0)
-	r.SetConnMaxIdleTime(0)
-	s.r = r
-	if err := r.PingContext(ctx); err != nil {
+	if s.r, err = openPool(ctx, base+"?"+common+"&_query_only=true", 4); err != nil {
 		return fmt.Errorf("open readers: %w", err)
 	}
 	return nil
+}
+
+// openPool opens a pool of conns connections to dsn that are kept for
+// the store's life: they are cheap to hold, and each keeps its statement
+// cache.
+func openPool(ctx context.Context, dsn string, conns int) (*sqlx.DB, error) {
+	db, err := sqlx.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // Ping checks that both the writer and the readers answer.
