@@ -132,6 +132,13 @@ type benchResult struct {
 	P99ms        float64 `json:"p99_ms"`
 	MaxRSSMB     float64 `json:"max_rss_mb"`
 
+	// The part of the latency after the worker decided an order's
+	// terminal state: its commit, the relay and JetStream to the bench.
+	// Both clocks are this machine's with --self; against a remote serve
+	// they are only as close as the two machines' clocks.
+	EventLagP50ms float64 `json:"event_lag_p50_ms,omitempty"`
+	EventLagP99ms float64 `json:"event_lag_p99_ms,omitempty"`
+
 	TimedOut        bool    `json:"timed_out,omitempty"`
 	Unfinished      int     `json:"unfinished,omitempty"`
 	PublishFailures int     `json:"publish_failures,omitempty"`
@@ -757,18 +764,22 @@ func (w *watcher) track(prefix string, n int, target func(events.State) bool) *t
 type statusLite struct {
 	OutOrderID string       `json:"out_order_id"`
 	State      events.State `json:"state"`
+	At         time.Time    `json:"at"` // when the worker decided the state
 }
 
-// readStatusLite takes the two fields the bench needs from a status
+// readStatusLite takes the three fields the bench needs from a status
 // event. The bench reads tens of thousands of events a second on the same
-// cores as the system it measures, so it looks for the two plain string
-// fields first (ids and states never need JSON escapes) and decodes the
+// cores as the system it measures, so it looks for the plain string fields
+// first (ids, states and times never need JSON escapes) and decodes the
 // whole event only when that fails.
 func readStatusLite(data []byte) (statusLite, bool) {
 	id, okID := plainField(data, `"out_order_id":"`)
 	state, okState := plainField(data, `"state":"`)
-	if okID && okState {
-		return statusLite{OutOrderID: string(id), State: events.State(state)}, true
+	at, okAt := plainField(data, `"at":"`)
+	if okID && okState && okAt {
+		if t, err := time.Parse(time.RFC3339Nano, string(at)); err == nil {
+			return statusLite{OutOrderID: string(id), State: events.State(state), At: t}, true
+		}
 	}
 	var ev statusLite
 	if err := json.Unmarshal(data, &ev); err != nil {
@@ -812,7 +823,7 @@ func (w *watcher) handle(m *nats.Msg) {
 	if err != nil || i < 0 || i >= t.n {
 		return
 	}
-	t.observe(i, ev.State, arrived)
+	t.observe(i, ev.State, ev.At, arrived)
 }
 
 // tracker follows one batch of orders from publish to their target state.
@@ -835,6 +846,7 @@ type tracker struct {
 	failed    int
 	pubFailed int
 	latency   []time.Duration
+	eventLag  []time.Duration // terminal state decided to its event's arrival
 }
 
 func (t *tracker) index(id string) (int, bool) {
@@ -862,7 +874,9 @@ func (t *tracker) publishFailed(i int) {
 	t.reach(i)
 }
 
-func (t *tracker) observe(i int, s events.State, arrived time.Time) {
+// observe records that order i's event for state s, decided at decided,
+// arrived at arrived.
+func (t *tracker) observe(i int, s events.State, decided, arrived time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s.Terminal() && !t.terminal[i] {
@@ -874,6 +888,9 @@ func (t *tracker) observe(i int, s events.State, arrived time.Time) {
 		}
 		if !t.reached[i] {
 			t.latency = append(t.latency, arrived.Sub(t.epoch)-time.Duration(t.pubAt[i].Load()))
+			if !decided.IsZero() {
+				t.eventLag = append(t.eventLag, arrived.Sub(decided))
+			}
 		}
 	}
 	if !t.reached[i] && t.target(s) {
@@ -925,6 +942,9 @@ func (t *tracker) fill(r *benchResult) {
 	lat := slices.Clone(t.latency)
 	slices.Sort(lat)
 	r.P50ms, r.P95ms, r.P99ms = percentileMS(lat, 0.50), percentileMS(lat, 0.95), percentileMS(lat, 0.99)
+	lag := slices.Clone(t.eventLag)
+	slices.Sort(lag)
+	r.EventLagP50ms, r.EventLagP99ms = percentileMS(lag, 0.50), percentileMS(lag, 0.99)
 }
 
 // percentileMS is the nearest-rank percentile of sorted durations, in ms.

@@ -41,6 +41,7 @@ func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
 		t.Errorf("failed = %v, want 0", res["failed"])
 	}
 	for _, key := range []string{"seconds", "orders_per_sec", "p50_ms", "p95_ms", "p99_ms", "max_rss_mb",
+		"event_lag_p50_ms", "event_lag_p99_ms",
 		"store_bytes_per_order", "provider_ceiling_per_sec", "jetstream_ceiling_per_sec", "ratio_provider", "ratio_jetstream"} {
 		v, ok := res[key].(float64)
 		if !ok || v <= 0 {
@@ -49,6 +50,13 @@ func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
 	}
 	if p50, p99 := res["p50_ms"].(float64), res["p99_ms"].(float64); p50 > p99 {
 		t.Errorf("p50 %v ms above p99 %v ms", p50, p99)
+	}
+	// Each order's event lag is part of its latency, so each percentile
+	// of the one is at most the same percentile of the other.
+	for _, p := range []string{"p50", "p99"} {
+		if lag, lat := res["event_lag_"+p+"_ms"].(float64), res[p+"_ms"].(float64); lag > lat {
+			t.Errorf("event lag %s %v ms above the latency %s %v ms", p, lag, p, lat)
+		}
 	}
 	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
 		t.Errorf("no CPU profile written: %v", err)
@@ -92,7 +100,10 @@ func TestBenchReadsStatusEventsAsJSONWould(t *testing.T) {
 		name string
 		ev   events.StatusEvent
 	}{
-		{"a completed event with a balance", events.StatusEvent{OutOrderID: "run1-17", State: events.StateCompleted, Seq: 4, Balance: &bal}},
+		{"a completed event with a balance", events.StatusEvent{OutOrderID: "run1-17", State: events.StateCompleted, Seq: 4, Balance: &bal,
+			At: time.Date(2026, 12, 1, 14, 0, 0, 123456789, time.UTC)}},
+		{"an event on a whole second", events.StatusEvent{OutOrderID: "run1-19", State: events.StateDebited, Seq: 2,
+			At: time.Date(2026, 12, 1, 14, 0, 1, 0, time.UTC)}},
 		{"an error message that quotes a state field", events.StatusEvent{OutOrderID: "run1-18", State: events.StateFailed, Seq: 3,
 			Error: &events.EventError{Code: "busy", Message: `reply {"state":"completed"} \ 系统繁忙`}}},
 		{"an event without an id", events.StatusEvent{State: events.StateAccepted, Seq: 1}},
