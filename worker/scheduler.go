@@ -385,18 +385,15 @@ func (w *Worker) poll(wo waitingOrder, log *slog.Logger) {
 			return
 		}
 	}
-	o, err2 := w.cfg.Store.Get(ctx, wo.id)
-	switch {
-	case errors.Is(err2, store.ErrNotFound):
-		return // pruned: nothing waits any more
-	case err2 != nil:
+	o, waiting, err2 := w.stillWaiting(ctx, wo.id)
+	if err2 != nil {
 		log.Error("reading a waiting order", "err", err2)
 		wo.due = w.now().Add(rewaitDelay)
 		w.waiting.pushBack(wo)
 		return
 	}
-	if o.Step != StepConfirm || o.NextRunAt.IsZero() {
-		return // a newer change moved it on
+	if !waiting {
+		return
 	}
 	if o.Version != wo.version {
 		w.wait(o, nil, log) // a newer row: poll on its facts
@@ -431,19 +428,30 @@ const rewaitDelay = time.Second
 func (w *Worker) rewait(from store.Order, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
 	defer cancel()
-	o, err := w.cfg.Store.Get(ctx, from.OutOrderID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return // pruned: nothing waits any more
-	case err != nil:
+	o, waiting, err := w.stillWaiting(ctx, from.OutOrderID)
+	if err != nil {
 		log.Error("re-reading a waiting order whose poll was not stored", "err", err)
-		o = from // as last known; the version check guards the next commit
+		o, waiting = from, true // as last known; the version check guards the next commit
 	}
-	if o.Step != StepConfirm || o.NextRunAt.IsZero() {
-		return // a newer change moved it on
+	if !waiting {
+		return
 	}
 	o.NextRunAt = w.now().Add(rewaitDelay)
 	w.wait(o, nil, log)
+}
+
+// stillWaiting re-reads a waiting order's row. It is false when nothing
+// waits any more: the order was pruned, or a newer change moved it out of
+// the confirm step.
+func (w *Worker) stillWaiting(ctx context.Context, outOrderID string) (store.Order, bool, error) {
+	o, err := w.cfg.Store.Get(ctx, outOrderID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return o, false, nil
+	case err != nil:
+		return o, false, err
+	}
+	return o, o.Step == StepConfirm && !o.NextRunAt.IsZero(), nil
 }
 
 // current returns o as last committed, now that this goroutine owns it,
