@@ -18,21 +18,37 @@ type historyRow struct {
 	Detail    string `db:"detail"`
 }
 
-// insertHistory appends line number line of the order's version. A zero At
-// is stamped with the commit's time.
+const insertHistoryColumns = `INSERT INTO history
+	(order_id, version, line, at, state, step, attempt, error_code, error, detail) `
+
+// insertHistory appends line number line of the version of the order
+// whose row id is orderID. A zero At is stamped with the commit's time.
 func insertHistory(ctx context.Context, tx *sqlx.Tx, orderID, version int64, line int, h HistoryEntry, now time.Time) error {
+	args := append([]any{orderID}, historyValues(version, line, h, now)...)
+	if _, err := tx.ExecContext(ctx, insertHistoryColumns+`VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...); err != nil {
+		return fmt.Errorf("insert history: %w", err)
+	}
+	return nil
+}
+
+// insertHistoryOf is insertHistory for the order stored under outOrderID,
+// whose row id the statement looks up itself (see the write statements
+// in orders.go).
+func insertHistoryOf(ctx context.Context, tx *sqlx.Tx, outOrderID string, version int64, line int, h HistoryEntry, now time.Time) error {
+	args := append(historyValues(version, line, h, now), outOrderID)
+	if _, err := tx.ExecContext(ctx, insertHistoryColumns+
+		`SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM orders WHERE out_order_id = ?`, args...); err != nil {
+		return fmt.Errorf("insert history: %w", err)
+	}
+	return nil
+}
+
+func historyValues(version int64, line int, h HistoryEntry, now time.Time) []any {
 	at := h.At
 	if at.IsZero() {
 		at = now
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO history
-		(order_id, version, line, at, state, step, attempt, error_code, error, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		orderID, version, line, at.UnixMilli(), h.State, h.Step, h.Attempt, h.ErrorCode, h.Error, h.Detail)
-	if err != nil {
-		return fmt.Errorf("insert history: %w", err)
-	}
-	return nil
+	return []any{version, line, at.UnixMilli(), h.State, h.Step, h.Attempt, h.ErrorCode, h.Error, h.Detail}
 }
 
 // History returns the order's history, oldest first; ErrNotFound if there

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"accept reports a duplicate within the same call as the existing order", testAcceptSameCall},
 		{"concurrent accepts of one order create it exactly once", testAcceptConcurrent},
 		{"apply bumps the version and returns the order as a read returns it", testApply},
+		{"apply returns the fields fixed at accept as stored, however little of them From and To carry", testApplyBareFrom},
 		{"apply with a stale version is refused and writes no history or outbox", testApplyStale},
 		{"apply to an unknown order is refused", testApplyUnknown},
 		{"concurrent applies on one order let exactly one win", testApplyRace},
@@ -336,6 +337,30 @@ func testApply(t *testing.T, s store.Store) {
 		t.Errorf("applied order = %+v, want the transition's To", got)
 	}
 	read, err := s.Get(ctx(t), "o-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameOrder(t, "order read after apply vs apply's result", read, got)
+}
+
+func testApplyBareFrom(t *testing.T, s store.Store) {
+	o := acceptOne(t, s, Order("o-1", now()))
+	to := o
+	to.State, to.Step, to.Seq = "ordered", "baseline", 2
+	to.Intent, to.IntentSubject, to.BodyHash, to.CreatedAt = nil, "", "", time.Time{}
+	got, err := s.Apply(ctx(t), store.Transition{
+		From:    store.Order{OutOrderID: o.OutOrderID, Version: o.Version},
+		To:      to,
+		History: []store.HistoryEntry{{State: to.State, Step: "order", Attempt: 1, Detail: "SUD order 1"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Intent, o.Intent) || got.IntentSubject != o.IntentSubject || got.BodyHash != o.BodyHash || !got.CreatedAt.Equal(o.CreatedAt) {
+		t.Errorf("apply returned accept-time fields %q %q %q %v, want those stored: %q %q %q %v",
+			got.Intent, got.IntentSubject, got.BodyHash, got.CreatedAt, o.Intent, o.IntentSubject, o.BodyHash, o.CreatedAt)
+	}
+	read, err := s.Get(ctx(t), o.OutOrderID)
 	if err != nil {
 		t.Fatal(err)
 	}
