@@ -245,6 +245,7 @@ func (l *ledger) pay(prov provider, appid, openid, billNo string, amt int64, now
 	a.gen -= usedGen
 	a.costSum += amt
 	a.pruneHidden(n)
+	billNo = strings.Clone(billNo) // see touch: the bill outlives its request
 	if hideFor > 0 {
 		a.hidden = append(a.hidden, hiddenDebit{billNo: billNo, until: n + int64(hideFor), amt: amt, gen: usedGen})
 	}
@@ -269,7 +270,7 @@ func (l *ledger) present(prov provider, appid, openid, billNo string, amt int64,
 	a.balance += amt
 	a.gen += amt
 	a.presentSums += amt
-	bs.m[billKey{prov, a.appid, billNo}] = bill{acct: a, amt: amt, at: n, seq: l.seq.Add(1), kind: kindPresent}
+	bs.m[billKey{prov, a.appid, strings.Clone(billNo)}] = bill{acct: a, amt: amt, at: n, seq: l.seq.Add(1), kind: kindPresent}
 	return opOK, a.balance
 }
 
@@ -307,6 +308,8 @@ func (l *ledger) cancel(prov provider, appid, openid, billNo string, amt int64, 
 	}
 	sh.mu.Unlock()
 	b.cancelled = true
+	// Assigning to a string key stores the key given: a copy, as in pay.
+	bk.billNo = strings.Clone(bk.billNo)
 	bs.m[bk] = b
 	return opOK
 }
