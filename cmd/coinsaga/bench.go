@@ -150,6 +150,15 @@ type benchResult struct {
 	BackgroundStillWaiting *int    `json:"background_still_waiting,omitempty"` // set with --background
 	RSSAfterParkMB         float64 `json:"rss_after_park_mb,omitempty"`
 
+	// With --self, the CPU time of the whole system (this process) per
+	// order finished in the measured run, and per order's calls in the
+	// provider ceiling. On a shared virtual machine CPU time drifts less
+	// than wall time, so its ratio tells builds apart where orders/s
+	// cannot: the part of an order's CPU that is its provider calls.
+	CPUmsPerOrder        float64 `json:"cpu_ms_per_order,omitempty"`
+	ProviderCeilingCPUms float64 `json:"provider_ceiling_cpu_ms_per_order,omitempty"`
+	RatioProviderCPU     float64 `json:"ratio_provider_cpu,omitempty"`
+
 	Preloaded          int     `json:"preloaded,omitempty"`
 	StoreBytesPerOrder float64 `json:"store_bytes_per_order,omitempty"`
 
@@ -446,11 +455,13 @@ func (b *bench) measure(ctx context.Context) (res benchResult, err error) {
 	}
 
 	tr := w.track("m"+b.run, b.f.orders, events.State.Terminal)
+	cpuBefore := cpuTime()
 	started := time.Now()
 	if err := b.publishAll(ctx, tr, b.f.rate, "orders"); err != nil {
 		return res, err
 	}
 	elapsed := time.Since(started)
+	cpu := cpuTime() - cpuBefore
 	if b.f.profile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -465,6 +476,9 @@ func (b *bench) measure(ctx context.Context) (res benchResult, err error) {
 		res.OrdersPerSec = round3(float64(res.Completed+res.Failed) / elapsed.Seconds())
 	}
 	res.MaxRSSMB = maxRSSMB()
+	if b.f.self && res.Completed+res.Failed > 0 {
+		res.CPUmsPerOrder = round3(float64(cpu.Microseconds()) / 1000 / float64(res.Completed+res.Failed))
+	}
 	if b.st != nil && res.Completed+res.Failed > 0 {
 		// Measured once the outbox is relayed (every terminal event has
 		// arrived), so it is what a finished order leaves behind.
@@ -643,6 +657,15 @@ func maxRSSMB() float64 {
 		return 0
 	}
 	return round3(float64(ru.Maxrss) / 1024)
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
@@ -964,11 +987,19 @@ func (b *bench) measureBaselines(ctx context.Context, res *benchResult) error {
 	if err := b.setFaults(ctx, b.f.latencyMS, 0); err != nil {
 		return fmt.Errorf("sandbox faults: %w", err)
 	}
+	cpuBefore := cpuTime()
 	pc, err := b.providerCeiling(ctx)
 	if err != nil {
 		return err
 	}
 	res.ProviderCeiling = round3(pc)
+	if b.f.self && res.CPUmsPerOrder > 0 {
+		// The sandbox runs in this process too: this is both sides of
+		// every call, as in the measured run.
+		ceilingCPU := float64((cpuTime() - cpuBefore).Microseconds()) / 1000 / float64(b.f.orders)
+		res.ProviderCeilingCPUms = round3(ceilingCPU)
+		res.RatioProviderCPU = round3(ceilingCPU / res.CPUmsPerOrder)
+	}
 	b.logf("measuring the JetStream ceiling: %d intent-sized messages published, consumed and acked", b.f.orders)
 	jc, err := b.jetstreamCeiling(ctx)
 	if err != nil {

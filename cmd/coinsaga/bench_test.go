@@ -42,7 +42,8 @@ func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
 	}
 	for _, key := range []string{"seconds", "orders_per_sec", "p50_ms", "p95_ms", "p99_ms", "max_rss_mb",
 		"event_lag_p50_ms", "event_lag_p99_ms",
-		"store_bytes_per_order", "provider_ceiling_per_sec", "jetstream_ceiling_per_sec", "ratio_provider", "ratio_jetstream"} {
+		"store_bytes_per_order", "provider_ceiling_per_sec", "jetstream_ceiling_per_sec", "ratio_provider", "ratio_jetstream",
+		"cpu_ms_per_order", "provider_ceiling_cpu_ms_per_order", "ratio_provider_cpu"} {
 		v, ok := res[key].(float64)
 		if !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", key, res[key])
