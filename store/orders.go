@@ -68,11 +68,12 @@ var (
 	selectFrozen = "SELECT created_at, intent, intent_subject, body_hash FROM orders WHERE out_order_id = ?"
 )
 
-// The writes of Accept and Apply are statements without RETURNING, and
-// nothing in a group commit is a query: in mattn/go-sqlite3 a statement
-// that returns rows costs some 25 us more than the same statement run
-// for its effect (BenchmarkWriteStatements), and every write goes through
-// the one committer.
+// The writes of Accept and Apply are statements without RETURNING, so
+// that a group commit runs no query unless something is amiss (a stale
+// version, an order accepted twice): in mattn/go-sqlite3 a statement that
+// returns rows costs some 25 us more than the same statement run for its
+// effect (BenchmarkWriteStatements), and every write goes through the one
+// committer.
 
 func updateArgs(o Order) []any {
 	all := orderArgs(o)
@@ -346,9 +347,9 @@ type frozenRow struct {
 
 // frozenOf returns the columns fixed at accept of the order from, just
 // updated at from.Version. They never change after the insert, so a from
-// the store returned (Get, Due, Accept's order, an earlier Apply) carries
-// them already and the version the update matched vouches for them; only
-// a from built without them is read back.
+// as read (from Get, Due or an earlier Apply, or the order given to
+// Accept) carries them already and the version the update matched vouches
+// for them; only a from without them is read back.
 func frozenOf(ctx context.Context, tx *sqlx.Tx, from Order) (frozenRow, error) {
 	if from.Intent != nil && from.IntentSubject != "" && from.BodyHash != "" && !from.CreatedAt.IsZero() {
 		return frozenRow{CreatedAt: from.CreatedAt.UnixMilli(), Intent: from.Intent,

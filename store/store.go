@@ -129,7 +129,7 @@ type AcceptResult struct {
 // line per step and the messages that report them, all applied in one
 // transaction or not at all.
 type Transition struct {
-	From    Order // as read; its Version is checked
+	From    Order // as read (its fields fixed at accept as stored, or empty); its Version is checked
 	To      Order // the new row; the store sets Version and UpdatedAt
 	History []HistoryEntry
 	Outbox  []Message
