@@ -152,12 +152,9 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 	if cfg.syncFull {
 		syncMode = "FULL"
 	}
-	// file: URIs let a path hold any character; mattn passes the whole URI
-	// to sqlite3_open_v2, which ignores the driver's _-prefixed keys.
-	base := "file:" + (&url.URL{Path: s.path}).EscapedPath()
-	common := "_busy_timeout=5000&_foreign_keys=on&_stmt_cache_size=32"
+	base, common := baseDSN(s.path), commonDSN
 
-	w, err := openPool(ctx, base+"?"+common+"&_journal_mode=WAL&_synchronous="+syncMode+"&_txlock=immediate", 1)
+	w, err := openPool(ctx, writerDSN(s.path, syncMode), 1)
 	if err != nil {
 		return fmt.Errorf("open writer: %w", err)
 	}
@@ -180,6 +177,20 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 		return fmt.Errorf("open readers: %w", err)
 	}
 	return nil
+}
+
+// commonDSN holds the settings every connection of the store shares.
+const commonDSN = "_busy_timeout=5000&_foreign_keys=on&_stmt_cache_size=32"
+
+// baseDSN is the database at path as a file: URI, which lets a path hold
+// any character; mattn passes the whole URI to sqlite3_open_v2, which
+// ignores the driver's _-prefixed keys.
+func baseDSN(path string) string { return "file:" + (&url.URL{Path: path}).EscapedPath() }
+
+// writerDSN opens the committer's connection: WAL, the given synchronous
+// mode, and transactions that take the write lock when they begin.
+func writerDSN(path, syncMode string) string {
+	return baseDSN(path) + "?" + commonDSN + "&_journal_mode=WAL&_synchronous=" + syncMode + "&_txlock=immediate"
 }
 
 // openPool opens a pool of conns connections to dsn that are kept for

@@ -105,7 +105,7 @@ func statementsDB(b *testing.B, n int) (*sqlx.DB, []Order) {
 	if err := s.Close(); err != nil {
 		b.Fatal(err)
 	}
-	db, err := openPool(ctx, "file:"+path+"?_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate&_stmt_cache_size=32", 1)
+	db, err := openPool(ctx, writerDSN(path, "NORMAL"), 1)
 	if err != nil {
 		b.Fatal(err)
 	}
