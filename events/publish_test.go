@@ -28,7 +28,7 @@ func startJetStream(t *testing.T) (context.Context, jetstream.JetStream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	if err := EnsureStreams(ctx, js, Subjects{}, StreamOptions{Storage: jetstream.MemoryStorage}); err != nil {
+	if _, err := EnsureStreams(ctx, js, Subjects{}, StreamOptions{Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
 	return ctx, js

@@ -46,7 +46,7 @@ func relayWorker(b testing.TB) (*Worker, *store.SQLite) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := events.EnsureStreams(context.Background(), w.js, w.cfg.Subjects, w.cfg.Streams); err != nil {
+	if _, err := events.EnsureStreams(context.Background(), w.js, w.cfg.Subjects, w.cfg.Streams); err != nil {
 		b.Fatal(err)
 	}
 	return w, st

@@ -156,8 +156,13 @@ func (w *Worker) Ready() bool { return w.ready.Load() }
 // finish and record their outcome, and the outbox is flushed, before Run
 // returns nil.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := events.EnsureStreams(ctx, w.js, w.cfg.Subjects, w.cfg.Streams); err != nil {
+	diffs, err := events.EnsureStreams(ctx, w.js, w.cfg.Subjects, w.cfg.Streams)
+	if err != nil {
 		return fmt.Errorf("worker: streams: %w", err)
+	}
+	for _, d := range diffs {
+		w.log.Warn("existing stream differs from coinsaga's defaults; left as it is",
+			"stream", d.Stream, "field", d.Field, "have", d.Have, "coinsaga_default", d.Want)
 	}
 	w.stepCtx = context.WithoutCancel(ctx)
 	w.logUnfinished(ctx)

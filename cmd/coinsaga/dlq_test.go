@@ -864,7 +864,7 @@ func dlqOnly(t testing.TB) (string, jetstream.JetStream, events.Subjects) {
 		t.Fatal(err)
 	}
 	var s events.Subjects
-	if err := events.EnsureStreams(context.Background(), js, s, events.StreamOptions{}); err != nil {
+	if _, err := events.EnsureStreams(context.Background(), js, s, events.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return ns.ClientURL(), js, s

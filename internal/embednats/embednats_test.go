@@ -45,7 +45,7 @@ func TestEmbeddedServerCarriesTheCoinsagaStreams(t *testing.T) {
 
 	t.Run("ensuring the streams twice changes nothing", func(t *testing.T) {
 		for i := range 2 {
-			if err := events.EnsureStreams(ctx, js, subj, events.StreamOptions{}); err != nil {
+			if _, err := events.EnsureStreams(ctx, js, subj, events.StreamOptions{}); err != nil {
 				t.Fatalf("run %d: %v", i+1, err)
 			}
 		}
