@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
 // ErrClosed is returned by calls made after Close.
@@ -147,7 +150,38 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 	return s, nil
 }
 
+// SQLiteExists reports whether path holds a database that has been used:
+// a missing or empty file is no database (SQLite would take either as a
+// new, empty one). A caller that expects earlier work checks this before
+// OpenSQLite, which creates the database when it is missing.
+func SQLiteExists(path string) (bool, error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return false, fmt.Errorf("store %s: is a directory, not a database file", path)
+	}
+	return fi.Size() > 0, nil
+}
+
+// RemoveSQLite deletes the database at path with its WAL and shared
+// memory files; the caller must have closed it. It is for a database the
+// caller has just created and must not leave behind.
+func RemoveSQLite(path string) {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		_ = os.Remove(p)
+	}
+}
+
 func (s *SQLite) open(ctx context.Context, cfg config) error {
+	existed, err := SQLiteExists(s.path)
+	if err != nil {
+		return err
+	}
 	syncMode := "NORMAL"
 	if cfg.syncFull {
 		syncMode = "FULL"
@@ -156,9 +190,17 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 
 	w, err := openPool(ctx, writerDSN(s.path, syncMode), 1)
 	if err != nil {
+		if isDamage(err) {
+			return fmt.Errorf("%w: %v; restore the file from a backup", ErrDamaged, err)
+		}
 		return fmt.Errorf("open writer: %w", err)
 	}
 	s.w = w
+	if existed {
+		if err := checkIntegrity(ctx, w); err != nil {
+			return err
+		}
+	}
 	if err := migrate(ctx, w, s.now, s.log); err != nil {
 		return err
 	}
@@ -177,6 +219,31 @@ func (s *SQLite) open(ctx context.Context, cfg config) error {
 		return fmt.Errorf("open readers: %w", err)
 	}
 	return nil
+}
+
+// checkIntegrity runs SQLite's quick_check, which reads every page of the
+// file (about a second per GiB here) and finds what a bad restore, a torn
+// copy or a truncated file leaves: a store that opened "fine" and then
+// failed mid-saga would strand the orders it holds.
+func checkIntegrity(ctx context.Context, db *sqlx.DB) error {
+	var problems []string
+	if err := db.SelectContext(ctx, &problems, "PRAGMA quick_check(5)"); err != nil {
+		if !isDamage(err) {
+			return fmt.Errorf("integrity check: %w", err)
+		}
+		return fmt.Errorf("%w: %v; restore the file from a backup", ErrDamaged, err)
+	}
+	if len(problems) != 1 || problems[0] != "ok" {
+		return fmt.Errorf("%w: integrity check found %s; restore the file from a backup", ErrDamaged, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// isDamage reports SQLite's answers for a file that is not a sound
+// database.
+func isDamage(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt)
 }
 
 // commonDSN holds the settings every connection of the store shares.

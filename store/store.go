@@ -29,6 +29,9 @@ var (
 	ErrStale = errors.New("store: order changed since it was read")
 	// ErrLocked: another process holds the database (one writer at a time).
 	ErrLocked = errors.New("store: database is held by another coinsaga process")
+	// ErrDamaged: the database file exists but is not a sound SQLite
+	// database (its integrity check failed, or it is not one at all).
+	ErrDamaged = errors.New("store: database is damaged")
 )
 
 // Order is one purchase order: the intent it came from and the saga's
