@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +37,9 @@ type Options struct {
 
 // Server is a running embedded nats-server.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	opts *server.Options
+	log  *slog.Logger
 }
 
 // Start starts the server and returns once it accepts clients. It installs
@@ -91,7 +94,64 @@ func Start(o Options) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, errors.New("embedded nats: JetStream did not start (see the server log)")
 	}
-	return &Server{ns: ns}, nil
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{ns: ns, opts: opts, log: log}, nil
+}
+
+// JetStreamEnabled reports whether JetStream runs. The server shuts it
+// down by itself when a write finds the disk full ("JetStream out of
+// resources, will be DISABLED") and, embedded, never starts it again.
+func (s *Server) JetStreamEnabled() bool { return s.ns.JetStreamEnabled() }
+
+// KeepJetStream starts JetStream again, every interval until ctx ends,
+// whenever the server has shut it down, so that a full disk that was
+// cleared needs no restart. Until then clients get "JetStream not
+// enabled" and a worker reports itself not ready.
+func (s *Server) KeepJetStream(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.ns.JetStreamEnabled() {
+			continue
+		}
+		free, _ := FreeBytes(s.opts.StoreDir)
+		if err := s.restartJetStream(); err != nil {
+			s.log.Warn("embedded JetStream is still off; free disk space under its store dir", "store_dir", s.opts.StoreDir, "free_bytes", free, "err", err)
+			continue
+		}
+		s.log.Info("embedded JetStream started again", "store_dir", s.opts.StoreDir, "free_bytes", free)
+	}
+}
+
+// restartJetStream asks the server to reload its own options: a reload
+// that finds JetStream off although configured starts it again, which is
+// nats-server's supported way back after it ran out of disk.
+func (s *Server) restartJetStream() error {
+	if err := s.ns.ReloadOptions(s.opts.Clone()); err != nil {
+		return err
+	}
+	if !s.ns.JetStreamEnabled() {
+		return errors.New("JetStream did not start (see the server log)")
+	}
+	return nil
+}
+
+// FreeBytes is the disk space an unprivileged process may still use in
+// the file system that holds dir.
+func FreeBytes(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("free space under %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 // ClientURL is the nats:// URL clients connect to.

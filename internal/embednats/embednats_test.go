@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -165,5 +166,50 @@ func TestStartTestGivesAServerThatStopsWithTheTest(t *testing.T) {
 	_, err := nats.Connect(url, nats.NoReconnect(), nats.Timeout(time.Second))
 	if err == nil || !errors.Is(err, nats.ErrNoServers) {
 		t.Fatalf("server still answers after its test ended: %v", err)
+	}
+}
+
+func TestKeepJetStreamStartsItAgainAfterTheServerShutItDown(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := embednats.Start(embednats.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	js := connect(t, s)
+	if _, err := events.EnsureStreams(ctx, js, events.Subjects{}, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := events.PublishIntent(ctx, js, events.Subjects{}, []byte(intent), events.DefaultCatalog()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ShutdownJetStreamLikeAFullDisk(); err != nil {
+		t.Fatal(err)
+	}
+	if s.JetStreamEnabled() {
+		t.Fatal("JetStream still on after the shutdown")
+	}
+	go s.KeepJetStream(ctx, 20*time.Millisecond)
+
+	for {
+		callCtx, cancelCall := context.WithTimeout(ctx, time.Second)
+		st, err := js.Stream(callCtx, "COINSAGA_INTENTS")
+		cancelCall()
+		if err == nil {
+			if n := st.CachedInfo().State.Msgs; n != 1 {
+				t.Fatalf("the intents stream came back with %d messages, want 1", n)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("JetStream did not come back: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if !s.JetStreamEnabled() {
+		t.Fatal("JetStream answers but reports itself off")
 	}
 }
