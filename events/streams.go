@@ -112,6 +112,9 @@ func (d StreamDifference) String() string {
 // only in '.', '_' or case map to the same stream names.
 var ErrStreamCollision = errors.New("stream name taken by other subjects")
 
+// ErrStreamStorage: JetStream has not the storage a new stream reserves.
+var ErrStreamStorage = errors.New("not enough JetStream storage")
+
 // EnsureStreams creates the streams that are missing and leaves existing
 // ones exactly as they are: an operator may have raised their replicas or
 // limits on purpose (nats stream edit), and a worker must never lower
@@ -152,7 +155,7 @@ func createError(want jetstream.StreamConfig, err error) error {
 		if want.MaxBytes > 0 {
 			need = fmt.Sprintf("%s (its max bytes)", FormatBytes(want.MaxBytes))
 		}
-		return fmt.Errorf("create stream %s: JetStream has not enough storage for it: it reserves %s: %w", want.Name, need, err)
+		return fmt.Errorf("create stream %s: %w: it reserves %s: %w", want.Name, ErrStreamStorage, need, err)
 	}
 	if isAPI && apiErr.ErrorCode == errCodeSubjectOverlap {
 		return fmt.Errorf("create stream %s: %w: %s overlaps the subjects of another stream; choose another prefix: %w",

@@ -107,3 +107,7 @@ func wild(token string) string {
 	}
 	return token
 }
+
+// OwnerBucket names the key-value bucket where the worker that owns the
+// prefix holds its lease (single-owner stores), e.g. COINSAGA_OWNER.
+func (s Subjects) OwnerBucket() string { return s.streamBase() + "_OWNER" }

@@ -115,6 +115,13 @@ type pending struct {
 // acceptBatch decodes and validates a batch of intents, records the orders
 // in one store call, and acks each message once its outcome is durable.
 func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
+	if !w.owning() {
+		// Our lease may have lapsed: another worker may own these intents.
+		for _, m := range msgs {
+			nakWithDelay(m)
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(w.stepCtx, 30*time.Second)
 	defer cancel()
 	now := w.now()

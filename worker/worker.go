@@ -60,6 +60,12 @@ type Config struct {
 	// the client; zero means 10s.
 	StepTimeout time.Duration
 
+	// Owner, when set, makes this worker the only one on its prefix: Run
+	// takes the prefix's lease first and refuses to start while another
+	// worker holds it (ErrPrefixOwned). Set it for single-owner stores
+	// (SQLite); nil takes no lease.
+	Owner *Owner
+
 	Logger  *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: not measured
 	Now     func() time.Time
@@ -92,6 +98,7 @@ type Worker struct {
 	fresh      handoff        // new orders, from accept to the scheduler
 	waiting    waitingOrders  // orders between confirmation polls
 	outbox     relayState
+	lease      *prefixLease // nil without Config.Owner
 }
 
 // New checks cfg and returns a Worker ready to Run.
@@ -164,6 +171,24 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.log.Warn("existing stream differs from coinsaga's defaults; left as it is",
 			"stream", d.Stream, "field", d.Field, "have", d.Have, "coinsaga_default", d.Want)
 	}
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	if w.cfg.Owner != nil {
+		if w.lease, err = acquirePrefix(ctx, w.js, w.cfg.Subjects, *w.cfg.Owner, ownerTTL, w.now); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		defer func() {
+			if !errors.Is(context.Cause(ctx), ErrOwnershipLost) {
+				releaseCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				w.lease.release(releaseCtx)
+			}
+		}()
+		go w.lease.keep(ctx, w.log, func(err error) {
+			w.log.Error("stopping: another worker took over this prefix; orders unfinished in this store wait until this worker serves the prefix again", "err", err)
+			stopRun(err)
+		})
+	}
 	w.stepCtx = context.WithoutCancel(ctx)
 	w.logUnfinished(ctx)
 	if err := w.loadWaiting(ctx); err != nil {
@@ -193,20 +218,31 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	w.schedule(ctx)
 
-	// Drain.
+	// Drain, saying what it waits for: an operator watching a stop that
+	// takes seconds wants to know it is not stuck.
+	drainStart := time.Now()
 	w.draining.Store(true)
 	w.ready.Store(false)
+	w.log.Info("draining: taking no new intents; running steps finish and record their outcome", "running_steps", len(w.slots))
 	consumer.stop()
 	w.steps.Wait()
 	<-healthDone
+	w.log.Info("draining: every running step recorded; publishing the outbox", "took", time.Since(drainStart).Round(time.Millisecond))
 	// The flush takes over from the relay goroutine: the cursor is theirs
 	// one at a time.
 	stopRelay()
 	<-relayDone
 	w.flushOutbox(5 * time.Second)
-	w.log.Info("worker stopped")
+	w.log.Info("worker stopped", "drain_took", time.Since(drainStart).Round(time.Millisecond))
+	if err := context.Cause(ctx); errors.Is(err, ErrOwnershipLost) {
+		return fmt.Errorf("worker: %w", err)
+	}
 	return nil
 }
+
+// owning reports whether this worker may take work: it holds no lease, or
+// its lease is surely still its own.
+func (w *Worker) owning() bool { return w.lease == nil || w.lease.valid() }
 
 // logUnfinished says how many orders a start resumes: after a crash, the
 // operator's first question.
@@ -244,12 +280,20 @@ func (w *Worker) checkHealth(ctx context.Context) {
 	defer cancel()
 	storeErr := w.cfg.Store.Ping(pingCtx)
 	natsOK := w.cfg.Conn.Status() == nats.CONNECTED
-	ok := storeErr == nil && natsOK && !w.draining.Load()
+	var streamErr error
+	if natsOK {
+		// Connected is not enough: the intents stream may have no leader
+		// (a node down, JetStream disabled after a full disk).
+		_, streamErr = w.js.Stream(pingCtx, w.cfg.Subjects.IntentsStream())
+	}
+	owning := w.owning()
+	ok := storeErr == nil && natsOK && streamErr == nil && owning && !w.draining.Load()
 	if was := w.ready.Swap(ok); was != ok {
 		if ok {
 			w.log.Info("ready: taking work")
-		} else {
-			w.log.Warn("not ready: taking no work until NATS and the store answer", "nats_connected", natsOK, "store_error", storeErr)
+		} else if !w.draining.Load() {
+			w.log.Warn("not ready: taking no work until NATS, the intents stream and the store answer",
+				"nats_connected", natsOK, "stream_error", streamErr, "store_error", storeErr, "lease_held", owning)
 		}
 	}
 	if w.metrics != nil {

@@ -5,11 +5,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/coinsaga/coinsaga/events"
 )
 
 // errUsage marks a command line that could not be parsed; the flag package
@@ -105,4 +109,48 @@ func (n *natsFlags) connect(name string) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", n.url, err)
 	}
 	return nc, nil
+}
+
+// byteSize is a flag holding a number of bytes, written as 1073741824,
+// 1GiB, 512MiB, 64KiB or 1GB (decimal units too).
+type byteSize int64
+
+func (b *byteSize) String() string {
+	if *b == 0 {
+		return "0"
+	}
+	return strings.ReplaceAll(events.FormatBytes(int64(*b)), " ", "")
+}
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	size   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+func parseBytes(s string) (int64, error) {
+	text := strings.TrimSpace(s)
+	unit := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(strings.ToUpper(text), strings.ToUpper(u.suffix)) {
+			text, unit = strings.TrimSpace(text[:len(text)-len(u.suffix)]), u.size
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(text, 64)
+	if err != nil || v < 0 || math.IsInf(v, 0) || v*float64(unit) > math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is not a size: write bytes, or a number with KiB, MiB, GiB (or KB, MB, GB)", s)
+	}
+	return int64(v * float64(unit)), nil
 }

@@ -46,6 +46,11 @@ type serveFlags struct {
 	maxAttempts     int
 	retention       time.Duration
 	syncFull        bool
+	initStore       bool
+	streamReplicas  int
+	statusMaxAge    time.Duration
+	statusMaxBytes  byteSize
+	jsMaxStore      byteSize
 	logFormat       string
 	logLevel        string
 }
@@ -65,6 +70,12 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxAttempts, "max-attempts", 6, "calls per saga step before a transient failure counts as final")
 	fs.DurationVar(&f.retention, "retention", 0, "delete terminal orders this long after they ended (0 keeps them)")
 	fs.BoolVar(&f.syncFull, "sync-full", false, "fsync every SQLite commit (survives power loss; slower)")
+	fs.BoolVar(&f.initStore, "init-store", false, "start with a new, empty store although NATS shows an earlier store's work (after a deliberate reset: orders of the lost store stay unfinished)")
+	fs.IntVar(&f.streamReplicas, "stream-replicas", 1, "replicas of the streams coinsaga creates (3 on a NATS cluster); existing streams are never changed")
+	fs.DurationVar(&f.statusMaxAge, "status-max-age", events.DefaultStatusMaxAge, "how long the status stream keeps events (when coinsaga creates it)")
+	f.statusMaxBytes = events.DefaultStatusMaxBytes
+	fs.Var(&f.statusMaxBytes, "status-max-bytes", "size limit of the status stream, reserved in full by JetStream when coinsaga creates it (e.g. 256MiB)")
+	fs.Var(&f.jsMaxStore, "jetstream-max-store", "disk the embedded JetStream may use (0: 75% of the free disk under --data-dir)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -97,27 +108,40 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("data dir: %w", err)
 	}
 
+	if f.streamReplicas < 1 {
+		return fmt.Errorf("--stream-replicas %d: want 1 or more", f.streamReplicas)
+	}
+	subjects := events.Subjects{Prefix: f.nats.prefix}
+	dbPath := filepath.Join(f.dataDir, "coinsaga.db")
+	existed, err := store.SQLiteExists(dbPath)
+	if err != nil {
+		return err
+	}
+
 	// The store first: its lock says whether another process owns this
 	// data dir, before anything else starts.
 	var storeOpts []store.Option
 	if f.syncFull {
 		storeOpts = append(storeOpts, store.WithSynchronousFull())
 	}
-	st, err := store.OpenSQLite(ctx, filepath.Join(f.dataDir, "coinsaga.db"), append(storeOpts, store.WithLogger(log))...)
+	st, err := store.OpenSQLite(ctx, dbPath, append(storeOpts, store.WithLogger(log))...)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
 	natsURL := f.nats.url
-	if !set["nats-url"] {
-		srv, err := embednats.Start(embednats.Options{Listen: f.natsListen, StoreDir: filepath.Join(f.dataDir, "jetstream"), Logger: log})
+	jsDir := filepath.Join(f.dataDir, "jetstream")
+	embedded := !set["nats-url"]
+	if embedded {
+		srv, err := embednats.Start(embednats.Options{Listen: f.natsListen, StoreDir: jsDir, MaxStore: int64(f.jsMaxStore), Logger: log})
 		if err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		defer srv.Shutdown()
+		go srv.KeepJetStream(ctx, 5*time.Second)
 		natsURL = srv.ClientURL()
-		log.Info("embedded JetStream started", "url", natsURL, "store", filepath.Join(f.dataDir, "jetstream"))
+		log.Info("embedded JetStream started", "url", natsURL, "store", jsDir)
 	}
 	f.nats.url = natsURL
 	nc, err := f.nats.connect("serve")
@@ -125,6 +149,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer nc.Close()
+
+	switch {
+	case !existed && f.initStore:
+		log.Warn("starting with an empty store on purpose (--init-store)", "store", dbPath)
+	case !existed:
+		checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := worker.CheckNewStore(checkCtx, nc, subjects, dbPath)
+		cancel()
+		if err != nil {
+			// Leave no empty database behind: the next start must ask again.
+			st.Close()
+			store.RemoveSQLite(dbPath)
+			return err
+		}
+	case f.initStore:
+		log.Info("--init-store ignored: the store exists and keeps its orders", "store", dbPath)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -146,8 +187,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
+	absDataDir, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	owner := worker.ThisProcess(absDataDir, time.Now())
 	w, err := worker.New(worker.Config{
-		Conn: nc, Subjects: events.Subjects{Prefix: f.nats.prefix}, Store: st,
+		Conn: nc, Subjects: subjects, Store: st, Owner: &owner,
+		Streams: events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
 		SUD: sudClient, Wallets: wallets,
 		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
 		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
@@ -166,9 +213,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log.Info("coinsaga serving", "nats", natsURL, "http", f.httpListen, "data_dir", f.dataDir)
 	if err := w.Run(ctx); err != nil {
+		if embedded && errors.Is(err, events.ErrStreamStorage) {
+			free, _ := embednats.FreeBytes(f.dataDir)
+			return fmt.Errorf("%w; the embedded JetStream may use %s (--jetstream-max-store; by default 75%% of the %s free under %s): free disk space, or lower --status-max-bytes",
+				err, maxStoreText(f.jsMaxStore), events.FormatBytes(free), f.dataDir)
+		}
 		return err
 	}
 	return nil
+}
+
+func maxStoreText(b byteSize) string {
+	if b == 0 {
+		return "75% of the free disk"
+	}
+	return events.FormatBytes(int64(b))
 }
 
 // sandboxConfig points every client at a sandbox with its default
