@@ -195,7 +195,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	w, err := worker.New(worker.Config{
 		Conn: nc, Subjects: subjects, Store: st, Owner: &owner,
 		Streams: events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
-		SUD: sudClient, Wallets: wallets,
+		SUD:     sudClient, Wallets: wallets,
 		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
 		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
 		Logger: log, Metrics: metrics,
