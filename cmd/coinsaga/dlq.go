@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -501,57 +499,9 @@ func runDLQShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	fmt.Fprintf(stdout, "\nbody (%d bytes, secrets masked; --raw prints it exactly):\n", len(d.Data))
-	stdout.Write(maskSecrets(d.Data))
+	stdout.Write(events.MaskSecrets(d.Data))
 	fmt.Fprintln(stdout)
 	return nil
-}
-
-// secretKeys are the intent fields that log a player in: showing them
-// would let whoever reads the terminal spend the player's coins.
-var secretKeys = map[string]bool{"js_code": true, "session_key": true, "openkey": true, "pfkey": true}
-
-// secretPattern finds the same fields in a body that is not valid JSON.
-var secretPattern = regexp.MustCompile(`"(js_code|session_key|openkey|pfkey)"(\s*:\s*)"(?:[^"\\]|\\.)*"`)
-
-// maskSecrets returns body indented, with every secret field's value
-// replaced by "***" at any depth. A body that does not parse (an invalid
-// intent) is masked by pattern instead and otherwise left as it is.
-func maskSecrets(body []byte) []byte {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil || dec.More() {
-		return secretPattern.ReplaceAll(body, []byte(`"$1"$2"***"`))
-	}
-	maskValue(v)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		return secretPattern.ReplaceAll(body, []byte(`"$1"$2"***"`))
-	}
-	return bytes.TrimRight(buf.Bytes(), "\n")
-}
-
-func maskValue(v any) {
-	switch t := v.(type) {
-	case map[string]any:
-		for k, child := range t {
-			if secretKeys[k] {
-				if s, ok := child.(string); ok && s == "" {
-					continue // an empty field hides nothing; "***" would mislead
-				}
-				t[k] = "***"
-				continue
-			}
-			maskValue(child)
-		}
-	case []any:
-		for _, child := range t {
-			maskValue(child)
-		}
-	}
 }
 
 // dlq replay
