@@ -703,6 +703,43 @@ func TestDLQFilterMatch(t *testing.T) {
 	}
 }
 
+// TestDLQShowMasksSecretsWhateverTheKeyCase is defect 8 of issue 12:
+// encoding/json takes "JS_CODE" for js_code, so such an intent is valid
+// and its secret reaches the dead letter, as does one cut off mid-value.
+func TestDLQShowMasksSecretsWhateverTheKeyCase(t *testing.T) {
+	url, js, s := dlqOnly(t)
+	ctx := context.Background()
+	bodies := []struct{ name, body, secret string }{
+		{"an upper-case js_code", `{"out_order_id":"upper-1","mg_id":"1468180338417074177","room_id":"9009","cmd":"specify_dice_roll",` +
+			`"from_uid":"001","to_uid":"002","value":100,"payment":{"provider":"mogs","amount":10,"openid":"p-upper-1",` +
+			`"mogs":{"JS_CODE":"UPPER-JS-SECRET","Session_Key":"MIXED-SK-SECRET","pay_item":"dice"}}}`, "UPPER-JS-SECRET"},
+		{"a body cut off inside a secret", `{"out_order_id":"cut-1","payment":{"midas":{"pf":"qq_m_qq","OpenKey":"CUT-OK-SECRET`, "CUT-OK-SECRET"},
+	}
+	for _, b := range bodies {
+		t.Run("show masks "+b.name, func(t *testing.T) {
+			m := nats.NewMsg(s.DeadLetter("1468180338417074177", "9009", "x"))
+			m.Header = events.DeadLetterHeaders(events.DeadLetter{Reason: events.ReasonInvalid, Error: "test", FailedAt: time.Now()})
+			m.Data = []byte(b.body)
+			ack, err := js.PublishMsg(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq := strconv.FormatUint(ack.Sequence, 10)
+			out, errOut, code := runCLI(t, ctx, "dlq", "show", "--nats-url", url, seq)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if !strings.Contains(out, `"***"`) || strings.Contains(out, "SECRET") {
+				t.Errorf("show %s prints a secret or masks nothing:\n%s", seq, out)
+			}
+			raw, _, code := runCLI(t, ctx, "dlq", "show", "--nats-url", url, "--raw", seq)
+			if code != 0 || raw != b.body || !strings.Contains(raw, b.secret) {
+				t.Errorf("show --raw %s = %q (exit %d), want the exact body", seq, raw, code)
+			}
+		})
+	}
+}
+
 func TestAgeReadsLikeAQueue(t *testing.T) {
 	tests := []struct {
 		d    time.Duration
