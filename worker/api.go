@@ -25,13 +25,12 @@ type OrderReply struct {
 	Error   string               `json:"error,omitempty"`
 }
 
-// apiQueue spreads order requests over the running workers.
-const apiQueue = "coinsaga-api"
-
 // serveAPI answers order requests on the subject OrderGetAPI, so that an
-// operator needs NATS access, not the database.
+// operator needs NATS access, not the database. Every worker answers
+// every request, as each has only the orders it took; GetOrder picks the
+// answer of the one that has the order.
 func (w *Worker) serveAPI() (*nats.Subscription, error) {
-	sub, err := w.cfg.Conn.QueueSubscribe(w.cfg.Subjects.OrderGetAPI(), apiQueue, func(m *nats.Msg) {
+	sub, err := w.cfg.Conn.Subscribe(w.cfg.Subjects.OrderGetAPI(), func(m *nats.Msg) {
 		reply := w.orderReply(m.Data)
 		data, _ := json.Marshal(reply)
 		_ = m.Respond(data)
@@ -51,7 +50,7 @@ func (w *Worker) orderReply(req []byte) OrderReply {
 	defer cancel()
 	o, err := w.cfg.Store.Get(ctx, r.OutOrderID)
 	if errors.Is(err, store.ErrNotFound) {
-		return OrderReply{Error: "order " + r.OutOrderID + " not found"}
+		return OrderReply{Error: notFound(r.OutOrderID)}
 	}
 	if err != nil {
 		return OrderReply{Error: "reading order: " + err.Error()}
@@ -64,22 +63,76 @@ func (w *Worker) orderReply(req []byte) OrderReply {
 	return OrderReply{Order: &o, History: h}
 }
 
-// GetOrder asks a running worker for an order over NATS.
+// notFound is the Error of a reply from a worker without the order.
+func notFound(outOrderID string) string { return "order " + outOrderID + " not found" }
+
+// notFoundGrace is how long GetOrder goes on listening after the first
+// answer that is not the order, for the worker that has it: workers
+// answer on their own, a worker without the order often first.
+const notFoundGrace = 250 * time.Millisecond
+
+// GetOrder asks the running workers for an order over NATS. Each worker
+// answers, and only the one that took the order has it: the first answer
+// with the order is returned at once. Without one, listening ends
+// notFoundGrace after the first answer (or with ctx), and the best other
+// answer is returned with its Error: a worker that could not read its
+// store over "not found", as the order may be there.
 func GetOrder(ctx context.Context, nc *nats.Conn, subject, outOrderID string) (OrderReply, error) {
 	req, _ := json.Marshal(OrderRequest{OutOrderID: outOrderID})
-	m, err := nc.RequestWithContext(ctx, subject, req)
+	sub, err := nc.SubscribeSync(nc.NewInbox())
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return OrderReply{}, fmt.Errorf("no coinsaga worker is answering on %s", subject)
-		}
 		return OrderReply{}, fmt.Errorf("order %s: %w", outOrderID, err)
 	}
-	var r OrderReply
-	if err := json.Unmarshal(m.Data, &r); err != nil {
-		return OrderReply{}, fmt.Errorf("order %s: bad reply: %w", outOrderID, err)
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, sub.Subject, req); err != nil {
+		return OrderReply{}, fmt.Errorf("order %s: %w", outOrderID, err)
 	}
-	if r.Error != "" {
-		return r, errors.New(r.Error)
+	var (
+		best     OrderReply
+		bestRank = -1 // nothing answered yet
+		badReply error
+		wait     = ctx // until the first answer, then grace
+	)
+	grace, endGrace := context.WithCancel(ctx)
+	defer endGrace()
+	for {
+		m, err := sub.NextMsgWithContext(wait)
+		if err != nil {
+			switch {
+			case bestRank >= 0:
+				if bestRank == 0 {
+					return OrderReply{}, fmt.Errorf("order %s: bad reply: %w", outOrderID, badReply)
+				}
+				return best, errors.New(best.Error)
+			case errors.Is(err, nats.ErrNoResponders):
+				return OrderReply{}, fmt.Errorf("no coinsaga worker is answering on %s", subject)
+			}
+			return OrderReply{}, fmt.Errorf("order %s: %w", outOrderID, err)
+		}
+		var r OrderReply
+		rank := 0 // undecodable
+		switch err := json.Unmarshal(m.Data, &r); {
+		case err != nil:
+			if badReply == nil {
+				badReply = err
+			}
+		case r.Error == "" && r.Order != nil:
+			return r, nil
+		case r.Error == "":
+			if badReply == nil {
+				badReply = errors.New("neither an order nor an error")
+			}
+		case r.Error == notFound(outOrderID):
+			rank = 1
+		default:
+			rank = 2 // the order may be in the store that failed
+		}
+		if bestRank < 0 {
+			wait = grace
+			time.AfterFunc(notFoundGrace, endGrace)
+		}
+		if rank > bestRank {
+			best, bestRank = r, rank
+		}
 	}
-	return r, nil
 }
