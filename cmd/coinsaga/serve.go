@@ -193,9 +193,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	owner := worker.ThisProcess(absDataDir, time.Now())
 	w, err := worker.New(worker.Config{
-		Conn: nc, Subjects: subjects, Store: st, Owner: &owner,
-		Streams: events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
-		SUD:     sudClient, Wallets: wallets,
+		Conn: nc, Subjects: subjects, Store: st, Owner: &owner, SUD: sudClient, Wallets: wallets,
+		Streams:     events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
 		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
 		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
 		Logger: log, Metrics: metrics,
@@ -305,6 +304,7 @@ func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("http listening", "addr", ln.Addr().String())
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
