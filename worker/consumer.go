@@ -144,12 +144,13 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 	acceptedAt := time.Now()
 	results, err := w.cfg.Store.Accept(ctx, reqs)
 	if err != nil {
-		w.log.Error("recording intents; they will be redelivered", "count", len(batch), "err", err)
+		w.storeWriteFailed(fmt.Sprintf("%d intents, redelivered in %s", len(batch), retryDelivery), err)
 		for _, p := range batch {
 			nakWithDelay(p.msg)
 		}
 		return
 	}
+	w.storeWriteOK()
 	wake(w.wakeRelay)
 	// New orders are due now; the scheduler starts them with the version
 	// the store gave them.

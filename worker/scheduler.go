@@ -74,6 +74,7 @@ func (w *Worker) schedule(ctx context.Context) {
 	var (
 		q       dueQueues
 		timerAt = time.Now() // when the timer fires; zero once it has
+		paused  bool         // the store's writes were failing at the last pass
 	)
 	for {
 		select {
@@ -89,6 +90,10 @@ func (w *Worker) schedule(ctx context.Context) {
 		case <-timer.C:
 			timerAt = time.Time{}
 			q.work.more = true // time made orders due
+		}
+		if failing := !w.writes.ok(); failing != paused {
+			paused = failing
+			q.work.more = q.work.more || !failing // what became due meanwhile was not looked for
 		}
 		if w.ready.Load() {
 			w.fill(ctx, &q.work, workSteps, w.workRoom, &q.fresh)
@@ -111,8 +116,12 @@ func (w *Worker) schedule(ctx context.Context) {
 func (w *Worker) freeSlots() int { return cap(w.slots) - len(w.slots) }
 
 // workRoom is how many of an order's own steps may start now: the free
-// slots less the part of the poll reserve that polls are not using.
+// slots less the part of the poll reserve that polls are not using, or
+// none while the store's writes fail and the next probe is not due.
 func (w *Worker) workRoom() int {
+	if !w.writes.mayStart(w.now()) {
+		return 0
+	}
 	reserve := cap(w.slots) / 4
 	return w.freeSlots() - max(0, reserve-int(w.polls.Load()))
 }
@@ -188,6 +197,11 @@ func (w *Worker) startPolls() {
 }
 
 func (w *Worker) untilNextDue(ctx context.Context, q *dueQueues) time.Duration {
+	if resume, paused := w.writes.paused(w.now()); paused {
+		// Nothing starts before then, whatever is due; a write that
+		// succeeds meanwhile wakes the scheduler.
+		return max(resume.Sub(w.now()), time.Millisecond)
+	}
 	if len(q.work.orders) > 0 || len(q.fresh) > 0 {
 		// Due work is in hand and no slot is free for it: a finishing
 		// step wakes us; the age limit re-reads the batch otherwise.
@@ -235,7 +249,7 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrde
 		return false
 	}
 	w.mu.Lock()
-	if _, busy := w.running[o.OutOrderID]; busy {
+	if _, busy := w.running[o.OutOrderID]; busy || !w.writes.admit(w.now()) {
 		w.mu.Unlock()
 		<-w.slots
 		return false
@@ -572,10 +586,18 @@ func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
 	case errors.Is(err, store.ErrStale):
 		log.Info("order changed while its steps ran; leaving it to the newer change", "step", c.from.Step)
 		return stored, false
-	case err != nil:
+	case errors.Is(err, store.ErrNotFound):
+		// An answer, not a store that cannot write.
 		log.Error("recording saga steps", "steps", len(c.history), "err", err)
 		return stored, false
+	case err != nil:
+		// The order stays as last stored and runs again, with the same
+		// idempotency keys, once the store writes; meanwhile steps pause.
+		log.Debug("recording saga steps", "steps", len(c.history), "err", err)
+		w.storeWriteFailed("saga steps", err)
+		return stored, false
 	}
+	w.storeWriteOK()
 	w.mu.Lock()
 	w.committed[c.from.OutOrderID] = time.Now()
 	w.mu.Unlock()

@@ -90,7 +90,8 @@ type Worker struct {
 	stepCtx    context.Context // not cancelled by shutdown: steps finish
 	polls      atomic.Int64    // running steps that started as a confirmation poll
 	draining   atomic.Bool
-	ready      atomic.Bool
+	ready      atomic.Bool   // NATS and the store answer (see checkHealth)
+	writes     storeWrites   // whether the store's writes succeed
 	wakeSched  chan struct{} // new due work: accepted or replayed orders
 	slotFreed  chan struct{} // a step slot became free
 	wakeRelay  chan struct{}
@@ -155,8 +156,11 @@ func New(cfg Config) (*Worker, error) {
 }
 
 // Ready reports whether the worker is taking work: its streams exist, its
-// consumer runs, and NATS and the store answer.
-func (w *Worker) Ready() bool { return w.ready.Load() }
+// consumer runs, NATS and the store answer, and the store's writes succeed.
+// Failing writes are not folded into ready, which the scheduler reads: it
+// must go on starting the paced steps whose commits tell when writes work
+// again (see storeWrites).
+func (w *Worker) Ready() bool { return w.ready.Load() && w.writes.ok() }
 
 // Run ensures the streams, then consumes, schedules and relays until ctx is
 // cancelled. Shutdown drains: no new intents are taken, running steps
