@@ -25,6 +25,8 @@ type Metrics struct {
 	outboxPending  prometheus.Gauge
 	outboxLag      prometheus.Gauge
 	deadLetters    *prometheus.CounterVec
+	storeFailures  prometheus.Counter
+	storeFailing   prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg.
@@ -55,9 +57,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Age of the oldest unpublished outbox message."}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_dead_letters_total",
 			Help: "Dead letters published, by reason."}, []string{"reason"}),
+		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "coinsaga_store_write_failures_total",
+			Help: "Writes the store refused (a full disk, a broken file); while they fail, steps pause."}),
+		storeFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_store_writes_failing",
+			Help: "1 while the store's writes fail and steps are paused, else 0."}),
 	}
 	reg.MustRegister(m.orders, m.transitions, m.intents, m.stepSeconds, m.orderSeconds, m.providerCalls,
-		m.providerSecs, m.inflight, m.waitingConfirm, m.outboxPending, m.outboxLag, m.deadLetters)
+		m.providerSecs, m.inflight, m.waitingConfirm, m.outboxPending, m.outboxLag, m.deadLetters,
+		m.storeFailures, m.storeFailing)
 	return m
 }
 
@@ -84,6 +91,14 @@ func (m *Metrics) transition(mv move) {
 	if mv.to.Terminal() && mv.ended && !mv.createdAt.IsZero() {
 		m.orderSeconds.WithLabelValues(string(mv.to)).Observe(time.Since(mv.createdAt).Seconds())
 	}
+}
+
+func (m *Metrics) observeWrites(ok bool) {
+	failing := 0.0
+	if !ok {
+		failing = 1
+	}
+	m.storeFailing.Set(failing)
 }
 
 func (m *Metrics) observeStats(st store.Stats, now time.Time) {

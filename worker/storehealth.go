@@ -131,6 +131,9 @@ func (s *storeWrites) probeDue(now time.Time) bool {
 // storeWriteFailed notes a write the store refused (not a stale or missing
 // order: those are answers) and logs it, at most once per storeLogEvery.
 func (w *Worker) storeWriteFailed(what string, err error) {
+	if w.metrics != nil {
+		w.metrics.storeFailures.Inc()
+	}
 	logIt, suppressed, failures, retryIn := w.writes.failed(w.now())
 	if logIt {
 		w.log.Error("store writes failing; pausing steps", "writing", what, "err", err,

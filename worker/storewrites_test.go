@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
@@ -168,10 +170,12 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			disk := &fullDisk{applies: tt.applies, accepts: tt.accepts, refusedAccept: map[string]bool{}}
 			logs := &levelCounter{n: map[slog.Level]int{}}
+			reg := prometheus.NewRegistry()
 			e := startEnv(t, func(c *worker.Config) {
 				disk.Store = c.Store
 				c.Store = disk
 				c.Logger = slog.New(logs)
+				c.Metrics = worker.NewMetrics(reg)
 			})
 			disk.full.Store(true)
 			var ids []string
@@ -208,6 +212,12 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 			if !logs.said("store writes failing") {
 				t.Error(`no "store writes failing" line`)
 			}
+			if n := metric(t, reg, "coinsaga_store_write_failures_total"); n < 1 {
+				t.Errorf("coinsaga_store_write_failures_total %v, want the failures counted", n)
+			}
+			eventually(t, 5*time.Second, "coinsaga_store_writes_failing is 1", func() bool {
+				return metric(t, reg, "coinsaga_store_writes_failing") == 1
+			})
 
 			disk.full.Store(false)
 			for id, ev := range e.waitTerminal(30*time.Second, ids...) {
@@ -224,6 +234,9 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 			if !logs.said("store writes recovered") {
 				t.Error(`no "store writes recovered" line`)
 			}
+			eventually(t, 5*time.Second, "coinsaga_store_writes_failing is 0", func() bool {
+				return metric(t, reg, "coinsaga_store_writes_failing") == 0
+			})
 		})
 	}
 }
@@ -237,4 +250,25 @@ func allOrders(e *env, ids []string, ok func(store.Order) bool) bool {
 		}
 	}
 	return true
+}
+
+// metric returns the value of an unlabelled counter or gauge in reg.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name || len(f.GetMetric()) != 1 {
+			continue
+		}
+		m := f.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -301,6 +301,7 @@ func (w *Worker) checkHealth(ctx context.Context) {
 		}
 	}
 	if w.metrics != nil {
+		w.metrics.observeWrites(w.writes.ok())
 		if st, err := w.cfg.Store.Stats(pingCtx); err == nil {
 			w.metrics.observeStats(st, w.now())
 		}
