@@ -11,8 +11,10 @@ import (
 
 // DeadLetter is a dead-letter message as an operator sees it. Data is the
 // original intent bytes, unchanged, which a replay republishes to
-// OriginalSubject. MgID and OutOrderID come from the subject and are empty
-// for the _invalid subject, where no order exists.
+// OriginalSubject, unless TruncatedFrom is set: then the intent was too
+// large to go out whole and Data is only its first bytes. MgID and
+// OutOrderID come from the subject and are empty for the _invalid subject,
+// where no order exists.
 type DeadLetter struct {
 	StreamSeq       uint64
 	Subject         string
@@ -26,6 +28,9 @@ type DeadLetter struct {
 	OutOrderID      string
 	MgID            string
 	RoomID          string
+	// TruncatedFrom is the original intent's size in bytes when Data holds
+	// only its first bytes (HeaderTruncated), and 0 when Data is whole.
+	TruncatedFrom int
 }
 
 // DeadLetterFromMsg reads a message of the dead-letter stream. Headers
@@ -43,6 +48,7 @@ func DeadLetterFromMsg(m *jetstream.RawStreamMsg) DeadLetter {
 			d.FailedAt = t
 		}
 		d.OriginalSubject = h.Get(HeaderOriginalSubject)
+		d.TruncatedFrom = truncatedFrom(h.Get(HeaderTruncated), len(m.Data))
 	}
 	d.MgID, d.RoomID, d.OutOrderID = deadLetterIDs(m.Subject)
 	return d
@@ -63,11 +69,24 @@ func deadLetterIDs(subject string) (mgID, roomID, outOrderID string) {
 	return mg, room, order
 }
 
+// truncatedFrom reads HeaderTruncated. A damaged value still marks the
+// body as cut, since a replay must never take it for the whole intent:
+// then the size is unknown and given as one more than the body holds.
+func truncatedFrom(v string, have int) int {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n > have {
+		return n
+	}
+	return have + 1
+}
+
 // DeadLetterHeaders builds the headers of a dead letter from d's Reason,
-// Error, State, Attempts, FailedAt and OriginalSubject, so that the worker
-// writes exactly what DeadLetterFromMsg reads. FailedAt is written in UTC
-// with nanoseconds (RFC 3339). Line breaks in Error become spaces, as a
-// header value cannot hold them.
+// Error, State, Attempts, FailedAt, OriginalSubject and TruncatedFrom, so
+// that the worker writes exactly what DeadLetterFromMsg reads. FailedAt is
+// written in UTC with nanoseconds (RFC 3339). Line breaks in Error become
+// spaces, as a header value cannot hold them.
 func DeadLetterHeaders(d DeadLetter) nats.Header {
 	h := nats.Header{}
 	h.Set(HeaderReason, string(d.Reason))
@@ -79,6 +98,9 @@ func DeadLetterHeaders(d DeadLetter) nats.Header {
 	}
 	if !d.FailedAt.IsZero() {
 		h.Set(HeaderFailedAt, d.FailedAt.UTC().Format(time.RFC3339Nano))
+	}
+	if d.TruncatedFrom > 0 {
+		h.Set(HeaderTruncated, strconv.Itoa(d.TruncatedFrom))
 	}
 	return h
 }

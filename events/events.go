@@ -123,7 +123,14 @@ const (
 )
 
 // Dead-letter and replay headers. The dead letter's body is the original
-// intent bytes, unchanged, so a replay republishes exactly them.
+// intent bytes, unchanged, so a replay republishes exactly them; the one
+// exception is a dead letter that carries HeaderTruncated.
+//
+//   - HeaderTruncated: "<original body size in bytes>", present only when
+//     the intent and the dead-letter headers together exceed what NATS
+//     takes in one message (the server's max_payload, or the dead-letter
+//     stream's max_msg_size). The body is then the intent's first bytes,
+//     as many as fit, and cannot be replayed.
 const (
 	HeaderMsgID           = "Nats-Msg-Id"
 	HeaderReason          = "Coinsaga-Reason"
@@ -132,5 +139,6 @@ const (
 	HeaderAttempts        = "Coinsaga-Attempts"
 	HeaderFailedAt        = "Coinsaga-Failed-At"
 	HeaderOriginalSubject = "Coinsaga-Original-Subject"
+	HeaderTruncated       = "Coinsaga-Truncated"
 	HeaderReplay          = "Coinsaga-Replay"
 )

@@ -110,6 +110,17 @@ func TestDeadLetterFromMsg(t *testing.T) {
 			DeadLetter{StreamSeq: 2, Subject: "coinsaga.dlq._invalid", Reason: ReasonInvalid, Data: []byte("garbage")},
 		},
 		{
+			"a truncated dead letter says how large the intent was",
+			jetstream.RawStreamMsg{Subject: "coinsaga.dlq._invalid", Sequence: 4,
+				Header: DeadLetterHeaders(DeadLetter{Reason: ReasonInvalid, TruncatedFrom: 1048376}), Data: []byte(`{"pad":"xx`)},
+			DeadLetter{StreamSeq: 4, Subject: "coinsaga.dlq._invalid", Reason: ReasonInvalid, TruncatedFrom: 1048376, Data: []byte(`{"pad":"xx`)},
+		},
+		{
+			"a damaged truncation header still marks the body as cut",
+			jetstream.RawStreamMsg{Subject: "coinsaga.dlq._invalid", Sequence: 5, Header: nats.Header{HeaderTruncated: []string{"lots"}}, Data: []byte("abc")},
+			DeadLetter{StreamSeq: 5, Subject: "coinsaga.dlq._invalid", TruncatedFrom: 4, Data: []byte("abc")},
+		},
+		{
 			"damaged headers leave zero values instead of failing",
 			jetstream.RawStreamMsg{Subject: "coinsaga.dlq.mg.room.o1", Sequence: 3, Header: nats.Header{HeaderAttempts: []string{"many"}, HeaderFailedAt: []string{"yesterday"}}},
 			DeadLetter{StreamSeq: 3, Subject: "coinsaga.dlq.mg.room.o1", OutOrderID: "o1", MgID: "mg", RoomID: "room"},
