@@ -73,7 +73,13 @@ type envOption func(*worker.Config)
 
 func startEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	ns := embednats.StartTest(t)
+	return startEnvOn(t, embednats.StartTest(t), opts...)
+}
+
+// startEnvOn is startEnv on a server the test started itself, for server
+// options of its own (a smaller max payload, say).
+func startEnvOn(t *testing.T, ns *embednats.Server, opts ...envOption) *env {
+	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,9 @@ type Options struct {
 	// MaxMemory and MaxStore cap JetStream memory and disk use in bytes;
 	// zero lets the server size them from the machine.
 	MaxMemory, MaxStore int64
+	// MaxPayload is the largest message, headers included, a client may
+	// publish; zero means the server's default of 1 MiB.
+	MaxPayload int32
 }
 
 // Server is a running embedded nats-server.
@@ -74,6 +77,7 @@ func Start(o Options) (*Server, error) {
 		NoSigs:                 true,
 		DisableJetStreamBanner: true,
 		NoLog:                  o.Logger == nil,
+		MaxPayload:             o.MaxPayload,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -165,10 +169,15 @@ func (s *Server) Shutdown() {
 }
 
 // StartTest starts a server on a random loopback port with its store in a
-// test temporary directory, and shuts it down when the test ends.
-func StartTest(t testing.TB) *Server {
+// test temporary directory, and shuts it down when the test ends. Each
+// tune, if any, may change the options first (a smaller MaxPayload, say).
+func StartTest(t testing.TB, tune ...func(*Options)) *Server {
 	t.Helper()
-	s, err := Start(Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	o := Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}
+	for _, f := range tune {
+		f(&o)
+	}
+	s, err := Start(o)
 	if err != nil {
 		t.Fatalf("start embedded nats: %v", err)
 	}
