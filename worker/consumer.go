@@ -293,21 +293,45 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 // carry it through the outbox, and waits for JetStream to store it before
 // the caller acks the intent. The Nats-Msg-Id is derived from the intent's stream
 // sequence, so a redelivery cannot make two dead letters.
+//
+// An intent too large to go out whole with the dead-letter headers goes
+// out cut to fit (fitDeadLetter). A failed publish is logged here; the
+// caller leaves the intent to redelivery, so the dead letter is never lost.
 func (w *Worker) deadLetterNow(ctx context.Context, m jetstream.Msg, outOrderID, subject string, reason events.Reason, why string) error {
 	meta, err := m.Metadata()
 	if err != nil {
+		w.log.Warn("dead-lettering an intent failed; it will be redelivered", "reason", reason, "subject", m.Subject(), "err", err)
 		return fmt.Errorf("dead letter: metadata: %w", err)
 	}
+	log := w.log.With("reason", reason, "subject", m.Subject(), "stream_seq", meta.Sequence.Stream)
+	if outOrderID != "" {
+		log = log.With("out_order_id", outOrderID)
+	}
 	dl := nats.NewMsg(subject)
-	dl.Data = m.Data()
 	dl.Header.Set(events.HeaderMsgID, string(reason)+":"+strconv.FormatUint(meta.Sequence.Stream, 10))
 	dl.Header.Set(events.HeaderReason, string(reason))
 	dl.Header.Set(events.HeaderError, headerSafe(why))
 	dl.Header.Set(events.HeaderAttempts, strconv.FormatUint(meta.NumDelivered, 10))
 	dl.Header.Set(events.HeaderFailedAt, w.now().UTC().Format(time.RFC3339Nano))
 	dl.Header.Set(events.HeaderOriginalSubject, m.Subject())
-	if _, err := w.js.PublishMsg(ctx, dl); err != nil {
+	limit := w.deadLetterLimit()
+	cut := fitDeadLetter(dl, m.Data(), limit)
+	_, err = w.js.PublishMsg(ctx, dl)
+	if tooLarge(err) {
+		// NATS takes less than we measured against: the dead-letter
+		// stream has a smaller max_msg_size, or a reconnect found a server
+		// with a smaller max_payload. Cut to the limit read now, once.
+		limit = w.learnDeadLetterLimit(ctx)
+		cut = fitDeadLetter(dl, m.Data(), limit)
+		_, err = w.js.PublishMsg(ctx, dl)
+	}
+	if err != nil {
+		log.Warn("dead-lettering an intent failed; it will be redelivered", "error", why, "err", err)
 		return fmt.Errorf("dead letter: %w", err)
+	}
+	if cut {
+		log.Warn("dead letter truncated: the intent and its headers exceed what NATS takes in one message",
+			"intent_bytes", len(m.Data()), "kept_bytes", len(dl.Data), "limit", limit)
 	}
 	if w.metrics != nil {
 		w.metrics.deadLetters.WithLabelValues(string(reason)).Inc()
@@ -315,11 +339,7 @@ func (w *Worker) deadLetterNow(ctx context.Context, m jetstream.Msg, outOrderID,
 			w.metrics.intentReceived("invalid")
 		}
 	}
-	log := w.log
-	if outOrderID != "" {
-		log = log.With("out_order_id", outOrderID)
-	}
-	log.Warn("intent dead-lettered", "reason", reason, "subject", m.Subject(), "error", why)
+	log.Warn("intent dead-lettered", "error", why)
 	return nil
 }
 

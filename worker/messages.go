@@ -2,8 +2,12 @@ package worker
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/store"
@@ -67,4 +71,42 @@ func headerSafe(s string) string {
 		b = append(b[:max-3], "..."...)
 	}
 	return string(b)
+}
+
+// deadLetterMargin is left free below the limit when a dead letter's body
+// is cut, so that a header a few bytes longer than measured still fits.
+const deadLetterMargin = 256
+
+// fitDeadLetter sets m's body to body, unless headers and body together
+// exceed limit bytes (what NATS takes in one message; 0 means no limit):
+// then the body is as many of body's first bytes as fit, and
+// HeaderTruncated gives body's size, so that no replay mistakes the cut
+// body for the intent. It reports whether it cut. m's headers must be
+// complete: they count against the limit.
+func fitDeadLetter(m *nats.Msg, body []byte, limit int64) bool {
+	m.Header.Del(events.HeaderTruncated)
+	m.Data = body
+	if limit <= 0 || payloadSize(m) <= limit {
+		return false
+	}
+	m.Header.Set(events.HeaderTruncated, strconv.Itoa(len(body)))
+	m.Data = nil
+	// With headers alone near the limit, the body goes entirely; the
+	// headers still say what the intent was and why it failed.
+	keep := min(max(limit-payloadSize(m)-deadLetterMargin, 0), int64(len(body)))
+	m.Data = body[:keep]
+	return true
+}
+
+// payloadSize is what the server measures against its max_payload and a
+// stream against its max_msg_size: the encoded headers and the body.
+func payloadSize(m *nats.Msg) int64 {
+	return int64(m.Size() - len(m.Subject) - len(m.Reply))
+}
+
+// tooLarge reports whether a publish failed because the message is larger
+// than the client's server (max_payload) or the stream (max_msg_size)
+// takes: sending it again unchanged can never succeed.
+func tooLarge(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
 }

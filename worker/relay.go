@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -128,6 +129,38 @@ type relayState struct {
 	toDelete []int64
 	deleting bool
 	idle     chan struct{} // closed when no delete runs; nil before the first
+
+	// dlqMaxMsgSize is the dead-letter stream's max_msg_size, learned when
+	// the stream refused a dead letter as too large; 0 until then. The
+	// consumer and the relay both read it.
+	dlqMaxMsgSize atomic.Int64
+}
+
+// deadLetterLimit is the largest dead letter, headers and body, that NATS
+// takes: the server's max_payload, or the dead-letter stream's
+// max_msg_size once that is known to be smaller.
+func (w *Worker) deadLetterLimit() int64 {
+	limit := w.cfg.Conn.MaxPayload()
+	if s := w.outbox.dlqMaxMsgSize.Load(); s > 0 && (limit <= 0 || s < limit) {
+		limit = s
+	}
+	return limit
+}
+
+// learnDeadLetterLimit reads the dead-letter stream's max_msg_size, after
+// the stream refused a dead letter as too large, and returns the new
+// deadLetterLimit. On a failed read it stays as it was, and the next
+// refusal asks again.
+func (w *Worker) learnDeadLetterLimit(ctx context.Context) int64 {
+	stream, err := w.js.Stream(ctx, w.cfg.Subjects.DLQStream())
+	if err != nil {
+		w.log.Warn("reading the dead-letter stream's max_msg_size", "err", err)
+		return w.deadLetterLimit()
+	}
+	if s := stream.CachedInfo().Config.MaxMsgSize; s > 0 {
+		w.outbox.dlqMaxMsgSize.Store(int64(s))
+	}
+	return w.deadLetterLimit()
 }
 
 // forget schedules ids for deletion.

@@ -1,0 +1,188 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/worker"
+)
+
+// Dead letters of intents too large to be carried whole (issue 12,
+// defect 6): the dead letter is the intent plus a few hundred bytes of
+// headers, so an intent near the limit cannot go out as one.
+
+func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
+	logs := &logBuffer{}
+	e := startEnv(t, logs.option)
+	// 1,048,376 bytes, plus its Nats-Msg-Id header, fits the server's
+	// 1 MiB; with the dead-letter headers it does not.
+	const size = 1_048_376
+	body := paddedBody(`{"out_order_id":"big","pad":"`, size, `"}`)
+	e.publish(e.subjects.Intent("g", "r"), body, "big-1")
+
+	dl := e.waitDeadLetterWhere(t, 10*time.Second, "the oversize intent", func(d events.DeadLetter) bool {
+		return d.Reason == events.ReasonInvalid
+	})
+	t.Run("its dead letter says why and that it holds only the intent's first bytes", func(t *testing.T) {
+		if dl.Subject != e.subjects.DeadLetterInvalid() {
+			t.Errorf("subject %s, want %s", dl.Subject, e.subjects.DeadLetterInvalid())
+		}
+		if !strings.Contains(dl.Error, "exceeds") {
+			t.Errorf("error header %q does not say the intent is oversize", dl.Error)
+		}
+		if dl.TruncatedFrom != size {
+			t.Errorf("%s says %d, want the original size %d", events.HeaderTruncated, dl.TruncatedFrom, size)
+		}
+		if len(dl.Data) == 0 || len(dl.Data) >= size || !bytes.HasPrefix(body, dl.Data) {
+			t.Errorf("body is %d bytes, want a non-empty prefix of the %d-byte intent", len(dl.Data), size)
+		}
+		if logs.line("dead letter truncated") == "" {
+			t.Errorf("no log line says the dead letter was truncated; log:\n%s", logs)
+		}
+	})
+
+	good := intent(events.ProviderMidas, 5)
+	e.publishIntent(good)
+	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	t.Run("intents after it are still processed", func(t *testing.T) {
+		if ev.State != events.StateCompleted {
+			t.Fatalf("good intent ended %s, want completed", ev.State)
+		}
+	})
+	t.Run("the intent is acked after one delivery and dead-lettered once", func(t *testing.T) {
+		if n := e.waitIntentsDrained(t, 5*time.Second); n != 0 {
+			t.Errorf("%d intents were delivered more than once", n)
+		}
+		if n := len(e.deadLetters()); n != 1 {
+			t.Errorf("%d dead letters, want 1", n)
+		}
+	})
+}
+
+func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
+	logs := &logBuffer{}
+	e := startEnv(t, logs.option)
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, e.subjects.DLQStream()); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(e.subjects.Intent("g", "r"), []byte("this is not json"), "garbage-1")
+
+	t.Run("the failure is logged with the intent's subject and stream sequence", func(t *testing.T) {
+		deadline := time.Now().Add(10 * time.Second)
+		for logs.line("dead-lettering an intent failed") == "" {
+			if time.Now().After(deadline) {
+				t.Fatalf("no log line about the failed dead letter; log:\n%s", logs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		line := logs.line("dead-lettering an intent failed")
+		for _, want := range []string{"subject=" + e.subjects.Intent("g", "r"), "stream_seq=1", "reason=invalid", "err="} {
+			if !strings.Contains(line, want) {
+				t.Errorf("log line %q lacks %q", line, want)
+			}
+		}
+	})
+	t.Run("once the stream is back the intent is dead-lettered", func(t *testing.T) {
+		if err := events.EnsureStreams(ctx, e.js, e.subjects, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		dl := e.waitDeadLetterWhere(t, 10*time.Second, "the invalid intent", func(d events.DeadLetter) bool {
+			return d.Reason == events.ReasonInvalid
+		})
+		if string(dl.Data) != "this is not json" || dl.TruncatedFrom != 0 {
+			t.Errorf("dead letter body %q truncated from %d, want the whole intent", dl.Data, dl.TruncatedFrom)
+		}
+		if n := len(e.deadLetters()); n != 1 {
+			t.Errorf("%d dead letters, want 1", n)
+		}
+		e.waitIntentsDrained(t, 5*time.Second)
+	})
+}
+
+// paddedBody is prefix, then 'x' up to size bytes in all, then suffix.
+func paddedBody(prefix string, size int, suffix string) []byte {
+	return []byte(prefix + strings.Repeat("x", size-len(prefix)-len(suffix)) + suffix)
+}
+
+// waitDeadLetterWhere waits for a dead letter that match accepts.
+func (e *env) waitDeadLetterWhere(t *testing.T, timeout time.Duration, what string, match func(events.DeadLetter) bool) events.DeadLetter {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, dl := range e.deadLetters() {
+			if match(dl) {
+				return dl
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dead letter for %s within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitIntentsDrained waits until every intent is acked, and returns how
+// many were delivered more than once.
+func (e *env) waitIntentsDrained(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(timeout)
+	for {
+		stream, err := e.js.Stream(ctx, e.subjects.IntentsStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := stream.Consumer(ctx, events.ConsumerName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := cons.CachedInfo()
+		if stream.CachedInfo().State.Msgs == 0 && ci.NumAckPending == 0 {
+			return ci.NumRedelivered
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("intents stream still holds %d messages (%d pending ack, %d redelivered) after %s",
+				stream.CachedInfo().State.Msgs, ci.NumAckPending, ci.NumRedelivered, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logBuffer collects a worker's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// line returns the first line containing s, or "".
+func (b *logBuffer) line(s string) string {
+	for l := range strings.Lines(b.String()) {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+func (b *logBuffer) option(c *worker.Config) {
+	c.Logger = slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
