@@ -3,6 +3,7 @@ package worker_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -65,6 +67,102 @@ func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
 	})
 }
 
+func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *testing.T) {
+	// A valid-looking intent may be up to events.MaxIntentSize; a server
+	// run with a smaller max_payload takes the intent but not its dead
+	// letter, which waits in the outbox ahead of every later status event.
+	const maxPayload = 32 << 10
+	ns := embednats.StartTest(t, func(o *embednats.Options) { o.MaxPayload = maxPayload })
+	logs := &logBuffer{}
+	e := startEnvOn(t, ns, logs.option)
+
+	big := intent(events.ProviderMOGS, 0) // amount 0: rejected
+	body := padIntent(t, big, maxPayload-200)
+	e.publish(e.subjects.Intent(big.MgID, big.RoomID), body, big.OutOrderID)
+	small := intent(events.ProviderMOGS, 0)
+	e.publishIntent(small)
+	good := intent(events.ProviderMidas, 5)
+	e.publishIntent(good)
+	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+
+	t.Run("status events of later orders still go out", func(t *testing.T) {
+		if ev.State != events.StateCompleted {
+			t.Fatalf("good intent ended %s, want completed", ev.State)
+		}
+	})
+	t.Run("the rejected order's dead letter carries the intent's first bytes and says so", func(t *testing.T) {
+		dl := e.waitDeadLetterWhere(t, 10*time.Second, big.OutOrderID, func(d events.DeadLetter) bool { return d.OutOrderID == big.OutOrderID })
+		if dl.Reason != events.ReasonRejected {
+			t.Errorf("reason %q, want rejected", dl.Reason)
+		}
+		if dl.TruncatedFrom != len(body) {
+			t.Errorf("%s says %d, want the original size %d", events.HeaderTruncated, dl.TruncatedFrom, len(body))
+		}
+		if len(dl.Data) == 0 || len(dl.Data) >= len(body) || !bytes.HasPrefix(body, dl.Data) {
+			t.Errorf("body is %d bytes, want a non-empty prefix of the %d-byte intent", len(dl.Data), len(body))
+		}
+	})
+	t.Run("a dead letter that fits still carries the intent byte for byte", func(t *testing.T) {
+		dl := e.waitDeadLetterWhere(t, 10*time.Second, small.OutOrderID, func(d events.DeadLetter) bool { return d.OutOrderID == small.OutOrderID })
+		want, _ := json.Marshal(small)
+		if dl.TruncatedFrom != 0 || !bytes.Equal(dl.Data, want) {
+			t.Errorf("dead letter truncated from %d with body %q, want the whole intent %q", dl.TruncatedFrom, dl.Data, want)
+		}
+	})
+}
+
+func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T) {
+	// An operator may cap the dead-letter stream's max_msg_size below the
+	// server's max_payload: then JetStream, not the client, refuses.
+	e := startEnv(t)
+	const maxMsgSize = 8 << 10
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, e.subjects.DLQStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.MaxMsgSize = maxMsgSize
+	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	garbage := paddedBody("not json ", 12<<10, "")
+	e.publish(e.subjects.Intent("g", "r"), garbage, "garbage-1")
+	rejected := intent(events.ProviderMOGS, 0)
+	body := padIntent(t, rejected, 12<<10)
+	e.publish(e.subjects.Intent(rejected.MgID, rejected.RoomID), body, rejected.OutOrderID)
+	good := intent(events.ProviderMidas, 5)
+	e.publishIntent(good)
+	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+
+	for _, c := range []struct {
+		name  string
+		match func(events.DeadLetter) bool
+		size  int
+	}{
+		{"an invalid intent's dead letter is cut to the stream's limit",
+			func(d events.DeadLetter) bool { return d.Reason == events.ReasonInvalid }, len(garbage)},
+		{"a rejected order's dead letter is cut to the stream's limit",
+			func(d events.DeadLetter) bool { return d.OutOrderID == rejected.OutOrderID }, len(body)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dl := e.waitDeadLetterWhere(t, 10*time.Second, c.name, c.match)
+			if dl.TruncatedFrom != c.size || len(dl.Data) == 0 || len(dl.Data) >= maxMsgSize {
+				t.Errorf("truncated from %d to %d bytes, want from %d to under %d", dl.TruncatedFrom, len(dl.Data), c.size, maxMsgSize)
+			}
+		})
+	}
+	t.Run("later orders still complete", func(t *testing.T) {
+		if ev.State != events.StateCompleted {
+			t.Fatalf("good intent ended %s, want completed", ev.State)
+		}
+		if n := e.waitIntentsDrained(t, 5*time.Second); n != 0 {
+			t.Errorf("%d intents were delivered more than once, want each dead letter to fit at the first try", n)
+		}
+	})
+}
+
 func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 	logs := &logBuffer{}
 	e := startEnv(t, logs.option)
@@ -109,6 +207,22 @@ func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 // paddedBody is prefix, then 'x' up to size bytes in all, then suffix.
 func paddedBody(prefix string, size int, suffix string) []byte {
 	return []byte(prefix + strings.Repeat("x", size-len(prefix)-len(suffix)) + suffix)
+}
+
+// padIntent encodes in with a payload padded so the intent is size bytes.
+func padIntent(t *testing.T, in events.Intent, size int) []byte {
+	t.Helper()
+	in.Payload = json.RawMessage(`{"pad":""}`)
+	base, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Payload = json.RawMessage(`{"pad":"` + strings.Repeat("x", size-len(base)) + `"}`)
+	body, err := json.Marshal(in)
+	if err != nil || len(body) != size {
+		t.Fatalf("padded intent is %d bytes (%v), want %d", len(body), err, size)
+	}
+	return body
 }
 
 // waitDeadLetterWhere waits for a dead letter that match accepts.

@@ -39,7 +39,8 @@ func statusMessage(s events.Subjects, o store.Order, at time.Time) store.Message
 
 // deadLetter builds the outbox message that hands o to an operator. The
 // body is the original intent, byte for byte, so that a replay republishes
-// exactly what the game server sent.
+// exactly what the game server sent; the relay cuts it only if NATS cannot
+// take it whole (see fitDeadLetter).
 func deadLetter(s events.Subjects, o store.Order, reason events.Reason, at time.Time) store.Message {
 	return store.Message{
 		Subject: s.DeadLetter(o.MgID, o.RoomID, o.OutOrderID),

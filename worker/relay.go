@@ -28,6 +28,10 @@ const (
 // not for a publish and a delete. A message whose publish failed sets the
 // cursor back to just before it; those after it go out again, which
 // JetStream's de-duplication (same Nats-Msg-Id) absorbs.
+//
+// A message too large for NATS would hold the cursor for ever, so none is
+// let to: a dead letter is cut to fit (fitDeadLetter), and a status event
+// that can never fit is dropped with an error log.
 func (w *Worker) relay(ctx context.Context) {
 	idle := time.NewTimer(0)
 	defer idle.Stop()
@@ -58,8 +62,21 @@ func (w *Worker) relayOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
+	sent := make([]*nats.Msg, len(msgs))
+	limit := w.deadLetterLimit()
 	for i, m := range msgs {
-		futures[i], err = w.js.PublishMsgAsync(natsMsg(m))
+		sent[i] = natsMsg(m)
+		if isDeadLetter(m) {
+			fitDeadLetter(sent[i], m.Data, limit)
+		}
+		futures[i], err = w.js.PublishMsgAsync(sent[i])
+		if err != nil && tooLarge(err) && !isDeadLetter(m) {
+			// Nothing can be cut from a status event; holding it would
+			// hold every event after it, of every order, for ever.
+			w.dropOutboxMessage(m, limit, err)
+			futures[i], err = nil, nil
+			continue
+		}
 		if err != nil {
 			futures = futures[:i]
 			break
@@ -74,16 +91,43 @@ func (w *Worker) relayOnce(ctx context.Context) (int, error) {
 	cursor, gap := w.outbox.cursor, false
 wait:
 	for i, f := range futures {
+		if f == nil { // dropped: done with, like an acknowledged one
+			acked = append(acked, msgs[i].ID)
+			if !gap {
+				cursor = msgs[i].ID
+			}
+			continue
+		}
 		select {
 		case <-f.Ok():
 			acked = append(acked, msgs[i].ID)
 			if !gap {
 				cursor = msgs[i].ID
 			}
-			if w.metrics != nil && msgs[i].Header[events.HeaderReason] != "" {
-				w.metrics.deadLetters.WithLabelValues(msgs[i].Header[events.HeaderReason]).Inc()
+			if isDeadLetter(msgs[i]) {
+				if w.metrics != nil {
+					w.metrics.deadLetters.WithLabelValues(msgs[i].Header[events.HeaderReason]).Inc()
+				}
+				if sent[i].Header.Get(events.HeaderTruncated) != "" {
+					w.log.Warn("dead letter truncated: the intent and its headers exceed what NATS takes in one message",
+						"subject", msgs[i].Subject, "msg_id", msgs[i].MsgID, "intent_bytes", len(msgs[i].Data),
+						"kept_bytes", len(sent[i].Data), "limit", limit)
+				}
 			}
 		case e := <-f.Err():
+			switch {
+			case tooLarge(e) && isDeadLetter(msgs[i]):
+				// The dead-letter stream takes less than the server: learn
+				// how much, and the next pass cuts the letter to fit.
+				w.learnDeadLetterLimit(ctx)
+			case tooLarge(e):
+				w.dropOutboxMessage(msgs[i], limit, e)
+				acked = append(acked, msgs[i].ID)
+				if !gap {
+					cursor = msgs[i].ID
+				}
+				continue
+			}
 			pubErr, gap = e, true
 		case <-deadline.C:
 			break wait
@@ -162,6 +206,20 @@ func (w *Worker) learnDeadLetterLimit(ctx context.Context) int64 {
 	}
 	return w.deadLetterLimit()
 }
+
+// dropOutboxMessage gives up on an outbox message that is not a dead
+// letter and that NATS refused as too large: it can never go out, and
+// while it waited every message after it would wait too. Status events are
+// a few hundred bytes, so this takes a max_payload or max_msg_size set far
+// too small; the order itself is unharmed in the store.
+func (w *Worker) dropOutboxMessage(m store.Message, limit int64, err error) {
+	w.log.Error("outbox message dropped: larger than NATS takes in one message; raise max_payload or the stream's max_msg_size",
+		"subject", m.Subject, "msg_id", m.MsgID, "bytes", len(m.Data), "limit", limit, "err", err)
+}
+
+// isDeadLetter reports whether an outbox message is a dead letter, which
+// may be cut to fit, rather than a status event, which may not.
+func isDeadLetter(m store.Message) bool { return m.Header[events.HeaderReason] != "" }
 
 // forget schedules ids for deletion.
 func (r *relayState) forget(w *Worker, ids []int64) {

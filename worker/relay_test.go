@@ -1,13 +1,16 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/storetest"
 )
@@ -65,6 +68,72 @@ func TestRelay(t *testing.T) {
 		}
 		if got := info.CachedInfo().State.Msgs; got != 1 {
 			t.Errorf("stream UNBOUND holds %d messages, want 1", got)
+		}
+	})
+
+	t.Run("a dead letter larger than the server takes goes out truncated", func(t *testing.T) {
+		w, st := relayWorker(t)
+		ctx := t.Context()
+		body := bytes.Repeat([]byte("x"), int(w.cfg.Conn.MaxPayload()))
+		dl := store.Message{Subject: w.cfg.Subjects.DeadLetter("mg", "room", "o-2"), MsgID: "o-2:dlq:2",
+			Header: map[string]string{events.HeaderReason: string(events.ReasonRejected)}, Data: body}
+		if _, err := st.Accept(ctx, []store.Accept{{Order: storetest.Order("o-2", time.Now()), Outbox: []store.Message{dl}}}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := w.relayOnce(ctx); err != nil || n != 1 {
+			t.Fatalf("relayed %d, %v; want the dead letter out", n, err)
+		}
+		w.outbox.wait(ctx)
+		if left, err := st.PendingOutbox(ctx, 0, 10); err != nil || len(left) != 0 {
+			t.Errorf("outbox = %d messages, %v; want empty", len(left), err)
+		}
+		stream, err := w.js.Stream(ctx, w.cfg.Subjects.DLQStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := stream.GetLastMsgForSubject(ctx, dl.Subject)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := got.Header.Get(events.HeaderTruncated); h != strconv.Itoa(len(body)) {
+			t.Errorf("%s = %q, want %d", events.HeaderTruncated, h, len(body))
+		}
+		if len(got.Data) == 0 || len(got.Data) >= len(body) {
+			t.Errorf("body is %d bytes, want the first bytes of %d", len(got.Data), len(body))
+		}
+	})
+
+	t.Run("a message the server can never take is dropped and those after it go out", func(t *testing.T) {
+		w, st := relayWorker(t)
+		ctx := t.Context()
+		status := w.cfg.Subjects.Status("mg", "room", "o-3")
+		msgs := []store.Message{
+			{Subject: status, MsgID: "o-3:1", Data: bytes.Repeat([]byte("x"), int(w.cfg.Conn.MaxPayload())+1)},
+			{Subject: status, MsgID: "o-3:2", Data: []byte(`{"seq":2}`)},
+		}
+		if _, err := st.Accept(ctx, []store.Accept{{Order: storetest.Order("o-3", time.Now()), Outbox: msgs}}); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := st.PendingOutbox(ctx, 0, 10)
+		if err != nil || len(stored) != 2 {
+			t.Fatalf("outbox = %d messages, %v; want two", len(stored), err)
+		}
+		if _, err := w.relayOnce(ctx); err != nil {
+			t.Fatalf("relayOnce: %v", err)
+		}
+		if w.outbox.cursor != stored[1].ID {
+			t.Errorf("cursor = %d, want %d: past both", w.outbox.cursor, stored[1].ID)
+		}
+		w.outbox.wait(ctx)
+		if left, err := st.PendingOutbox(ctx, 0, 10); err != nil || len(left) != 0 {
+			t.Errorf("outbox = %d messages, %v; want empty", len(left), err)
+		}
+		info, err := w.js.Stream(ctx, w.cfg.Subjects.StatusStream())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := info.CachedInfo().State.Msgs; got != 1 {
+			t.Errorf("status stream holds %d messages, want the one that fits", got)
 		}
 	})
 
