@@ -523,7 +523,8 @@ compensated, needs_attention or rejected order resumes from the step it
 stopped at, with the same idempotency keys. Each order's state is asked of a
 running worker first: a completed order is reported and its dead letter
 removed, and nothing is republished for it. Invalid and conflict dead letters
-are skipped: replaying them would only dead-letter them again.`, stderr)
+are skipped: replaying them would only dead-letter them again. So is a
+truncated one (Coinsaga-Truncated), whose body is not the whole intent.`, stderr)
 	r.register(fs)
 	fs.BoolVar(&r.dryRun, "dry-run", false, "print what would be done and change nothing")
 	fs.DurationVar(&r.orderTimeout, "order-timeout", 2*time.Second, "how long to wait for a worker to report an order's state (no answer: replay anyway)")
@@ -614,6 +615,11 @@ func (r *replayer) one(ctx context.Context, d deadLetter) outcome {
 		name += " order " + d.OutOrderID
 	}
 	say := func(format string, a ...any) { fmt.Fprintf(r.stdout, name+": "+format+"\n", a...) }
+	if d.TruncatedFrom > 0 {
+		say("skipped: the body is only the first %d of the intent's %d bytes (%s); have the game server publish it again, then purge this one",
+			len(d.Data), d.TruncatedFrom, events.HeaderTruncated)
+		return outSkipped
+	}
 	switch d.Reason {
 	case events.ReasonInvalid, events.ReasonConflict:
 		say("skipped: reason %s would only be dead-lettered again; publish a corrected intent, then purge this one", d.Reason)
