@@ -167,6 +167,11 @@ func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 	logs := &logBuffer{}
 	e := startEnv(t, logs.option)
 	ctx := context.Background()
+	dlq, err := e.js.Stream(ctx, e.subjects.DLQStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlqConfig := dlq.CachedInfo().Config
 	if err := e.js.DeleteStream(ctx, e.subjects.DLQStream()); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +193,7 @@ func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 		}
 	})
 	t.Run("once the stream is back the intent is dead-lettered", func(t *testing.T) {
-		if err := events.EnsureStreams(ctx, e.js, e.subjects, events.StreamOptions{}); err != nil {
+		if _, err := e.js.CreateStream(ctx, dlqConfig); err != nil {
 			t.Fatal(err)
 		}
 		dl := e.waitDeadLetterWhere(t, 10*time.Second, "the invalid intent", func(d events.DeadLetter) bool {
