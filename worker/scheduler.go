@@ -249,7 +249,9 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrde
 		return false
 	}
 	w.mu.Lock()
-	if _, busy := w.running[o.OutOrderID]; busy || !w.writes.admit(w.now()) {
+	// Not owning: our prefix lease may have lapsed, and another worker
+	// may run this order's intents now.
+	if _, busy := w.running[o.OutOrderID]; busy || !w.owning() || !w.writes.admit(w.now()) {
 		w.mu.Unlock()
 		<-w.slots
 		return false
