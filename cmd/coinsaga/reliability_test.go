@@ -169,8 +169,16 @@ func TestASecondWorkerOnAPrefixRefusesToStart(t *testing.T) {
 	t.Run("the first worker still serves", func(t *testing.T) {
 		e.completeOrders("owned-", 5)
 	})
-	t.Run("after a graceful stop, another worker takes the prefix at once", func(t *testing.T) {
+	t.Run("a graceful stop says what the drain waits for", func(t *testing.T) {
 		first.stop(30 * time.Second)
+		out := first.output()
+		for _, want := range []string{"draining: taking no new intents", "draining: every running step recorded", "worker stopped"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the drain did not log %q:\n%s", want, tail(out, 6))
+			}
+		}
+	})
+	t.Run("after a graceful stop, another worker takes the prefix at once", func(t *testing.T) {
 		second := startChild(t, e.serveArgs(t.TempDir(), "--init-store")...)
 		second.waitLog(workerStarted, 10*time.Second) // well inside the lease's 15 s
 		second.stop(30 * time.Second)
