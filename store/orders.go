@@ -24,6 +24,7 @@ var orderFields = []string{
 	"sud_order_id", "bill_no", "pay_generation",
 	"has_baseline", "baseline_balance", "baseline_save_amt", "baseline_cost_sum",
 	"has_pay_balance", "pay_balance", "used_gen_amt", "debited_at",
+	"sud_status", "ordered_at", "first_pay_at", "pay_unknown", "baseline_gen_balance",
 	"error_code", "error",
 	"created_at", "updated_at", "version",
 }
@@ -36,6 +37,7 @@ func orderArgs(o Order) []any {
 		o.SudOrderID, o.BillNo, o.PayGeneration,
 		o.HasBaseline, o.BaselineBalance, o.BaselineSaveAmt, o.BaselineCostSum,
 		o.HasPayBalance, o.PayBalance, o.UsedGenAmt, msOrNull(o.DebitedAt),
+		o.SudStatus, msOrNull(o.OrderedAt), msOrNull(o.FirstPayAt), o.PayUnknown, o.BaselineGenBalance,
 		o.ErrorCode, o.Error,
 		o.CreatedAt.UnixMilli(), o.UpdatedAt.UnixMilli(), o.Version,
 	}
@@ -114,6 +116,11 @@ type orderRow struct {
 	PayBalance      int64         `db:"pay_balance"`
 	UsedGenAmt      int64         `db:"used_gen_amt"`
 	DebitedAt       sql.NullInt64 `db:"debited_at"`
+	SudStatus       string        `db:"sud_status"`
+	OrderedAt       sql.NullInt64 `db:"ordered_at"`
+	FirstPayAt      sql.NullInt64 `db:"first_pay_at"`
+	PayUnknown      bool          `db:"pay_unknown"`
+	BaselineGenBal  int64         `db:"baseline_gen_balance"`
 	ErrorCode       string        `db:"error_code"`
 	Error           string        `db:"error"`
 	CreatedAt       int64         `db:"created_at"`
@@ -132,7 +139,9 @@ func (r orderRow) order() Order {
 		BaselineSaveAmt: r.BaselineSaveAmt, BaselineCostSum: r.BaselineCostSum,
 		HasPayBalance: r.HasPayBalance, PayBalance: r.PayBalance, UsedGenAmt: r.UsedGenAmt,
 		DebitedAt: fromNullMs(r.DebitedAt),
-		ErrorCode: r.ErrorCode, Error: r.Error,
+		SudStatus: r.SudStatus, OrderedAt: fromNullMs(r.OrderedAt), FirstPayAt: fromNullMs(r.FirstPayAt), PayUnknown: r.PayUnknown,
+		BaselineGenBalance: r.BaselineGenBal,
+		ErrorCode:          r.ErrorCode, Error: r.Error,
 		CreatedAt: fromMs(r.CreatedAt), UpdatedAt: fromMs(r.UpdatedAt), Version: r.Version,
 	}
 }
@@ -149,7 +158,9 @@ func rowOf(o Order) orderRow {
 		BaselineSaveAmt: o.BaselineSaveAmt, BaselineCostSum: o.BaselineCostSum,
 		HasPayBalance: o.HasPayBalance, PayBalance: o.PayBalance, UsedGenAmt: o.UsedGenAmt,
 		DebitedAt: msOrNull(o.DebitedAt),
-		ErrorCode: o.ErrorCode, Error: o.Error,
+		SudStatus: o.SudStatus, OrderedAt: msOrNull(o.OrderedAt), FirstPayAt: msOrNull(o.FirstPayAt), PayUnknown: o.PayUnknown,
+		BaselineGenBal: o.BaselineGenBalance,
+		ErrorCode:      o.ErrorCode, Error: o.Error,
 		CreatedAt: o.CreatedAt.UnixMilli(), UpdatedAt: o.UpdatedAt.UnixMilli(), Version: o.Version,
 	}
 }

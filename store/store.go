@@ -72,12 +72,29 @@ type Order struct {
 	BaselineBalance int64 `json:"baseline_balance"`
 	BaselineSaveAmt int64 `json:"baseline_save_amt"`
 	BaselineCostSum int64 `json:"baseline_cost_sum"`
+	// BaselineGenBalance is the gifted part of the baseline balance.
+	BaselineGenBalance int64 `json:"baseline_gen_balance"`
 
 	// The pay reply.
 	HasPayBalance bool      `json:"has_pay_balance"`
 	PayBalance    int64     `json:"pay_balance"`
 	UsedGenAmt    int64     `json:"used_gen_amt"`
 	DebitedAt     time.Time `json:"debited_at"`
+
+	// SudStatus is SUD's last reported state of the paid action
+	// (CREATED, EXECUTING, EXECUTE_SUCCESS, EXECUTE_FAIL); empty until
+	// asked. OrderedAt is when SUD took the order; its execute timeout
+	// counts from then.
+	SudStatus string    `json:"sud_status,omitempty"`
+	OrderedAt time.Time `json:"ordered_at"`
+	// FirstPayAt is when the current bill_no was first sent: the bill
+	// lives 48 hours from then, and a cancel answered "not found" proves
+	// nothing once it may have expired.
+	FirstPayAt time.Time `json:"first_pay_at"`
+	// PayUnknown: an attempt of the current pay ended without an answer
+	// (timeout, lost reply, busy), so it may have charged; a decline that
+	// follows is checked with a cancel before the order ends.
+	PayUnknown bool `json:"pay_unknown,omitempty"`
 
 	ErrorCode string `json:"error_code,omitempty"`
 	Error     string `json:"error,omitempty"`

@@ -116,6 +116,7 @@ func canon(o store.Order) store.Order {
 		return t.UTC().Round(0)
 	}
 	o.NextRunAt, o.DebitedAt = fix(o.NextRunAt), fix(o.DebitedAt)
+	o.OrderedAt, o.FirstPayAt = fix(o.OrderedAt), fix(o.FirstPayAt)
 	o.CreatedAt, o.UpdatedAt = fix(o.CreatedAt), fix(o.UpdatedAt)
 	if len(o.Intent) == 0 {
 		o.Intent = nil
@@ -205,7 +206,8 @@ func testAcceptRoundTrip(t *testing.T, s store.Store) {
 		SudOrderID: "sud-1", BillNo: "bill-1", PayGeneration: 2,
 		HasBaseline: true, BaselineBalance: -5, BaselineSaveAmt: 7, BaselineCostSum: 1 << 40,
 		HasPayBalance: true, PayBalance: 900, UsedGenAmt: 11, DebitedAt: at.Add(-time.Second),
-		ErrorCode: "code", Error: "message", CreatedAt: at.Add(-time.Hour),
+		SudStatus: "EXECUTING", OrderedAt: at.Add(-3 * time.Second), FirstPayAt: at.Add(-2 * time.Second), PayUnknown: true,
+		BaselineGenBalance: 13, ErrorCode: "code", Error: "message", CreatedAt: at.Add(-time.Hour),
 	}
 	before := time.Now().Add(-time.Second)
 	got := acceptOne(t, s, o)
