@@ -202,12 +202,12 @@ func (w *Worker) decode(ctx context.Context, m jetstream.Msg, now time.Time) (pe
 	hist := store.HistoryEntry{At: now, Attempt: 1}
 	var outbox []store.Message
 	if verr := in.Validate(w.cfg.Catalog); verr != nil {
-		o.State, o.Step = string(events.StateRejected), StepOrder
+		o.State, o.Step = string(events.StateRejected), StepBaseline
 		o.ErrorCode, o.Error = "invalid_intent", verr.Error()
 		hist.Detail = "rejected: " + verr.Error()
 		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now), deadLetter(w.cfg.Subjects, o, events.ReasonRejected, now))
 	} else {
-		o.State, o.Step, o.NextRunAt = string(events.StateAccepted), StepOrder, now
+		o.State, o.Step, o.NextRunAt = string(events.StateAccepted), StepBaseline, now
 		hist.Detail = "accepted from " + m.Subject()
 		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now))
 	}

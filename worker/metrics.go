@@ -27,6 +27,8 @@ type Metrics struct {
 	deadLetters    *prometheus.CounterVec
 	storeFailures  prometheus.Counter
 	storeFailing   prometheus.Gauge
+	declinedAfter  prometheus.Counter
+	sudVerdicts    *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them with reg.
@@ -61,10 +63,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Writes the store refused (a full disk, a broken file); while they fail, steps pause."}),
 		storeFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_store_writes_failing",
 			Help: "1 while the store's writes fail and steps are paused, else 0."}),
+		declinedAfter: prometheus.NewCounter(prometheus.CounterOpts{Name: "coinsaga_pay_declined_after_sud_total",
+			Help: "Pays declined for want of coins after SUD had the order: the player spent elsewhere since the baseline, and the action may have run unpaid."}),
+		sudVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_sud_notifications_total",
+			Help: "SUD order-change notifications received, by status."}, []string{"status"}),
 	}
 	reg.MustRegister(m.orders, m.transitions, m.intents, m.stepSeconds, m.orderSeconds, m.providerCalls,
 		m.providerSecs, m.inflight, m.waitingConfirm, m.outboxPending, m.outboxLag, m.deadLetters,
-		m.storeFailures, m.storeFailing)
+		m.storeFailures, m.storeFailing, m.declinedAfter, m.sudVerdicts)
 	return m
 }
 
@@ -82,6 +88,9 @@ func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
 		result = out.next.ErrorCode
 	}
 	m.stepSeconds.WithLabelValues(step, result).Observe(elapsed.Seconds())
+	if out.declinedAfterSUD {
+		m.declinedAfter.Inc()
+	}
 }
 
 func (m *Metrics) transition(mv move) {

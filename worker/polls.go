@@ -61,6 +61,7 @@ type confirmFacts struct {
 	provider, state, billNo                           string
 	amount                                            int64
 	baselineBalance, baselineSaveAmt, baselineCostSum int64
+	baselineGenBalance, usedGenAmt                    int64
 	payBalance                                        int64
 	hasPayBalance                                     bool
 	debitedAt                                         time.Time
@@ -71,7 +72,8 @@ func waitingOf(o store.Order, acct providers.Account) waitingOrder {
 	v := confirmView(o)
 	f := &confirmFacts{provider: canonical(v.Provider), state: canonical(v.State), billNo: v.BillNo,
 		amount: v.Amount, baselineBalance: v.BaselineBalance, baselineSaveAmt: v.BaselineSaveAmt,
-		baselineCostSum: v.BaselineCostSum, payBalance: v.PayBalance, hasPayBalance: v.HasPayBalance,
+		baselineCostSum: v.BaselineCostSum, baselineGenBalance: v.BaselineGenBalance, usedGenAmt: v.UsedGenAmt,
+		payBalance: v.PayBalance, hasPayBalance: v.HasPayBalance,
 		debitedAt: v.DebitedAt, account: unique.Make(acct)}
 	if f.billNo == v.OutOrderID {
 		f.billNo = v.OutOrderID // the first bill of an order: one string for both
@@ -103,6 +105,7 @@ func (wo waitingOrder) view() store.Order {
 		State: f.state, Step: StepConfirm, Attempt: wo.polls, NextRunAt: wo.due,
 		ErrorCode: wo.errCode, Error: wo.err, Version: wo.version,
 		BaselineBalance: f.baselineBalance, BaselineSaveAmt: f.baselineSaveAmt, BaselineCostSum: f.baselineCostSum,
+		BaselineGenBalance: f.baselineGenBalance, UsedGenAmt: f.usedGenAmt,
 		HasPayBalance: f.hasPayBalance, PayBalance: f.payBalance, DebitedAt: f.debitedAt,
 	}
 }

@@ -2,12 +2,19 @@ package worker
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
 	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -15,11 +22,12 @@ var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
 func testPolicy(now time.Time) policy {
 	return policy{
-		now:             now,
-		retry:           RetryPolicy{MaxAttempts: 3, Initial: 100 * time.Millisecond, Max: time.Second},
-		cancelRetry:     RetryPolicy{MaxAttempts: 4, Initial: 100 * time.Millisecond, Max: time.Second},
-		confirmInterval: 15 * time.Second,
-		confirmTimeout:  2 * time.Minute,
+		now:               now,
+		retry:             RetryPolicy{MaxAttempts: 3, Initial: 100 * time.Millisecond, Max: time.Second},
+		cancelRetry:       RetryPolicy{MaxAttempts: 4, Initial: 100 * time.Millisecond, Max: time.Second},
+		confirmInterval:   15 * time.Second,
+		confirmTimeout:    2 * time.Minute,
+		sudExecuteTimeout: 2 * time.Minute,
 	}
 }
 
@@ -29,7 +37,7 @@ func perr(class providers.Class, code providers.Code) error {
 
 func orderAt(step string, state events.State) store.Order {
 	return store.Order{OutOrderID: "o1", Provider: events.ProviderMOGS, Amount: 100,
-		State: string(state), Step: step, NextRunAt: t0, Version: 3}
+		State: string(state), Step: step, NextRunAt: t0, Version: 3, CreatedAt: t0.Add(-time.Minute)}
 }
 
 // want describes the interesting parts of an outcome.
@@ -70,48 +78,106 @@ func TestDecideOrder(t *testing.T) {
 	exhausted := orderAt(StepOrder, events.StateAccepted)
 	exhausted.Attempt = 2
 	tests := []struct {
-		name    string
-		order   store.Order
-		orderID string
-		err     error
-		want    want
+		name  string
+		order store.Order
+		reply orderReply
+		err   error
+		want  want
 	}{
-		{"a created order moves on to the balance baseline", orderAt(StepOrder, events.StateAccepted), "sud-1", nil,
-			want{state: events.StateOrdered, step: StepBaseline, due: true}},
-		{"a busy SUD is asked again later", orderAt(StepOrder, events.StateAccepted), "", perr(providers.Retryable, providers.CodeBusy),
+		{"a created order moves on to the pay", orderAt(StepOrder, events.StateAccepted), orderReply{orderID: "sud-1"}, nil,
+			want{state: events.StateOrdered, step: StepPay, due: true}},
+		{"an order SUD had already, and that is ours, is adopted", orderAt(StepOrder, events.StateAccepted), orderReply{orderID: "sud-1", status: "EXECUTING"}, nil,
+			want{state: events.StateOrdered, step: StepPay, due: true}},
+		{"an order SUD had already under our id but with other fields is a conflict, never paid", orderAt(StepOrder, events.StateAccepted),
+			orderReply{orderID: "sud-9", mismatch: `cmd "gift" (ours "dice")`}, nil,
+			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonConflict, code: codeSUDOrderConflict}},
+		{"an action SUD reports failed before the pay is never paid", orderAt(StepOrder, events.StateAccepted), orderReply{orderID: "sud-1", status: "EXECUTE_FAIL"}, nil,
+			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonFailed, code: codeSUDExecuteFailed}},
+		{"a busy SUD is asked again later", orderAt(StepOrder, events.StateAccepted), orderReply{}, perr(providers.Retryable, providers.CodeBusy),
 			want{state: events.StateAccepted, step: StepOrder, due: true, code: "busy", attempts: 1}},
-		{"a busy SUD past the retry budget fails the order into the dead-letter stream", exhausted, "", perr(providers.Retryable, providers.CodeBusy),
+		{"a busy SUD past the retry budget fails the order into the dead-letter stream", exhausted, orderReply{}, perr(providers.Retryable, providers.CodeBusy),
 			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonFailed, code: "busy", attempts: 2}},
-		{"SUD 10002 fails the order as rejected input, with no pay", orderAt(StepOrder, events.StateAccepted), "", perr(providers.Final, providers.CodeParamError),
+		{"SUD 10002 fails the order as rejected input, with no pay", orderAt(StepOrder, events.StateAccepted), orderReply{}, perr(providers.Final, providers.CodeParamError),
 			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonRejected, code: "param_error"}},
-		{"a bad SUD app secret fails the order for an operator", orderAt(StepOrder, events.StateAccepted), "", perr(providers.Final, providers.CodeAuthFailed),
+		{"a bad SUD app secret fails the order for an operator", orderAt(StepOrder, events.StateAccepted), orderReply{}, perr(providers.Final, providers.CodeAuthFailed),
 			want{state: events.StateFailed, step: StepOrder, dead: events.ReasonFailed, code: "auth_failed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := decideOrder(tt.order, tt.orderID, tt.err, p)
+			got := decideOrder(tt.order, tt.reply, tt.err, p)
 			check(t, got, tt.want)
-			if tt.err == nil && got.next.SudOrderID != tt.orderID {
-				t.Errorf("SUD order id = %q, want %q", got.next.SudOrderID, tt.orderID)
+			if got.next.Step == StepPay {
+				if got.next.SudOrderID != tt.reply.orderID || !got.next.OrderedAt.Equal(t0) || !got.next.FirstPayAt.Equal(t0) {
+					t.Errorf("SUD order %q ordered at %v first pay %v; want %q, both %v", got.next.SudOrderID, got.next.OrderedAt, got.next.FirstPayAt, tt.reply.orderID, t0)
+				}
 			}
 		})
 	}
 }
 
-func TestDecideBaselineRecordsTheBalanceBeforeThePay(t *testing.T) {
-	o := orderAt(StepBaseline, events.StateOrdered)
+func TestSameOrderComparesEveryFieldSUDRuns(t *testing.T) {
+	in := &events.Intent{MgID: "mg", Cmd: "dice", FromUID: "u1", ToUID: "u2", Value: 6}
+	ours := sud.Order{MgID: "mg", Cmd: "dice", FromUID: "u1", ToUID: "u2", Value: 6}
+	if d := sameOrder(in, ours); d != "" {
+		t.Fatalf("our own order differs: %s", d)
+	}
+	for name, change := range map[string]func(*sud.Order){
+		"mg_id": func(q *sud.Order) { q.MgID = "other" }, "cmd": func(q *sud.Order) { q.Cmd = "gift" },
+		"value": func(q *sud.Order) { q.Value = 5 }, "from_uid": func(q *sud.Order) { q.FromUID = "u9" },
+		"to_uid": func(q *sud.Order) { q.ToUID = "" },
+	} {
+		t.Run("another "+name+" is not our order", func(t *testing.T) {
+			q := ours
+			change(&q)
+			if d := sameOrder(in, q); !strings.Contains(d, name) {
+				t.Fatalf("difference %q does not name %s", d, name)
+			}
+		})
+	}
+}
+
+func TestDecideBaselineComesBeforeSUD(t *testing.T) {
+	p := testPolicy(t0)
+	o := orderAt(StepBaseline, events.StateAccepted)
 	o.PayGeneration = 2
-	got := decideBaseline(o, providers.Balance{Balance: 900, CostSum: 50, SaveAmt: 1000}, nil, testPolicy(t0))
-	check(t, got, want{state: events.StateOrdered, step: StepPay, due: true})
-	n := got.next
-	if !n.HasBaseline || n.BaselineBalance != 900 || n.BaselineCostSum != 50 || n.BaselineSaveAmt != 1000 {
-		t.Errorf("baseline not recorded: %+v", n)
-	}
-	if n.BillNo != "o1.2" {
-		t.Errorf("bill_no = %q, want o1.2 (generation 2)", n.BillNo)
-	}
-	declined := decideBaseline(o, providers.Balance{}, perr(providers.Final, providers.CodeLoginFailed), testPolicy(t0))
-	check(t, declined, want{state: events.StateFailed, step: StepBaseline, code: "login_failed"})
+	t.Run("a player who can pay has the balance recorded and goes on to SUD", func(t *testing.T) {
+		got := decideBaseline(o, providers.Balance{Balance: 900, GenBalance: 30, CostSum: 50, SaveAmt: 1000}, nil, p)
+		check(t, got, want{state: events.StateAccepted, step: StepOrder, due: true})
+		n := got.next
+		if !n.HasBaseline || n.BaselineBalance != 900 || n.BaselineCostSum != 50 || n.BaselineSaveAmt != 1000 || n.BaselineGenBalance != 30 {
+			t.Errorf("baseline not recorded: %+v", n)
+		}
+		if n.BillNo != billNo("o1", 2) {
+			t.Errorf("bill_no = %q, want generation 2's %q", n.BillNo, billNo("o1", 2))
+		}
+	})
+	t.Run("a player whose balance is below the amount fails before SUD sees the order", func(t *testing.T) {
+		got := decideBaseline(o, providers.Balance{Balance: 99}, nil, p)
+		check(t, got, want{state: events.StateFailed, step: StepBaseline, code: "insufficient_balance"})
+	})
+	t.Run("a balance exactly the amount is enough", func(t *testing.T) {
+		check(t, decideBaseline(o, providers.Balance{Balance: 100}, nil, p), want{state: events.StateAccepted, step: StepOrder, due: true})
+	})
+	t.Run("an order SUD has already (a replay) goes straight to the pay", func(t *testing.T) {
+		replayed := o
+		replayed.SudOrderID, replayed.State = "sud-1", string(events.StateOrdered)
+		got := decideBaseline(replayed, providers.Balance{Balance: 900}, nil, p)
+		check(t, got, want{state: events.StateOrdered, step: StepPay, due: true})
+		if !got.next.FirstPayAt.Equal(t0) {
+			t.Errorf("first pay at %v, want %v", got.next.FirstPayAt, t0)
+		}
+	})
+	t.Run("a bill already sent keeps its number", func(t *testing.T) {
+		sent := o
+		sent.BillNo, sent.FirstPayAt = "o1", t0.Add(-time.Hour)
+		if got := decideBaseline(sent, providers.Balance{Balance: 900}, nil, p); got.next.BillNo != "o1" {
+			t.Errorf("bill_no = %q, want the bill already sent", got.next.BillNo)
+		}
+	})
+	t.Run("a login failure is the player's outcome", func(t *testing.T) {
+		check(t, decideBaseline(o, providers.Balance{}, perr(providers.Final, providers.CodeLoginFailed), p),
+			want{state: events.StateFailed, step: StepBaseline, code: "login_failed"})
+	})
 }
 
 func TestDecidePay(t *testing.T) {
@@ -159,6 +225,8 @@ func TestDebitVisible(t *testing.T) {
 		HasPayBalance: true, PayBalance: 900}
 	midasNoReply := midas
 	midasNoReply.HasPayBalance = false
+	midasGen := midas // 30 gifted at the baseline, 20 of them spent by the pay
+	midasGen.BaselineGenBalance, midasGen.UsedGenAmt = 30, 20
 	tests := []struct {
 		name  string
 		order store.Order
@@ -172,6 +240,10 @@ func TestDebitVisible(t *testing.T) {
 		{"Midas: the balance from before the pay does not", midas, providers.Balance{Balance: 1000, SaveAmt: 5000}, false},
 		{"Midas: a top-up since the baseline is allowed for", midas, providers.Balance{Balance: 950, SaveAmt: 5050}, true},
 		{"Midas: without the pay's balance the baseline less the amount decides", midasNoReply, providers.Balance{Balance: 900, SaveAmt: 5000}, true},
+		{"Midas: a gift received during the window does not hide the debit", midas, providers.Balance{Balance: 950, GenBalance: 50, SaveAmt: 5000}, true},
+		{"Midas: a gift never makes a debit that did not happen look done", midas, providers.Balance{Balance: 1050, GenBalance: 50, SaveAmt: 5000}, false},
+		{"Midas: gifted coins the pay spent are not taken for a gift", midasGen, providers.Balance{Balance: 900, GenBalance: 10, SaveAmt: 5000}, true},
+		{"Midas: gifted coins the pay spent do not hide a missing debit", midasGen, providers.Balance{Balance: 1000, GenBalance: 30, SaveAmt: 5000}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,9 +259,9 @@ func TestDecideConfirm(t *testing.T) {
 	o.HasBaseline, o.BaselineCostSum, o.DebitedAt, o.BillNo = true, 500, t0, "o1"
 	notYet := providers.Balance{CostSum: 500}
 	readAt := func(b providers.Balance, at time.Time) balanceReading { return balanceReading{Balance: b, at: at} }
-	t.Run("a visible debit completes the order", func(t *testing.T) {
+	t.Run("a visible debit moves on to SUD's verdict at once", func(t *testing.T) {
 		check(t, decideConfirm(o, readAt(providers.Balance{CostSum: 600, Balance: 900}, t0), nil, testPolicy(t0)),
-			want{state: events.StateCompleted, step: StepDone})
+			want{state: events.StateDebited, step: StepVerdict, due: true})
 	})
 	t.Run("an invisible debit is polled again one interval later", func(t *testing.T) {
 		got := decideConfirm(o, readAt(notYet, t0), nil, testPolicy(t0))
@@ -342,15 +414,151 @@ func TestDecideCancel(t *testing.T) {
 	})
 }
 
-func TestBillNoIsOneToOne(t *testing.T) {
-	// "a.1" cannot be an out_order_id, so generation 1 of "a" can never
-	// collide with generation 0 of another order.
-	if billNo("a", 0) != "a" || billNo("a", 1) != "a.1" {
-		t.Fatalf("billNo = %q, %q", billNo("a", 0), billNo("a", 1))
+func TestBillNoFitsTheWallets(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d (set COINSAGA_BILL_SEED to replay)", seed)
+	if v := os.Getenv("COINSAGA_BILL_SEED"); v != "" {
+		seed, _ = strconv.ParseInt(v, 10, 64)
 	}
-	if events.ValidID(billNo("a", 1)) {
-		t.Fatal("a later generation's bill_no must not be a valid out_order_id")
+	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+	ids := []string{"a", "1659497694000", "_lead", "-lead", strings.Repeat("z", 62), strings.Repeat("z", 63), strings.Repeat("z", 64),
+		strings.Repeat("_", 64), "a-1", "a_1", "b" + strings.Repeat("_", 17) + "x"}
+	for range 2000 {
+		b := make([]byte, 1+rng.IntN(64))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		ids = append(ids, string(b))
 	}
+	rule := regexp.MustCompile(`^[0-9A-Za-z-][0-9A-Za-z_-]{0,62}$`)
+	seen := map[string]string{}
+	for _, id := range ids {
+		if !events.ValidID(id) {
+			t.Fatalf("test id %q is not a valid out_order_id", id)
+		}
+		for gen := range 4 {
+			b := billNo(id, gen)
+			if !rule.MatchString(b) {
+				t.Fatalf("billNo(%q, %d) = %q breaks the wallets' rule", id, gen, b)
+			}
+			if b != billNo(id, gen) {
+				t.Fatalf("billNo(%q, %d) is not deterministic", id, gen)
+			}
+			key := fmt.Sprintf("%s/%d", id, gen)
+			if other, dup := seen[b]; dup && other != key {
+				t.Fatalf("bill_no %q is shared by %s and %s", b, other, key)
+			}
+			seen[b] = key
+		}
+	}
+	t.Run("the first bill of a short order is its out_order_id", func(t *testing.T) {
+		if got := billNo("1659497694000", 0); got != "1659497694000" {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
+
+func TestDecideVerdict(t *testing.T) {
+	o := orderAt(StepVerdict, events.StateDebited)
+	o.BillNo, o.DebitedAt, o.OrderedAt = "o1", t0, t0.Add(-time.Second)
+	tests := []struct {
+		name   string
+		status string
+		err    error
+		now    time.Time
+		want   want
+	}{
+		{"EXECUTE_SUCCESS with the debit confirmed completes the order", "EXECUTE_SUCCESS", nil, t0,
+			want{state: events.StateCompleted, step: StepDone}},
+		{"EXECUTE_FAIL after the debit compensates it", "EXECUTE_FAIL", nil, t0,
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: codeSUDExecuteFailed}},
+		{"an action still executing is asked again later", "EXECUTING", nil, t0,
+			want{state: events.StateDebited, step: StepVerdict, due: true, attempts: 1}},
+		{"a failed query is asked again later", "", perr(providers.Retryable, providers.CodeBusy), t0,
+			want{state: events.StateDebited, step: StepVerdict, due: true, attempts: 1, code: "busy"}},
+		{"an action undecided past the execute timeout goes to an operator, not a guess", "EXECUTING", nil, t0.Add(2 * time.Minute),
+			want{state: events.StateNeedsAttention, step: StepVerdict, dead: events.ReasonNeedsAttention, code: codeSUDExecuteTimeout}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check(t, decideVerdict(o, tt.status, tt.err, testPolicy(tt.now)), tt.want)
+		})
+	}
+	t.Run("the next query is at most 5 s later and never after the timeout", func(t *testing.T) {
+		got := decideVerdict(o, "EXECUTING", nil, testPolicy(t0))
+		if !got.next.NextRunAt.Equal(t0.Add(5 * time.Second)) {
+			t.Errorf("next query at %v, want 5 s later", got.next.NextRunAt)
+		}
+		late := decideVerdict(o, "EXECUTING", nil, testPolicy(t0.Add(118*time.Second)))
+		if !late.next.NextRunAt.Equal(o.OrderedAt.Add(2 * time.Minute)) {
+			t.Errorf("next query at %v, want the timeout", late.next.NextRunAt)
+		}
+	})
+	t.Run("a compensation for EXECUTE_FAIL ends compensated with that cause", func(t *testing.T) {
+		cancelling := decideVerdict(o, "EXECUTE_FAIL", nil, testPolicy(t0)).next
+		check(t, decideCancel(cancelling, providers.CancelReply{Class: providers.OK}, nil, testPolicy(t0)),
+			want{state: events.StateCompensated, step: StepBaseline, dead: events.ReasonFailed, code: codeSUDExecuteFailed})
+	})
+}
+
+func TestDecidePayBefore(t *testing.T) {
+	o := orderAt(StepPay, events.StateOrdered)
+	o.BillNo, o.FirstPayAt = "o1", t0.Add(-time.Hour)
+	t.Run("an action SUD reported failed is not paid", func(t *testing.T) {
+		out, stopped := decidePayBefore(o, "EXECUTE_FAIL", testPolicy(t0))
+		if !stopped {
+			t.Fatal("the pay would go ahead")
+		}
+		check(t, out, want{state: events.StateFailed, step: StepPay, dead: events.ReasonFailed, code: codeSUDExecuteFailed})
+	})
+	t.Run("a young bill is paid", func(t *testing.T) {
+		if _, stopped := decidePayBefore(o, "EXECUTING", testPolicy(t0)); stopped {
+			t.Fatal("the pay was stopped")
+		}
+	})
+	t.Run("a bill first used more than 47 h ago is never sent again", func(t *testing.T) {
+		out, stopped := decidePayBefore(o, "", testPolicy(o.FirstPayAt.Add(47*time.Hour)))
+		if !stopped {
+			t.Fatal("the pay would go ahead with an expired bill")
+		}
+		check(t, out, want{state: events.StateNeedsAttention, step: StepPay, dead: events.ReasonNeedsAttention, code: codeBillExpired})
+	})
+}
+
+func TestADeclineAfterAnUnknownPayIsCheckedWithACancel(t *testing.T) {
+	p := testPolicy(t0)
+	o := orderAt(StepPay, events.StateOrdered)
+	o.BillNo, o.FirstPayAt, o.HasBaseline, o.SudOrderID = "o1", t0, true, "sud-1"
+	lost := decidePay(o, providers.DebitReply{}, perr(providers.Retryable, providers.CodeTimeout), p)
+	if !lost.next.PayUnknown {
+		t.Fatal("a timed-out pay is not marked unknown")
+	}
+	for _, code := range []providers.Code{providers.CodeInsufficientBalance, providers.CodeLoginFailed, providers.CodeRiskControl, providers.CodeParamError} {
+		t.Run(string(code)+" after a timeout cancels before deciding", func(t *testing.T) {
+			got := decidePay(lost.next, providers.DebitReply{}, perr(providers.Final, code), p)
+			check(t, got, want{state: events.StateCompensating, step: StepCancel, due: true, code: string(code)})
+			failed := decideCancel(got.next, providers.CancelReply{}, perr(providers.Final, providers.CodeNotFound), p)
+			check(t, failed, want{state: events.StateFailed, step: StepBaseline, dead: events.ReasonFailed, code: string(code)})
+		})
+	}
+	t.Run("a decline with no unknown attempt before it fails at once, and counts when SUD had the order", func(t *testing.T) {
+		got := decidePay(o, providers.DebitReply{}, perr(providers.Final, providers.CodeInsufficientBalance), p)
+		check(t, got, want{state: events.StateFailed, step: StepBaseline, code: "insufficient_balance"})
+		if !got.declinedAfterSUD {
+			t.Error("not counted as declined after SUD")
+		}
+	})
+}
+
+func TestACancelAnsweredNotFoundProvesNothingOnceTheBillMayHaveExpired(t *testing.T) {
+	o := orderAt(StepCancel, events.StateCompensating)
+	o.BillNo, o.FirstPayAt, o.ErrorCode = "o1", t0, codeConfirmTimeout
+	notFound := perr(providers.Final, providers.CodeNotFound)
+	check(t, decideCancel(o, providers.CancelReply{}, notFound, testPolicy(t0.Add(46*time.Hour))),
+		want{state: events.StateFailed, step: StepBaseline, dead: events.ReasonFailed, code: codeConfirmTimeout})
+	check(t, decideCancel(o, providers.CancelReply{}, notFound, testPolicy(t0.Add(47*time.Hour))),
+		want{state: events.StateNeedsAttention, step: StepCancel, dead: events.ReasonNeedsAttention, code: codeBillExpired})
 }
 
 func TestRetryDelayGrowsAndIsCapped(t *testing.T) {

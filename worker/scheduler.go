@@ -52,7 +52,7 @@ type dueBatch struct {
 // to show must not stop new orders, and a flood of new orders must not
 // stop the polls that complete (or compensate) the waiting ones. The work
 // queue is read from the store; the polls wait in memory (waitingOrders).
-var workSteps = []string{StepOrder, StepBaseline, StepPay, StepCancel}
+var workSteps = []string{StepBaseline, StepOrder, StepPay, StepVerdict, StepCancel}
 
 // dueQueues are the work queue's batch in hand and the new orders the
 // consumer handed over (see handoff), which start after that batch.

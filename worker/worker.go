@@ -51,6 +51,10 @@ type Config struct {
 	// ConfirmTimeout is how long after the debit it may take to show
 	// before the order is compensated; zero means 2 minutes.
 	ConfirmTimeout time.Duration
+	// SUDExecuteTimeout is how long after SUD took an order its action may
+	// stay undecided before the order goes to an operator
+	// (needs_attention); zero means 2 minutes.
+	SUDExecuteTimeout time.Duration
 	// Retry bounds the order, baseline and pay steps; CancelRetry the
 	// compensation, which deserves more patience (zero: 10 attempts up
 	// to 30s apart).
@@ -126,6 +130,9 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.ConfirmTimeout <= 0 {
 		cfg.ConfirmTimeout = 2 * time.Minute
 	}
+	if cfg.SUDExecuteTimeout <= 0 {
+		cfg.SUDExecuteTimeout = 2 * time.Minute
+	}
 	if cfg.CancelRetry == (RetryPolicy{}) {
 		cfg.CancelRetry = RetryPolicy{MaxAttempts: 10, Initial: 500 * time.Millisecond, Max: 30 * time.Second}
 	}
@@ -145,7 +152,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		stepCtx:   context.Background(), // Run sets the real one
-		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval)},
+		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval), verdicts: newVerdicts(cfg.Now)},
 		slots:     make(chan struct{}, cfg.Concurrency),
 		running:   make(map[string]struct{}),
 		committed: make(map[string]time.Time),
@@ -319,5 +326,6 @@ func wake(ch chan struct{}) {
 // policy snapshots the decision parameters at now.
 func (w *Worker) policy(now time.Time) policy {
 	return policy{now: now, retry: w.cfg.Retry, cancelRetry: w.cfg.CancelRetry,
-		confirmInterval: w.cfg.ConfirmInterval, confirmTimeout: w.cfg.ConfirmTimeout}
+		confirmInterval: w.cfg.ConfirmInterval, confirmTimeout: w.cfg.ConfirmTimeout,
+		sudExecuteTimeout: w.cfg.SUDExecuteTimeout}
 }

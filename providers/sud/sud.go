@@ -169,6 +169,10 @@ type Order struct {
 	OutOrderID string
 	OrderID    string
 	Status     string // StatusCreated, StatusExecuting, StatusExecuteFail, StatusExecuteSuccess
+	// The order's own fields, to tell our order from another one under
+	// the same out_order_id.
+	MgID, Cmd, FromUID, ToUID string
+	Value                     int64
 }
 
 // envelope is SUD's BaseResp.
@@ -182,6 +186,11 @@ type orderData struct {
 	OutOrderID providers.FlexString `json:"out_order_id"`
 	OrderID    providers.FlexString `json:"order_id"`
 	Status     string               `json:"status"`
+	MgID       providers.FlexString `json:"mg_id"`
+	Cmd        string               `json:"cmd"`
+	FromUID    providers.FlexString `json:"from_uid"`
+	ToUID      providers.FlexString `json:"to_uid"`
+	Value      providers.FlexInt    `json:"value"`
 }
 
 // CreateOrder places the in-game paid order, keyed by r.OutOrderID.
@@ -225,7 +234,9 @@ func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, erro
 	if err != nil {
 		return Order{}, err
 	}
-	return Order{OutOrderID: outOrderID, OrderID: string(env.data.OrderID), Status: env.data.Status}, nil
+	d := env.data
+	return Order{OutOrderID: outOrderID, OrderID: string(d.OrderID), Status: d.Status,
+		MgID: string(d.MgID), Cmd: d.Cmd, FromUID: string(d.FromUID), ToUID: string(d.ToUID), Value: int64(d.Value)}, nil
 }
 
 // checkID refuses an id SUD would refuse, before it leaves the process.
