@@ -119,6 +119,11 @@ func TestInsufficientBalanceFailsWithNothingCharged(t *testing.T) {
 	if b := e.bills(in.Payment.OpenID); len(b) != 0 {
 		t.Errorf("bills %+v, want none", b)
 	}
+	for _, o := range e.sandbox.SUDOrders() {
+		if o.OutOrderID == in.OutOrderID {
+			t.Errorf("SUD saw the order of a player who cannot pay (it runs the action on create_order): %+v", o)
+		}
+	}
 	for _, dl := range e.deadLetters() {
 		if dl.OutOrderID == in.OutOrderID {
 			t.Errorf("a business decline must not be dead-lettered: %+v", dl)

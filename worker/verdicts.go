@@ -1,10 +1,14 @@
 package worker
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers/sud"
+	"github.com/coinsaga/coinsaga/store"
 )
 
 // verdicts holds the execution states SUD notified
@@ -75,4 +79,46 @@ func (v *verdicts) forget(outOrderID string) {
 
 func final(status string) bool {
 	return status == sud.StatusExecuteSuccess || status == sud.StatusExecuteFail
+}
+
+// SUDNotified takes SUD's notification that an order's action changed
+// state (sud.mg.merchant.order.changed). It is a hint, never the only
+// source: the pay step will not pay for an action notified failed, and an
+// order waiting for its verdict is polled at once instead of at its next
+// query_order. An error makes the caller answer SUD with a failure, so
+// that SUD notifies again.
+func (w *Worker) SUDNotified(ctx context.Context, outOrderID, status string) error {
+	w.saga.verdicts.put(outOrderID, status)
+	if w.metrics != nil {
+		w.metrics.sudVerdicts.WithLabelValues(status).Inc()
+	}
+	if !final(status) {
+		return nil
+	}
+	o, err := w.cfg.Store.Get(ctx, outOrderID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // pruned long ago, or another deployment's order
+	}
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", outOrderID, err)
+	}
+	if o.Step != StepVerdict || o.NextRunAt.IsZero() || !o.NextRunAt.After(w.now()) || w.isRunning(outOrderID) {
+		return nil // not waiting for it, or about to run anyway
+	}
+	due := o
+	due.NextRunAt = w.now()
+	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: o, To: due,
+		History: []store.HistoryEntry{{At: w.now(), State: o.State, Step: StepVerdict, Attempt: o.Attempt + 1,
+			Detail: "SUD notified " + status + "; asking at once"}}})
+	if errors.Is(err, store.ErrStale) {
+		return nil // it moved on meanwhile
+	}
+	if err != nil {
+		return fmt.Errorf("notify %s: %w", outOrderID, err)
+	}
+	if !w.tryStart(stored, time.Now()) {
+		w.fresh.markStore()
+		wake(w.wakeSched)
+	}
+	return nil
 }

@@ -44,6 +44,7 @@ type serveFlags struct {
 	confirmInterval time.Duration
 	confirmTimeout  time.Duration
 	maxAttempts     int
+	sudExecTimeout  time.Duration
 	retention       time.Duration
 	syncFull        bool
 	initStore       bool
@@ -68,6 +69,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.confirmInterval, "confirm-interval", 15*time.Second, "time between balance polls confirming a debit")
 	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", 2*time.Minute, "how long a debit may take to show before it is compensated")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 6, "calls per saga step before a transient failure counts as final")
+	fs.DurationVar(&f.sudExecTimeout, "sud-execute-timeout", 2*time.Minute, "how long SUD may take to decide an order's action before the order goes to an operator (needs_attention)")
 	fs.DurationVar(&f.retention, "retention", 0, "delete terminal orders this long after they ended (0 keeps them)")
 	fs.BoolVar(&f.syncFull, "sync-full", false, "fsync every SQLite commit (survives power loss; slower)")
 	fs.BoolVar(&f.initStore, "init-store", false, "start with a new, empty store although NATS shows an earlier store's work (after a deliberate reset: orders of the lost store stay unfinished)")
@@ -196,8 +198,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Conn: nc, Subjects: subjects, Store: st, Owner: &owner, SUD: sudClient, Wallets: wallets,
 		Streams:     events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
 		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
-		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
-		Logger: log, Metrics: metrics,
+		SUDExecuteTimeout: f.sudExecTimeout,
+		Retry:             worker.RetryPolicy{MaxAttempts: f.maxAttempts},
+		Logger:            log, Metrics: metrics,
 	})
 	if err != nil {
 		return err
