@@ -172,12 +172,53 @@ func ParamError(provider, endpoint, msg string) *Error {
 	return &Error{Provider: provider, Endpoint: endpoint, Class: Final, Code: CodeParamError, Msg: msg}
 }
 
-// CheckMoneyCall refuses a money-moving call without an idempotency key or
-// a positive amount before it leaves the process. Without a key a provider
-// may invent one (MOGS does), and a retry of that call could charge twice.
+// MaxBillNoLen is the longest bill number MOGS and Midas accept.
+const MaxBillNoLen = 63
+
+// BillNoProblem says why s cannot be a MOGS or Midas bill number, "" when it
+// can. The rule (providers.md, "Learned since": bill numbers) is WeChat
+// mini-game midas's, whose field names MOGS shares and which Midas is
+// assumed to follow: 1 to 63 characters of [0-9A-Za-z_-], not starting with
+// "_". A number that breaks it is refused by the provider, so a saga that
+// generated one could never pay.
+func BillNoProblem(s string) string {
+	switch {
+	case s == "":
+		return "empty bill number"
+	case len(s) > MaxBillNoLen:
+		return fmt.Sprintf("bill number of %d characters, at most %d allowed", len(s), MaxBillNoLen)
+	case s[0] == '_':
+		return fmt.Sprintf("bill number %q starts with _", s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || c == '_' || c == '-') {
+			return fmt.Sprintf("bill number %q has %q at byte %d, only [0-9A-Za-z_-] allowed", s, c, i)
+		}
+	}
+	return ""
+}
+
+// ValidBillNo reports whether s is a bill number MOGS and Midas accept.
+func ValidBillNo(s string) bool { return BillNoProblem(s) == "" }
+
+// CheckBillNo refuses, before it leaves the process, a call whose bill
+// number the provider would refuse.
+func CheckBillNo(provider, endpoint, billNo string) error {
+	if p := BillNoProblem(billNo); p != "" {
+		return ParamError(provider, endpoint, p)
+	}
+	return nil
+}
+
+// CheckMoneyCall refuses a money-moving call without a valid idempotency
+// key or a positive amount before it leaves the process. Without a key a
+// provider may invent one (MOGS does), and a retry of that call could
+// charge twice; a key outside the bill-number rule is refused by the
+// provider anyway.
 func CheckMoneyCall(provider, endpoint, key string, amount int64) error {
-	if key == "" {
-		return ParamError(provider, endpoint, "empty bill number")
+	if err := CheckBillNo(provider, endpoint, key); err != nil {
+		return err
 	}
 	if amount <= 0 {
 		return ParamError(provider, endpoint, fmt.Sprintf("amount must be positive, got %d", amount))

@@ -168,3 +168,51 @@ func TestNopObserver(t *testing.T) {
 	var o providers.Observer = providers.NopObserver{}
 	o.ObserveCall("mogs", "pay", providers.OK, time.Millisecond) // must not panic
 }
+
+func TestBillNoRule(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		bill  string
+		valid bool
+	}{
+		{"letters, digits, dash and underscore are a bill number", "Order_42-a", true},
+		{"a single digit is a bill number", "7", true},
+		{"63 characters are a bill number", strings.Repeat("a", 63), true},
+		{"an underscore inside is a bill number", "a_", true},
+		{"an empty string is not a bill number", "", false},
+		{"64 characters are not a bill number", strings.Repeat("a", 64), false},
+		{"a leading underscore is not a bill number", "_a1", false},
+		{"a dot is not a bill number", "order-1.1", false},
+		{"a space is not a bill number", "a b", false},
+		{"a tilde is not a bill number", "a~b", false},
+		{"a plus is not a bill number", "a+b", false},
+		{"a non-ASCII letter is not a bill number", "订单1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := providers.ValidBillNo(tt.bill); got != tt.valid {
+				t.Errorf("ValidBillNo(%q) = %v, want %v (%s)", tt.bill, got, tt.valid, providers.BillNoProblem(tt.bill))
+			}
+			err := providers.CheckBillNo("mogs", "pay", tt.bill)
+			if tt.valid {
+				if err != nil {
+					t.Errorf("CheckBillNo = %v, want nil", err)
+				}
+				return
+			}
+			var pe *providers.Error
+			if !errors.As(err, &pe) || pe.Class != providers.Final || pe.Code != providers.CodeParamError || pe.Msg == "" {
+				t.Errorf("CheckBillNo = %v, want a final param error with a message", err)
+			}
+		})
+	}
+
+	t.Run("a money call with a bill number that breaks the rule is refused", func(t *testing.T) {
+		t.Parallel()
+		if err := providers.CheckMoneyCall("midas", "pay_m", "o1.1", 10); providers.CodeOf(err) != providers.CodeParamError {
+			t.Errorf("CheckMoneyCall = %v, want a param error", err)
+		}
+	})
+}

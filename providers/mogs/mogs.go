@@ -152,8 +152,8 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 // Cancel reverses the pay with c.BillNo. MOGS's cancelpay takes no amount;
 // c.Amount is not sent.
 func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn providers.Cancel) (providers.CancelReply, error) {
-	if cn.BillNo == "" {
-		return providers.CancelReply{}, providers.ParamError(Provider, EndpointCancelPay, "empty bill_no")
+	if err := providers.CheckBillNo(Provider, EndpointCancelPay, cn.BillNo); err != nil {
+		return providers.CancelReply{}, err
 	}
 	rep, err := c.call(ctx, EndpointCancelPay, acct, request{BillNo: cn.BillNo, PayItem: acct.MOGS.PayItem})
 	if err != nil {
