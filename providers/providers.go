@@ -225,3 +225,98 @@ func CheckMoneyCall(provider, endpoint, key string, amount int64) error {
 	}
 	return nil
 }
+
+// CodeRow is what one provider return code means, as data. The clients
+// classify every reply by reading their table, and each row says where its
+// meaning comes from, so that a doubtful classification can be traced and
+// corrected in one place.
+type CodeRow struct {
+	Ret int
+	// Endpoints lists where Ret has this meaning; nil means every endpoint.
+	// A row that names the endpoint wins over a row for every endpoint.
+	Endpoints []string
+	Class     Class
+	Code      Code // "" for OK and AlreadyDone
+	// Source is the seed document (file name), the providers.md rule, or
+	// "assumption: " and what is assumed.
+	Source string
+}
+
+func (r CodeRow) appliesTo(endpoint string) bool {
+	if r.Endpoints == nil {
+		return true
+	}
+	for _, e := range r.Endpoints {
+		if e == endpoint {
+			return true
+		}
+	}
+	return false
+}
+
+// CodeTable is one provider's return codes.
+type CodeTable []CodeRow
+
+// Lookup returns the row that gives ret its meaning on endpoint: the row
+// naming endpoint, else the row for every endpoint.
+func (t CodeTable) Lookup(endpoint string, ret int) (CodeRow, bool) {
+	var general *CodeRow
+	for i := range t {
+		r := &t[i]
+		if r.Ret != ret || !r.appliesTo(endpoint) {
+			continue
+		}
+		if r.Endpoints != nil {
+			return *r, true
+		}
+		general = r
+	}
+	if general != nil {
+		return *general, true
+	}
+	return CodeRow{}, false
+}
+
+// Classify maps ret on endpoint to an outcome. A code without a row is
+// Final with CodeUnknown: a refusal we cannot read must not be retried into
+// a second charge, nor taken for a success.
+func (t CodeTable) Classify(endpoint string, ret int) (Class, Code) {
+	if r, ok := t.Lookup(endpoint, ret); ok {
+		return r.Class, r.Code
+	}
+	return Final, CodeUnknown
+}
+
+// Check reports the first inconsistency of the table: a row without a
+// source, a success with a failure code or a failure without one, or two
+// rows that give the same code on the same endpoint a meaning.
+func (t CodeTable) Check() error {
+	type key struct {
+		ret      int
+		endpoint string // "" for every endpoint
+	}
+	seen := make(map[key]bool)
+	for _, r := range t {
+		if r.Source == "" {
+			return fmt.Errorf("ret %d has no source", r.Ret)
+		}
+		success := r.Class == OK || r.Class == AlreadyDone
+		if success != (r.Code == "") {
+			return fmt.Errorf("ret %d: class %v with code %q", r.Ret, r.Class, r.Code)
+		}
+		if r.Endpoints != nil && len(r.Endpoints) == 0 {
+			return fmt.Errorf("ret %d: an empty endpoint list (nil means every endpoint)", r.Ret)
+		}
+		eps := r.Endpoints
+		if eps == nil {
+			eps = []string{""}
+		}
+		for _, e := range eps {
+			if seen[key{r.Ret, e}] {
+				return fmt.Errorf("ret %d has two rows for endpoint %q", r.Ret, e)
+			}
+			seen[key{r.Ret, e}] = true
+		}
+	}
+	return nil
+}

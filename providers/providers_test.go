@@ -216,3 +216,65 @@ func TestBillNoRule(t *testing.T) {
 		}
 	})
 }
+
+func TestCodeTable(t *testing.T) {
+	t.Parallel()
+	table := providers.CodeTable{
+		{Ret: 0, Class: providers.OK, Source: "seed"},
+		{Ret: 7, Class: providers.Final, Code: providers.CodeParamError, Source: "seed"},
+		{Ret: 7, Endpoints: []string{"cancel"}, Class: providers.Retryable, Code: providers.CodeBusy, Source: "assumption: test"},
+		{Ret: 8, Endpoints: []string{"pay", "present"}, Class: providers.AlreadyDone, Source: "assumption: test"},
+	}
+	if err := table.Check(); err != nil {
+		t.Fatalf("Check = %v", err)
+	}
+	tests := []struct {
+		name     string
+		endpoint string
+		ret      int
+		class    providers.Class
+		code     providers.Code
+	}{
+		{"a row for every endpoint applies to any endpoint", "pay", 0, providers.OK, ""},
+		{"a row for every endpoint applies where no row names the endpoint", "pay", 7, providers.Final, providers.CodeParamError},
+		{"a row naming the endpoint wins over the row for every endpoint", "cancel", 7, providers.Retryable, providers.CodeBusy},
+		{"a row naming endpoints applies to each of them", "present", 8, providers.AlreadyDone, ""},
+		{"a row naming other endpoints does not apply", "cancel", 8, providers.Final, providers.CodeUnknown},
+		{"a code without a row is final unknown", "pay", 9, providers.Final, providers.CodeUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			class, code := table.Classify(tt.endpoint, tt.ret)
+			if class != tt.class || code != tt.code {
+				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
+			}
+		})
+	}
+
+	bad := []struct {
+		name  string
+		table providers.CodeTable
+	}{
+		{"a row without a source is refused", providers.CodeTable{{Ret: 1, Class: providers.Final, Code: providers.CodeUnknown}}},
+		{"a success with a failure code is refused", providers.CodeTable{{Ret: 0, Class: providers.OK, Code: providers.CodeBusy, Source: "s"}}},
+		{"a failure without a code is refused", providers.CodeTable{{Ret: 1, Class: providers.Final, Source: "s"}}},
+		{"two rows for every endpoint are refused", providers.CodeTable{
+			{Ret: 1, Class: providers.Final, Code: providers.CodeParamError, Source: "s"},
+			{Ret: 1, Class: providers.Retryable, Code: providers.CodeBusy, Source: "s"},
+		}},
+		{"two rows naming the same endpoint are refused", providers.CodeTable{
+			{Ret: 1, Endpoints: []string{"pay"}, Class: providers.Final, Code: providers.CodeParamError, Source: "s"},
+			{Ret: 1, Endpoints: []string{"cancel", "pay"}, Class: providers.Retryable, Code: providers.CodeBusy, Source: "s"},
+		}},
+		{"an empty endpoint list is refused", providers.CodeTable{{Ret: 1, Endpoints: []string{}, Class: providers.Final, Code: providers.CodeBusy, Source: "s"}}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if err := tt.table.Check(); err == nil {
+				t.Error("Check = nil, want an error")
+			}
+		})
+	}
+}

@@ -325,10 +325,11 @@ func isIdent(b []byte) bool {
 	return true
 }
 
-// Return codes, from the seed and the public mpay documentation.
+// Return codes, from the seed, the public mpay documentation and public
+// production clients. Codes holds what each one means.
 const (
 	RetOK              = 0
-	RetParamError      = 1001 // also a bad sig
+	RetParamError      = 1001 // also a bad sig, a stale ts, a bad billno or cookie
 	RetBusy            = 1002
 	RetNotFound        = 1003 // cancel_pay_m of an unknown billno (assumption, shared with the sandbox)
 	RetInsufficient    = 1004
@@ -339,28 +340,38 @@ const (
 	RetStillProcessing = 3000111
 )
 
-// Classify maps a Midas ret on endpoint to an outcome. Success and
-// already-done classes carry an empty Code.
+// Sources of the rows of Codes.
+const (
+	srcSeed       = "seed ysdk-midas-get-balance.md"
+	srcMpayDocs   = "public mpay documentation (providers.md, YSDK / Midas mpay: ret codes)"
+	srcProduction = "public production clients (providers.md, Learned since: more codes from public production clients)"
+)
+
+// Codes is what every Midas ret the client knows means, and where that
+// comes from. A ret without a row is Final with CodeUnknown.
+var Codes = providers.CodeTable{
+	{Ret: RetOK, Class: providers.OK, Source: srcSeed + ": ret 0 success"},
+	{Ret: RetParamError, Class: providers.Final, Code: providers.CodeParamError, Source: srcSeed + ": 1001 parameter error"},
+	{Ret: RetLoginFailed, Class: providers.Final, Code: providers.CodeLoginFailed, Source: srcSeed + ": 1018 login check failed"},
+	{Ret: RetBusy, Class: providers.Retryable, Code: providers.CodeBusy, Source: srcMpayDocs + ": 1002 system busy, retry"},
+	{Ret: RetInsufficient, Class: providers.Final, Code: providers.CodeInsufficientBalance, Source: srcMpayDocs + ": 1004 insufficient balance"},
+	{Ret: RetRiskFirst, Class: providers.Final, Code: providers.CodeRiskControl, Source: srcMpayDocs + ": 1145-1149 risk control"},
+	{Ret: 1146, Class: providers.Final, Code: providers.CodeRiskControl, Source: srcMpayDocs + ": 1145-1149 risk control"},
+	{Ret: 1147, Class: providers.Final, Code: providers.CodeRiskControl, Source: srcMpayDocs + ": 1145-1149 risk control"},
+	{Ret: 1148, Class: providers.Final, Code: providers.CodeRiskControl, Source: srcMpayDocs + ": 1145-1149 risk control"},
+	{Ret: RetRiskLast, Class: providers.Final, Code: providers.CodeRiskControl, Source: srcMpayDocs + ": 1145-1149 risk control"},
+	// The duplicate's reply may carry no balance: DebitReply.BalanceKnown
+	// says so, and the saga confirms against its own baseline.
+	{Ret: RetDuplicateBill, Endpoints: []string{EndpointPay, EndpointPresent}, Class: providers.AlreadyDone, Source: srcProduction + ": 1002215 on pay_m/present_m, already charged with this billno"},
+	{Ret: RetDuplicateBill, Endpoints: []string{EndpointCancelPay}, Class: providers.AlreadyDone, Source: "assumption: 1002215 on cancel_pay_m means an earlier cancel with this billno succeeded (shared with the sandbox)"},
+	{Ret: RetStillProcessing, Class: providers.Retryable, Code: providers.CodeBusy, Source: srcProduction + ": 3000111 still processing, retry with the same billno"},
+	{Ret: RetNotFound, Endpoints: []string{EndpointCancelPay}, Class: providers.Final, Code: providers.CodeNotFound, Source: "assumption: 1003 on cancel_pay_m is an unknown (or expired) billno; not public, shared with the sandbox"},
+}
+
+// Classify maps a Midas ret on endpoint to an outcome, from Codes. Success
+// and already-done classes carry an empty Code.
 func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
-	switch {
-	case ret == RetOK:
-		return providers.OK, ""
-	case ret == RetDuplicateBill && (endpoint == EndpointPay || endpoint == EndpointPresent || endpoint == EndpointCancelPay):
-		return providers.AlreadyDone, ""
-	case ret == RetBusy, ret == RetStillProcessing:
-		return providers.Retryable, providers.CodeBusy
-	case ret == RetParamError:
-		return providers.Final, providers.CodeParamError
-	case ret == RetInsufficient:
-		return providers.Final, providers.CodeInsufficientBalance
-	case ret == RetLoginFailed:
-		return providers.Final, providers.CodeLoginFailed
-	case ret >= RetRiskFirst && ret <= RetRiskLast:
-		return providers.Final, providers.CodeRiskControl
-	case ret == RetNotFound && endpoint == EndpointCancelPay:
-		return providers.Final, providers.CodeNotFound
-	}
-	return providers.Final, providers.CodeUnknown
+	return Codes.Classify(endpoint, ret)
 }
 
 // badReply is an HTTP 200 we could not make sense of. It is Retryable: the

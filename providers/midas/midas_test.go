@@ -3,6 +3,7 @@ package midas_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -668,33 +669,76 @@ func TestTimeouts(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
+		name     string
 		endpoint string
 		ret      int
 		class    providers.Class
 		code     providers.Code
 	}{
-		{"pay_m", 0, providers.OK, ""},
-		{"pay_m", 1002215, providers.AlreadyDone, ""},
-		{"present_m", 1002215, providers.AlreadyDone, ""},
-		{"cancel_pay_m", 1002215, providers.AlreadyDone, ""},
-		{"get_balance_m", 1002215, providers.Final, providers.CodeUnknown},
-		{"pay_m", 1002, providers.Retryable, providers.CodeBusy},
-		{"pay_m", 3000111, providers.Retryable, providers.CodeBusy},
-		{"pay_m", 1001, providers.Final, providers.CodeParamError},
-		{"pay_m", 1004, providers.Final, providers.CodeInsufficientBalance},
-		{"get_balance_m", 1018, providers.Final, providers.CodeLoginFailed},
-		{"pay_m", 1144, providers.Final, providers.CodeUnknown},
-		{"pay_m", 1145, providers.Final, providers.CodeRiskControl},
-		{"pay_m", 1149, providers.Final, providers.CodeRiskControl},
-		{"pay_m", 1150, providers.Final, providers.CodeUnknown},
-		{"cancel_pay_m", 1003, providers.Final, providers.CodeNotFound},
-		{"pay_m", 1003, providers.Final, providers.CodeUnknown},
+		{"0 is ok", "pay_m", 0, providers.OK, ""},
+		{"1002215 on pay_m is already done: already charged with this billno", "pay_m", 1002215, providers.AlreadyDone, ""},
+		{"1002215 on present_m is already done", "present_m", 1002215, providers.AlreadyDone, ""},
+		{"1002215 on cancel_pay_m is already done: already cancelled", "cancel_pay_m", 1002215, providers.AlreadyDone, ""},
+		{"1002215 on get_balance_m is final unknown", "get_balance_m", 1002215, providers.Final, providers.CodeUnknown},
+		{"1002 is retryable busy", "pay_m", 1002, providers.Retryable, providers.CodeBusy},
+		{"3000111 is retryable with the same billno", "pay_m", 3000111, providers.Retryable, providers.CodeBusy},
+		{"3000111 on cancel_pay_m is retryable too", "cancel_pay_m", 3000111, providers.Retryable, providers.CodeBusy},
+		{"1001 is a final param error", "pay_m", 1001, providers.Final, providers.CodeParamError},
+		{"1004 is final insufficient balance", "pay_m", 1004, providers.Final, providers.CodeInsufficientBalance},
+		{"1018 is final login failed", "get_balance_m", 1018, providers.Final, providers.CodeLoginFailed},
+		{"1144 is final unknown", "pay_m", 1144, providers.Final, providers.CodeUnknown},
+		{"1145 is final risk control", "pay_m", 1145, providers.Final, providers.CodeRiskControl},
+		{"1149 is final risk control", "pay_m", 1149, providers.Final, providers.CodeRiskControl},
+		{"1150 is final unknown", "pay_m", 1150, providers.Final, providers.CodeUnknown},
+		{"1003 on cancel_pay_m is final not found", "cancel_pay_m", 1003, providers.Final, providers.CodeNotFound},
+		{"1003 on pay_m is final unknown", "pay_m", 1003, providers.Final, providers.CodeUnknown},
+		{"an unknown ret stays final unknown", "pay_m", -7, providers.Final, providers.CodeUnknown},
 	}
 	for _, tt := range tests {
-		class, code := midas.Classify(tt.endpoint, tt.ret)
-		if class != tt.class || code != tt.code {
-			t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			class, code := midas.Classify(tt.endpoint, tt.ret)
+			if class != tt.class || code != tt.code {
+				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
+			}
+		})
+	}
+}
+
+// TestCodesTable holds the table to its own word: every row classifies as
+// it states on each endpoint it applies to, and names a source.
+func TestCodesTable(t *testing.T) {
+	t.Parallel()
+	if err := midas.Codes.Check(); err != nil {
+		t.Fatalf("the table is inconsistent: %v", err)
+	}
+	all := []string{midas.EndpointGetBalance, midas.EndpointPay, midas.EndpointCancelPay, midas.EndpointPresent}
+	for i, row := range midas.Codes {
+		t.Run(fmt.Sprintf("row %d (ret %d) names its source", i, row.Ret), func(t *testing.T) {
+			t.Parallel()
+			if !strings.HasPrefix(row.Source, "seed ysdk-midas-get-balance.md") && !strings.HasPrefix(row.Source, "assumption: ") &&
+				!strings.HasPrefix(row.Source, "public mpay documentation (providers.md") &&
+				!strings.HasPrefix(row.Source, "public production clients (providers.md, Learned since") {
+				t.Errorf("source %q is neither the seed, a providers.md rule, nor an assumption", row.Source)
+			}
+		})
+		eps := row.Endpoints
+		if eps == nil {
+			eps = all
+		}
+		for _, ep := range eps {
+			if got, _ := midas.Codes.Lookup(ep, row.Ret); row.Endpoints == nil && got.Endpoints != nil {
+				continue // a row naming ep says what ret means there
+			}
+			t.Run(fmt.Sprintf("ret %d on %s is %v %s as its row states", row.Ret, ep, row.Class, row.Code), func(t *testing.T) {
+				t.Parallel()
+				class, code := midas.Classify(ep, row.Ret)
+				if class != row.Class || code != row.Code {
+					t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", ep, row.Ret, class, code, row.Class, row.Code)
+				}
+			})
 		}
 	}
 }

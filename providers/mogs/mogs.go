@@ -273,9 +273,9 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 }
 
-// Return codes. MOGS does not publish its list; these follow WeChat
-// mini-game midas v1, whose field names MOGS shares (an assumption recorded
-// in providers.md).
+// Return codes. MOGS does not publish its list; apart from 0 these follow
+// WeChat mini-game midas v1, whose field names MOGS shares (an assumption
+// recorded in providers.md). Codes holds what each one means.
 const (
 	RetOK               = 0
 	RetBusy             = -1
@@ -284,35 +284,38 @@ const (
 	RetDuplicateBill    = 90012
 	RetInsufficient     = 90013
 	RetAlreadyCancelled = 90015
+	RetProcessing       = 90016 // cancelpay: the order is being processed
 	RetParamError       = 90018
 )
 
-// Classify maps a MOGS return code on endpoint to an outcome. Success and
-// already-done classes carry an empty Code.
+// Sources of the rows of Codes.
+const (
+	srcSeed        = "seed mogs-game-coin-api.md"
+	srcWeChatMidas = "assumption: MOGS shares WeChat mini-game midas v1's codes as it shares its field names (providers.md, MOGS)"
+	srcProduction  = "public production clients (providers.md, Learned since: more codes from public production clients)"
+)
+
+// Codes is what every MOGS return code the client knows means, and where
+// that comes from. A code without a row is Final with CodeUnknown.
+var Codes = providers.CodeTable{
+	{Ret: RetOK, Class: providers.OK, Source: srcSeed + ": ret 0 is success"},
+	// -1 is busy: retry with the same bill_no. WeChat has also answered an
+	// insufficient balance as -1, which is one more reason never to read
+	// "not charged" into it.
+	{Ret: RetBusy, Class: providers.Retryable, Code: providers.CodeBusy, Source: srcWeChatMidas + ": -1 system busy"},
+	{Ret: RetNotFound, Endpoints: []string{EndpointCancelPay}, Class: providers.Final, Code: providers.CodeNotFound, Source: srcWeChatMidas + ": cancelpay 90000 bill not found"},
+	{Ret: RetLoginExpired, Class: providers.Final, Code: providers.CodeLoginFailed, Source: srcWeChatMidas + ": 90010 login expired"},
+	{Ret: RetDuplicateBill, Endpoints: []string{EndpointPay, EndpointPresent}, Class: providers.AlreadyDone, Source: srcWeChatMidas + ": 90012 bill_no already exists, an earlier call with it took effect"},
+	{Ret: RetInsufficient, Class: providers.Final, Code: providers.CodeInsufficientBalance, Source: srcWeChatMidas + ": 90013 insufficient balance"},
+	{Ret: RetAlreadyCancelled, Endpoints: []string{EndpointCancelPay}, Class: providers.AlreadyDone, Source: srcWeChatMidas + ": cancelpay 90015 already cancelled"},
+	{Ret: RetProcessing, Endpoints: []string{EndpointCancelPay}, Class: providers.Retryable, Code: providers.CodeBusy, Source: srcProduction + ": WeChat midas 90016 on cancel, order being processed, retry"},
+	{Ret: RetParamError, Class: providers.Final, Code: providers.CodeParamError, Source: srcWeChatMidas + ": 90018 parameter error"},
+}
+
+// Classify maps a MOGS return code on endpoint to an outcome, from Codes.
+// Success and already-done classes carry an empty Code.
 func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
-	switch ret {
-	case RetOK:
-		return providers.OK, ""
-	case RetBusy:
-		return providers.Retryable, providers.CodeBusy
-	case RetDuplicateBill:
-		if endpoint == EndpointPay || endpoint == EndpointPresent {
-			return providers.AlreadyDone, ""
-		}
-	case RetAlreadyCancelled:
-		if endpoint == EndpointCancelPay {
-			return providers.AlreadyDone, ""
-		}
-	case RetNotFound:
-		return providers.Final, providers.CodeNotFound
-	case RetLoginExpired:
-		return providers.Final, providers.CodeLoginFailed
-	case RetInsufficient:
-		return providers.Final, providers.CodeInsufficientBalance
-	case RetParamError:
-		return providers.Final, providers.CodeParamError
-	}
-	return providers.Final, providers.CodeUnknown
+	return Codes.Classify(endpoint, ret)
 }
 
 // badReply is an HTTP 200 we could not make sense of. It is Retryable: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -600,29 +601,74 @@ func TestTimeouts(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
+		name     string
 		endpoint string
 		ret      int
 		class    providers.Class
 		code     providers.Code
 	}{
-		{"pay", 0, providers.OK, ""},
-		{"pay", 90012, providers.AlreadyDone, ""},
-		{"present", 90012, providers.AlreadyDone, ""},
-		{"getbalance", 90012, providers.Final, providers.CodeUnknown},
-		{"cancelpay", 90015, providers.AlreadyDone, ""},
-		{"pay", 90015, providers.Final, providers.CodeUnknown},
-		{"cancelpay", 90000, providers.Final, providers.CodeNotFound},
-		{"pay", -1, providers.Retryable, providers.CodeBusy},
-		{"getbalance", 90010, providers.Final, providers.CodeLoginFailed},
-		{"pay", 90013, providers.Final, providers.CodeInsufficientBalance},
-		{"present", 90018, providers.Final, providers.CodeParamError},
-		{"pay", 1, providers.Final, providers.CodeUnknown},
+		{"0 is ok", "pay", 0, providers.OK, ""},
+		{"90012 on pay is already done", "pay", 90012, providers.AlreadyDone, ""},
+		{"90012 on present is already done", "present", 90012, providers.AlreadyDone, ""},
+		{"90012 on getbalance is final unknown", "getbalance", 90012, providers.Final, providers.CodeUnknown},
+		{"90015 on cancelpay is already done", "cancelpay", 90015, providers.AlreadyDone, ""},
+		{"90015 on pay is final unknown", "pay", 90015, providers.Final, providers.CodeUnknown},
+		{"90000 on cancelpay is final not found", "cancelpay", 90000, providers.Final, providers.CodeNotFound},
+		{"90000 on pay is final unknown", "pay", 90000, providers.Final, providers.CodeUnknown},
+		{"90016 on cancelpay is retryable busy, not final", "cancelpay", 90016, providers.Retryable, providers.CodeBusy},
+		{"90016 on pay is final unknown", "pay", 90016, providers.Final, providers.CodeUnknown},
+		{"-1 is retryable busy", "pay", -1, providers.Retryable, providers.CodeBusy},
+		{"-1 on cancelpay is retryable busy", "cancelpay", -1, providers.Retryable, providers.CodeBusy},
+		{"90010 is final login failed", "getbalance", 90010, providers.Final, providers.CodeLoginFailed},
+		{"90013 is final insufficient balance", "pay", 90013, providers.Final, providers.CodeInsufficientBalance},
+		{"90018 is a final param error", "present", 90018, providers.Final, providers.CodeParamError},
+		{"an unknown code stays final unknown", "pay", 1, providers.Final, providers.CodeUnknown},
+		{"an unknown code on cancelpay stays final unknown", "cancelpay", 90099, providers.Final, providers.CodeUnknown},
 	}
 	for _, tt := range tests {
-		class, code := mogs.Classify(tt.endpoint, tt.ret)
-		if class != tt.class || code != tt.code {
-			t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			class, code := mogs.Classify(tt.endpoint, tt.ret)
+			if class != tt.class || code != tt.code {
+				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
+			}
+		})
+	}
+}
+
+// TestCodesTable holds the table to its own word: every row classifies as
+// it states on each endpoint it applies to, and names a source.
+func TestCodesTable(t *testing.T) {
+	t.Parallel()
+	if err := mogs.Codes.Check(); err != nil {
+		t.Fatalf("the table is inconsistent: %v", err)
+	}
+	all := []string{mogs.EndpointGetBalance, mogs.EndpointPay, mogs.EndpointCancelPay, mogs.EndpointPresent}
+	for _, row := range mogs.Codes {
+		t.Run(fmt.Sprintf("ret %d names its source", row.Ret), func(t *testing.T) {
+			t.Parallel()
+			if !strings.HasPrefix(row.Source, "seed mogs-game-coin-api.md") && !strings.HasPrefix(row.Source, "assumption: ") &&
+				!strings.HasPrefix(row.Source, "public production clients (providers.md, Learned since") {
+				t.Errorf("source %q is neither the seed, a providers.md rule, nor an assumption", row.Source)
+			}
+		})
+		eps := row.Endpoints
+		if eps == nil {
+			eps = all
+		}
+		for _, ep := range eps {
+			if got, _ := mogs.Codes.Lookup(ep, row.Ret); row.Endpoints == nil && got.Endpoints != nil {
+				continue // a row naming ep says what ret means there
+			}
+			t.Run(fmt.Sprintf("ret %d on %s is %v %s as its row states", row.Ret, ep, row.Class, row.Code), func(t *testing.T) {
+				t.Parallel()
+				class, code := mogs.Classify(ep, row.Ret)
+				if class != row.Class || code != row.Code {
+					t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", ep, row.Ret, class, code, row.Class, row.Code)
+				}
+			})
 		}
 	}
 }
