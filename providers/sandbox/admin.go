@@ -96,6 +96,7 @@ func (s *Sandbox) adminRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_sandbox/faults", s.admin(s.adminGetFaults))
 	m.HandleFunc("POST /_sandbox/faults", s.admin(s.adminPostFault))
 	m.HandleFunc("DELETE /_sandbox/faults", s.admin(s.adminDeleteFaults))
+	m.HandleFunc("POST /_sandbox/clock", s.admin(s.adminPostClock))
 }
 
 // admin guards the admin API: it can set any balance, so only local

@@ -17,6 +17,7 @@
 //	GET  /_sandbox/bills[?provider=&openid=&appid=]
 //	GET  /_sandbox/sud/orders
 //	GET/POST/DELETE /_sandbox/faults
+//	POST /_sandbox/clock {"advance":"49h"}   moves the clock, answers {"now"}
 //
 // Clients reach it with these base URLs, for a sandbox at B: MOGS B+"/mogs",
 // Midas B (its paths begin with /mpay), SUD discovery B+"/sud/asc" (or the
@@ -34,8 +35,13 @@
 //     min(gen_balance, amt). A cancel returns the whole amount to balance,
 //     the gifted part to gen_balance, and takes it off cost_sum. present and
 //     present_m add to balance, gen_balance and present_sums.
-//   - bill_no / billno is an idempotency key per (provider, appid) for 48 h,
-//     measured with Config.Now and expired lazily when the key is next used.
+//   - The sandbox clock is Config.Now moved on by AdvanceClock (or POST
+//     /_sandbox/clock); bills, their expiry, visibility delays and the Midas
+//     ts check all read it, and Sandbox.Now returns it.
+//   - bill_no / billno is an idempotency key per (provider, appid) for 48 h
+//     after the first pay, measured with the sandbox clock and expired
+//     lazily when the key is next used: after it, a cancel is "bill not
+//     found" and a pay with the same number charges again as a new bill.
 //     A repeated pay or present never applies twice, also when the bill was
 //     cancelled meanwhile. A refused pay (insufficient balance, bad
 //     parameters, login) records nothing, so its bill_no can succeed later.

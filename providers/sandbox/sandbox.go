@@ -95,6 +95,8 @@ type Sandbox struct {
 	mux    *http.ServeMux
 	// billSeq makes server-generated MOGS bill numbers unique.
 	billSeq atomic.Uint64
+	// clockOffset is how far AdvanceClock moved the clock, in nanoseconds.
+	clockOffset atomic.Int64
 }
 
 // New returns a Sandbox; zero fields of cfg take defaults.
@@ -136,5 +138,5 @@ func (s *Sandbox) routes() *http.ServeMux {
 	return m
 }
 
-// now is the sandbox clock.
-func (s *Sandbox) now() time.Time { return s.cfg.Now() }
+// now is the sandbox clock: Config.Now moved on by AdvanceClock.
+func (s *Sandbox) now() time.Time { return s.cfg.Now().Add(time.Duration(s.clockOffset.Load())) }
