@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
@@ -52,7 +53,7 @@ func BenchmarkMOGSGetBalance(b *testing.B) {
 }
 
 func midasBenchRequest(path, openid string, extra map[string]string) *http.Request {
-	p := map[string]string{"openid": openid, "openkey": "k", "appid": "1450000000", "ts": "1790000000",
+	p := map[string]string{"openid": openid, "openkey": "k", "appid": "1450000000", "ts": strconv.FormatInt(time.Now().Unix(), 10),
 		"pf": "pf", "pfkey": "pfkey", "zoneid": "1", "format": "json"}
 	for k, v := range extra {
 		p[k] = v

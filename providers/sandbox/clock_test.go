@@ -157,6 +157,39 @@ func TestBillsExpireOnTheSandboxClock(t *testing.T) {
 		}
 	})
 
+	t.Run("a Midas bill can be cancelled 47 hours after the pay", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.midas("/mpay/pay_m", "o1", map[string]string{"amt": "10", "billno": "b1"})
+		e.sb.AdvanceClock(47 * time.Hour)
+		if c := e.midas("/mpay/cancel_pay_m", "o1", map[string]string{"amt": "10", "billno": "b1"}); c.Ret != 0 {
+			t.Fatalf("cancel = %+v", c)
+		}
+	})
+
+	t.Run("a Midas cancel 49 hours after the pay is billno not found and returns nothing", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.midas("/mpay/pay_m", "o1", map[string]string{"amt": "10", "billno": "b1"})
+		postClock(t, e, `{"advance":"49h"}`)
+		if c := e.midas("/mpay/cancel_pay_m", "o1", map[string]string{"amt": "10", "billno": "b1"}); c.Ret != 1003 {
+			t.Fatalf("cancel = %+v, want 1003", c)
+		}
+		if v := e.account("midas", "1450000000", "o1"); v.Balance != 1000000-10 {
+			t.Fatalf("balance = %d, want the debit kept", v.Balance)
+		}
+	})
+
+	t.Run("a Midas pay with a billno expired 49 hours ago charges again as a new bill", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		e.midas("/mpay/pay_m", "o1", map[string]string{"amt": "10", "billno": "b1"})
+		e.sb.AdvanceClock(49 * time.Hour)
+		if r := e.midas("/mpay/pay_m", "o1", map[string]string{"amt": "10", "billno": "b1"}); r.Ret != 0 || r.Balance != 1000000-20 {
+			t.Fatalf("second pay = %+v, want a second debit", r)
+		}
+	})
+
 	t.Run("the bill list answers the documented fields, expired bills included", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)

@@ -106,8 +106,9 @@
 //     cancel_pay_m also amt (1..2^31-1) and billno; present_m billno and
 //     presenttimes. A parameter given twice, accounttype other than
 //     common/security, format other than json/jsonp_<identifier>, or an
-//     appid other than the configured offer id is 1001. ts is not checked
-//     against the clock. accounttype and zoneid do not split balances.
+//     appid other than the configured offer id is 1001. ts more than 5
+//     minutes from the sandbox clock is 1001 (providers.md, Learned since:
+//     timestamps). accounttype and zoneid do not split balances.
 //   - ASSUMPTION (Midas codes): sig mismatch is 1001 with msg "sig check
 //     failed"; openkey "expired" plays a failed login (1018) and openkey
 //     "risk" a risk-control refusal (1145, of the 1145-1149 range);

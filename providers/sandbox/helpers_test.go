@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -203,7 +204,7 @@ func testMidasSig(appKey, path string, params map[string]string) string {
 func (e *env) midasParams(openid string, set map[string]string) map[string]string {
 	p := map[string]string{
 		"openid": openid, "openkey": "paytoken-" + openid, "appid": e.cfg.MidasAppID,
-		"ts": "1790000000", "pf": "myapp_m_qq-00000000-android-00000000-ysdk", "pfkey": "pfkey-x",
+		"ts": strconv.FormatInt(e.sb.Now().Unix(), 10), "pf": "myapp_m_qq-00000000-android-00000000-ysdk", "pfkey": "pfkey-x",
 		"zoneid": "1", "format": "json",
 	}
 	for k, v := range set {

@@ -27,6 +27,12 @@ const (
 	midasStillWorking = 3000111
 )
 
+// midasMaxSkew is how far, in seconds, ts may be from the sandbox clock.
+// ASSUMPTION (providers.md, Learned since: timestamps): the real service
+// refuses a ts more than 5 minutes off; as ts is a parameter, the code is
+// the seed's 1001 parameter error.
+const midasMaxSkew = 5 * 60
+
 // openkey values that play a failed login and a risk-control refusal.
 const (
 	midasExpiredOpenKey = "expired"
@@ -118,8 +124,12 @@ func (s *Sandbox) midasParse(c *call, extra ...string) (midasRequest, *reply) {
 			}
 		}
 	}
-	if _, err := strconv.ParseInt(q.Get("ts"), 10, 64); err != nil {
+	ts, err := strconv.ParseInt(q.Get("ts"), 10, 64)
+	if err != nil {
 		return fail(midasParamError, "ts must be unix seconds")
+	}
+	if skew := c.now.Unix() - ts; skew > midasMaxSkew || skew < -midasMaxSkew {
+		return fail(midasParamError, "ts is more than 5 minutes away from the server time")
 	}
 	if at := q.Get("accounttype"); at != "" && at != "common" && at != "security" {
 		return fail(midasParamError, "accounttype must be common or security")

@@ -4,8 +4,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
@@ -313,4 +315,52 @@ func sandboxSig(appKey, path string, p map[string]string) string {
 		v.Set(k, s)
 	}
 	return sandbox.MidasSig(appKey, http.MethodGet, path, v)
+}
+
+func TestMidasTimestamp(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		skew time.Duration
+		ret  int
+	}{
+		{"a ts equal to the sandbox clock is accepted", 0, 0},
+		{"a ts 5 minutes behind the sandbox clock is accepted", -5 * time.Minute, 0},
+		{"a ts 5 minutes ahead of the sandbox clock is accepted", 5 * time.Minute, 0},
+		{"a ts 5 minutes and 1 second behind is refused as a parameter error", -5*time.Minute - time.Second, 1001},
+		{"a ts 5 minutes and 1 second ahead is refused as a parameter error", 5*time.Minute + time.Second, 1001},
+		{"a ts in milliseconds is refused as a parameter error", -1, 1001},
+	}
+	for _, tc := range cases {
+		for _, path := range []string{"/mpay/get_balance_m", "/mpay/pay_m"} {
+			t.Run(path+": "+tc.name, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				ts := e.sb.Now().Add(tc.skew).Unix()
+				if tc.skew == -1 {
+					ts = e.sb.Now().UnixMilli()
+				}
+				r := e.midas(path, "o1", map[string]string{"ts": strconv.FormatInt(ts, 10), "amt": "1", "billno": "b1"})
+				if r.Ret != tc.ret || (tc.ret != 0 && !strings.Contains(r.Msg, "ts")) {
+					t.Fatalf("reply = %+v, want ret %d", r, tc.ret)
+				}
+				if tc.ret != 0 && len(e.sb.Bills()) != 0 {
+					t.Fatal("a refused pay recorded a bill")
+				}
+			})
+		}
+	}
+
+	t.Run("after the clock moves, a ts from the old time is refused and one from the new time accepted", func(t *testing.T) {
+		t.Parallel()
+		e := newEnv(t)
+		old := strconv.FormatInt(e.sb.Now().Unix(), 10)
+		postClock(t, e, `{"advance":"49h"}`)
+		if r := e.midas("/mpay/get_balance_m", "o1", map[string]string{"ts": old}); r.Ret != 1001 {
+			t.Fatalf("old ts: %+v", r)
+		}
+		if r := e.midas("/mpay/get_balance_m", "o1", nil); r.Ret != 0 {
+			t.Fatalf("new ts: %+v", r)
+		}
+	})
 }
