@@ -90,8 +90,11 @@
 //     90018 covers: appid missing or unknown, app_plat != 1, openid or
 //     js_code missing, a body that is not JSON of the documented types,
 //     os_plat_id != 1, amt outside 1..2^31-1 (pay, present), bill_no missing
-//     (cancelpay). Checks run in that order; the login (js_code "expired"
-//     plays an expired login: 90010) is checked after the parameters.
+//     (cancelpay), a bill_no that is not 1-63 characters of [0-9A-Za-z_-]
+//     or starts with "_" (pay, present, cancelpay; providers.md, Learned
+//     since: bill numbers). Checks run in that order, except that the login
+//     (js_code "expired" plays an expired login: 90010) is checked after
+//     the query, body and os_plat_id, before amt and bill_no.
 //   - ASSUMPTION (MOGS replies): errmsg is "ok" on success; bill_no is echoed
 //     as a JSON string although the seed types it int (the caller's key is a
 //     string); a bill_no MOGS generates itself is all digits. cancelpay of a
@@ -104,7 +107,9 @@
 //   - ASSUMPTION (Midas parameters): openid, openkey, appid, ts (integer),
 //     sig, pf, pfkey and zoneid are required and non-empty; pay_m and
 //     cancel_pay_m also amt (1..2^31-1) and billno; present_m billno and
-//     presenttimes. A parameter given twice, accounttype other than
+//     presenttimes. A billno that is not 1-63 characters of [0-9A-Za-z_-]
+//     or starts with "_" is 1001 (providers.md, Learned since: bill
+//     numbers, assumed for Midas as for WeChat midas). A parameter given twice, accounttype other than
 //     common/security, format other than json/jsonp_<identifier>, or an
 //     appid other than the configured offer id is 1001. ts more than 5
 //     minutes from the sandbox clock is 1001 (providers.md, Learned since:

@@ -12,6 +12,35 @@ import (
 // billTTL is how long a bill_no stays an idempotency key (MOGS seed: 48 h).
 const billTTL = 48 * time.Hour
 
+// maxBillNo is the longest bill number either provider accepts.
+const maxBillNo = 63
+
+// billNoProblem says why s cannot be a MOGS or Midas bill number, "" when it
+// can: 1 to 63 characters of [0-9A-Za-z_-], not starting with "_"
+// (providers.md, Learned since: bill numbers; WeChat mini-game midas's rule,
+// which MOGS shares with its field names and Midas is assumed to follow).
+// The sandbox has its own copy of the rule so that it cross-checks the
+// clients' (providers.BillNoProblem).
+func billNoProblem(s string) string {
+	if s == "" {
+		return "is empty"
+	}
+	if len(s) > maxBillNo {
+		return "is longer than 63 characters"
+	}
+	if s[0] == '_' {
+		return "starts with _"
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '_', c == '-':
+		default:
+			return "may hold only 0-9 A-Z a-z _ -"
+		}
+	}
+	return ""
+}
+
 // nShards spreads accounts and bills over independent mutexes, so calls for
 // different players rarely contend.
 const nShards = 256

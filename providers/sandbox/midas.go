@@ -273,6 +273,9 @@ func (s *Sandbox) midasPay(c *call) reply {
 		return midasError(midasParamError, "amt must be between 1 and 2^31-1", req.jsonp)
 	}
 	billNo := req.q.Get("billno")
+	if p := billNoProblem(billNo); p != "" {
+		return midasError(midasParamError, "billno "+p, req.jsonp)
+	}
 	var hide time.Duration
 	if c.fault.VisibilityDelayMS > 0 {
 		hide = time.Duration(c.fault.VisibilityDelayMS) * time.Millisecond
@@ -302,6 +305,9 @@ func (s *Sandbox) midasCancelPay(c *call) reply {
 		return midasError(midasParamError, "amt must be between 1 and 2^31-1", req.jsonp)
 	}
 	billNo := req.q.Get("billno")
+	if p := billNoProblem(billNo); p != "" {
+		return midasError(midasParamError, "billno "+p, req.jsonp)
+	}
 	switch s.ledger.cancel(provMidas, s.cfg.MidasAppID, req.openid, billNo, amt, c.now) {
 	case opNotFound:
 		return midasError(midasNotFound, "billno not found", req.jsonp)
@@ -327,6 +333,9 @@ func (s *Sandbox) midasPresent(c *call) reply {
 		return midasError(midasParamError, "presenttimes must be between 1 and 2^31-1", req.jsonp)
 	}
 	billNo := req.q.Get("billno")
+	if p := billNoProblem(billNo); p != "" {
+		return midasError(midasParamError, "billno "+p, req.jsonp)
+	}
 	st, balance := s.ledger.present(provMidas, s.cfg.MidasAppID, req.openid, billNo, amt, c.now)
 	if st == opDuplicate {
 		return midasReply(midasErr{Ret: midasDuplicate, Msg: "duplicate billno", BillNo: billNo}, req.jsonp)

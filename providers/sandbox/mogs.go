@@ -136,6 +136,8 @@ func (s *Sandbox) mogsPay(c *call) reply {
 	}
 	if b.BillNo == "" {
 		b.BillNo = s.newBillNo()
+	} else if p := billNoProblem(b.BillNo); p != "" {
+		return mogsError(mogsParamError, "bill_no "+p)
 	}
 	var hide time.Duration
 	if c.fault.VisibilityDelayMS > 0 {
@@ -165,6 +167,9 @@ func (s *Sandbox) mogsCancelPay(c *call) reply {
 	if req.body.BillNo == "" {
 		return mogsError(mogsParamError, "bill_no is required")
 	}
+	if p := billNoProblem(req.body.BillNo); p != "" {
+		return mogsError(mogsParamError, "bill_no "+p)
+	}
 	// MOGS cancelpay carries no amount: the bill's own amount is returned.
 	switch s.ledger.cancel(provMOGS, s.cfg.MOGSAppID, req.openid, req.body.BillNo, 0, c.now) {
 	case opNotFound:
@@ -190,6 +195,8 @@ func (s *Sandbox) mogsPresent(c *call) reply {
 	}
 	if b.BillNo == "" {
 		b.BillNo = s.newBillNo()
+	} else if p := billNoProblem(b.BillNo); p != "" {
+		return mogsError(mogsParamError, "bill_no "+p)
 	}
 	st, balance := s.ledger.present(provMOGS, s.cfg.MOGSAppID, req.openid, b.BillNo, b.Amt, c.now)
 	if st == opDuplicate {
