@@ -125,3 +125,38 @@ func TestTimestampAgainstTheSandbox(t *testing.T) {
 		}
 	})
 }
+
+func TestSessionCookie(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pairs := []struct{ sessionType, sessionID string }{
+		{"kp_actoken", "openid"},
+		{"openkey", "openid"},
+		{"wc_actoken", "hy_gameid"},
+		{"st_dummy", "hy_gameid"},
+	}
+	for _, p := range pairs {
+		t.Run("session_type "+p.sessionType+" sends session_id "+p.sessionID+" and url-encoded values", func(t *testing.T) {
+			t.Parallel()
+			cp, c := newCapture(t, `{"ret":0,"balance":1}`)
+			a := account("cookie")
+			a.Midas.SessionType = p.sessionType
+			if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "ck-1", Amount: 1}); err != nil {
+				t.Fatal(err)
+			}
+			want := "session_id=" + p.sessionID + "; session_type=" + p.sessionType + "; org_loc=%2Fmpay%2Fpay_m"
+			if got := cp.req.Header.Get("Cookie"); got != want {
+				t.Errorf("Cookie = %q, want %q", got, want)
+			}
+		})
+		t.Run("session_type "+p.sessionType+" is served by the sandbox, which checks the pairing", func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			a := account("cookie-" + p.sessionType)
+			a.Midas.SessionType = p.sessionType
+			if _, err := e.client.Debit(ctx, a, providers.Debit{BillNo: "ck-1", Amount: 1}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

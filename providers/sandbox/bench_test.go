@@ -60,7 +60,7 @@ func midasBenchRequest(path, openid string, extra map[string]string) *http.Reque
 	}
 	p["sig"] = testMidasSig("sandbox-midas-appkey", "/v3/r"+path, p)
 	req := httptest.NewRequest(http.MethodGet, path+"?"+encodeParams(p), nil)
-	req.Header.Set("Cookie", "session_id=openid; session_type=kp_actoken; org_loc="+path)
+	req.Header.Set("Cookie", midasCookie(path))
 	return req
 }
 

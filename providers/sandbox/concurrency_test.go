@@ -49,7 +49,7 @@ func TestConcurrentPaysAndCancelsOnOneAccount(t *testing.T) {
 		p := e.midasParams(openid, extra)
 		p["sig"] = testMidasSig(e.cfg.MidasAppKey, "/v3/r"+path, p)
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+encodeParams(p), nil)
-		req.Header.Set("Cookie", "session_id=openid; session_type=kp_actoken; org_loc="+path)
+		req.Header.Set("Cookie", midasCookie(path))
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Errorf("midas %s: %v", path, err)

@@ -100,9 +100,12 @@
 //     string); a bill_no MOGS generates itself is all digits. cancelpay of a
 //     present, of another player's bill, or of an expired bill is 90000.
 //     is_first is true while save_amt is 0.
-//   - ASSUMPTION (Midas cookie): session_id must be "openid" or "hy_gameid",
-//     session_type one of kp_actoken, wc_actoken, st_dummy, openkey, and
-//     org_loc the request path; values may be urlencoded. Anything else is
+//   - Midas cookie (seed ysdk-midas-get-balance.md): session_type one of
+//     kp_actoken, wc_actoken, st_dummy, openkey; session_id the literal
+//     "openid" with kp_actoken and openkey, "hy_gameid" with wc_actoken and
+//     st_dummy; org_loc the request path; values urlencoded, so a value
+//     holding a byte other than A-Z a-z 0-9 - _ . ~ + or a %XX escape (a raw
+//     "/" in org_loc, say) is refused. ASSUMPTION: every such refusal is
 //     1001.
 //   - ASSUMPTION (Midas parameters): openid, openkey, appid, ts (integer),
 //     sig, pf, pfkey and zoneid are required and non-empty; pay_m and

@@ -60,7 +60,7 @@ func freshClient() *http.Client {
 func rawMidas(e *env, path string, params map[string]string) (*http.Response, error) {
 	params["sig"] = testMidasSig(e.cfg.MidasAppKey, "/v3/r"+path, params)
 	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+encodeParams(params), nil)
-	req.Header.Set("Cookie", "session_id=openid; session_type=kp_actoken; org_loc="+path)
+	req.Header.Set("Cookie", midasCookie(path))
 	return freshClient().Do(req)
 }
 

@@ -218,10 +218,16 @@ func (e *env) midasParams(openid string, set map[string]string) map[string]strin
 }
 
 type midasReq struct {
-	path    string            // e.g. "/mpay/pay_m"
-	params  map[string]string // signed unless sign is false
-	cookies map[string]string // nil = valid cookies for path
-	sig     func(string) string
+	path      string            // e.g. "/mpay/pay_m"
+	params    map[string]string // signed unless sign is false
+	cookies   map[string]string // nil = valid cookies for path; values are urlencoded
+	rawCookie string            // when set, the Cookie header exactly
+	sig       func(string) string
+}
+
+// midasCookie is a valid QQ session cookie header for path, urlencoded.
+func midasCookie(path string) string {
+	return "session_id=openid; session_type=kp_actoken; org_loc=" + url.QueryEscape(path)
 }
 
 func (e *env) midasDo(r midasReq) *http.Response {
@@ -250,7 +256,10 @@ func (e *env) midasDo(r midasReq) *http.Response {
 		parts = append(parts, k+"="+url.QueryEscape(v))
 	}
 	sort.Strings(parts)
-	if len(parts) > 0 {
+	switch {
+	case r.rawCookie != "":
+		req.Header.Set("Cookie", r.rawCookie)
+	case len(parts) > 0:
 		req.Header.Set("Cookie", strings.Join(parts, "; "))
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -39,10 +39,19 @@ const (
 	midasRiskOpenKey    = "risk"
 )
 
-var (
-	midasSessionIDs   = map[string]bool{"openid": true, "hy_gameid": true}
-	midasSessionTypes = map[string]bool{"kp_actoken": true, "wc_actoken": true, "st_dummy": true, "openkey": true}
-)
+// midasSessionIDOf pairs each cookie session_type with the session_id it
+// takes (seed ysdk-midas-get-balance.md): the literal "openid" for QQ
+// (kp_actoken) and H5 (openkey), "hy_gameid" for WeChat (wc_actoken) and
+// guests (st_dummy). It is never the player's openid.
+var midasSessionIDOf = map[string]string{
+	"kp_actoken": "openid",
+	"openkey":    "openid",
+	"wc_actoken": "hy_gameid",
+	"st_dummy":   "hy_gameid",
+}
+
+// midasCookies are the cookie fields the seed names, checked when present.
+var midasCookies = []string{"session_id", "session_type", "org_loc", "appip"}
 
 // midasCommon are the query parameters every mpay call requires.
 var midasCommon = []string{"openid", "openkey", "appid", "ts", "sig", "pf", "pfkey", "zoneid"}
@@ -164,31 +173,53 @@ func isJSONPName(s string) bool {
 }
 
 // checkMidasCookie returns why the session cookie is unacceptable, "" if it
-// is fine. Cookie values are urlencoded.
+// is fine. The seed says cookie values are urlencoded: a value holding a
+// byte that urlencoding would have escaped is refused, as is a session_id
+// that does not pair with the session_type.
 func checkMidasCookie(r *http.Request) string {
-	get := func(name string) string {
+	var vals [4]string
+	for i, name := range midasCookies {
 		ck, err := r.Cookie(name)
 		if err != nil {
-			return ""
+			continue
+		}
+		if !isURLEncoded(ck.Value) {
+			return "cookie " + name + " must be urlencoded"
 		}
 		v, err := url.QueryUnescape(ck.Value)
 		if err != nil {
-			return ""
+			return "cookie " + name + " is not valid urlencoding"
 		}
-		return v
+		vals[i] = v
 	}
-	sid, stype, loc := get("session_id"), get("session_type"), get("org_loc")
+	sid, stype, loc := vals[0], vals[1], vals[2]
+	want, known := midasSessionIDOf[stype]
 	switch {
 	case sid == "" || stype == "" || loc == "":
 		return "cookie needs session_id, session_type and org_loc"
-	case !midasSessionIDs[sid]:
-		return "cookie session_id must be openid or hy_gameid"
-	case !midasSessionTypes[stype]:
+	case !known:
 		return "cookie session_type must be kp_actoken, wc_actoken, st_dummy or openkey"
+	case sid != want:
+		return "cookie session_id must be " + want + " for session_type " + stype
 	case loc != r.URL.Path:
 		return "cookie org_loc must be the request path"
 	}
 	return ""
+}
+
+// isURLEncoded reports whether v could be the output of urlencoding: only
+// unreserved bytes (A-Z a-z 0-9 - _ . ~), "+" for a space and "%" escapes.
+// Whether each escape is well formed is left to the decoder.
+func isURLEncoded(v string) bool {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.', c == '~', c == '+', c == '%':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // midasSig is the OpenAPI V3.0 signature of a request to path with params

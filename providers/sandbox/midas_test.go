@@ -364,3 +364,40 @@ func TestMidasTimestamp(t *testing.T) {
 		}
 	})
 }
+
+func TestMidasCookie(t *testing.T) {
+	t.Parallel()
+	const path = "/mpay/get_balance_m"
+	enc := url.QueryEscape(path)
+	cases := []struct {
+		name   string
+		cookie string
+		ret    int
+	}{
+		{"QQ: session_id openid with session_type kp_actoken is accepted", "session_id=openid; session_type=kp_actoken; org_loc=" + enc, 0},
+		{"H5: session_id openid with session_type openkey is accepted", "session_id=openid; session_type=openkey; org_loc=" + enc, 0},
+		{"WeChat: session_id hy_gameid with session_type wc_actoken is accepted", "session_id=hy_gameid; session_type=wc_actoken; org_loc=" + enc, 0},
+		{"guest: session_id hy_gameid with session_type st_dummy is accepted", "session_id=hy_gameid; session_type=st_dummy; org_loc=" + enc, 0},
+		{"an org_loc in strict RFC 3986 form is accepted", "session_id=openid; session_type=kp_actoken; org_loc=%2Fmpay%2Fget_balance_m", 0},
+		{"an org_loc escaped with lower-case hex is accepted", "session_id=openid; session_type=kp_actoken; org_loc=%2fmpay%2fget_balance_m", 0},
+		{"an appip that needs no escaping is accepted", "session_id=openid; session_type=kp_actoken; org_loc=" + enc + "; appip=10.0.0.1", 0},
+		{"a raw org_loc with slashes is refused as a parameter error", "session_id=openid; session_type=kp_actoken; org_loc=" + path, 1001},
+		{"a raw appip with colons is refused as a parameter error", "session_id=openid; session_type=kp_actoken; org_loc=" + enc + "; appip=::1", 1001},
+		{"a broken escape is refused as a parameter error", "session_id=openid; session_type=kp_actoken; org_loc=%2Fmpay%2", 1001},
+		{"QQ with session_id hy_gameid is refused as a parameter error", "session_id=hy_gameid; session_type=kp_actoken; org_loc=" + enc, 1001},
+		{"H5 with session_id hy_gameid is refused as a parameter error", "session_id=hy_gameid; session_type=openkey; org_loc=" + enc, 1001},
+		{"WeChat with session_id openid is refused as a parameter error", "session_id=openid; session_type=wc_actoken; org_loc=" + enc, 1001},
+		{"guest with session_id openid is refused as a parameter error", "session_id=openid; session_type=st_dummy; org_loc=" + enc, 1001},
+		{"the player's openid as session_id is refused as a parameter error", "session_id=o1; session_type=kp_actoken; org_loc=" + enc, 1001},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			r := e.midasReq(midasReq{path: path, params: e.midasParams("o1", nil), rawCookie: tc.cookie})
+			if r.Ret != tc.ret || (tc.ret != 0 && !strings.Contains(r.Msg, "cookie")) {
+				t.Fatalf("reply = %+v, want ret %d", r, tc.ret)
+			}
+		})
+	}
+}
