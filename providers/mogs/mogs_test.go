@@ -282,7 +282,8 @@ func TestFaultsAreRetryable(t *testing.T) {
 				a := account("faulty")
 				err := call.call(e.client, a)
 				pe := wantErr(t, err, providers.Retryable, f.code)
-				if pe.Ret != f.ret {
+				// A busy cancelpay may also be 90016, order being processed.
+				if pe.Ret != f.ret && !(call.name == "cancelpay" && f.ret == -1 && pe.Ret == 90016) {
 					t.Errorf("Ret = %d, want %d", pe.Ret, f.ret)
 				}
 				if strings.Contains(err.Error(), a.MOGS.JSCode) {

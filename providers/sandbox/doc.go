@@ -62,8 +62,9 @@
 // seeded dice of Config.Seed:
 //
 //   - error_rate: HTTP 500, nothing happens.
-//   - busy_rate: the provider's busy code (MOGS -1, Midas 1002 or 3000111 at
-//     random, SUD 10001), nothing happens.
+//   - busy_rate: the provider's busy code (MOGS -1, on cancelpay -1 or
+//     90016 at random; Midas 1002 or 3000111 at random; SUD 10001),
+//     nothing happens.
 //   - otherwise the call takes effect; then latency_ms passes; then, with
 //     drop_reply_rate, the connection is closed without a byte of reply.
 //     Latency is applied after the effect on purpose: an effect is never

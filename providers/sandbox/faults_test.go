@@ -142,6 +142,9 @@ func TestFaults(t *testing.T) {
 		{"mogs pay answers -1", "mogs.pay", func(e *env) int {
 			return e.mogs("pay", "p1", map[string]any{"os_plat_id": 1, "amt": 10, "bill_no": "b1"}).Ret
 		}, map[int]bool{-1: true}},
+		{"mogs cancelpay answers -1 or 90016", "mogs.cancelpay", func(e *env) int {
+			return e.mogs("cancelpay", "p1", map[string]any{"os_plat_id": 1, "bill_no": "b1"}).Ret
+		}, map[int]bool{-1: true, 90016: true}},
 		{"mogs getbalance answers -1", "mogs.getbalance", func(e *env) int {
 			return e.mogs("getbalance", "p1", map[string]any{"os_plat_id": 1}).Ret
 		}, map[int]bool{-1: true}},

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,7 @@ const (
 	mogsDuplicate    = 90012
 	mogsNoBalance    = 90013
 	mogsCancelled    = 90015 // cancelpay: already cancelled
+	mogsProcessing   = 90016 // cancelpay: order being processed, retry (providers.md, Learned since)
 	mogsParamError   = 90018
 )
 
@@ -57,7 +59,14 @@ type mogsErr struct {
 
 func mogsError(ret int, msg string) reply { return mogsReply(mogsErr{Ret: ret, ErrMsg: msg}) }
 
-func busyMOGS(*http.Request, float64) reply { return mogsError(mogsBusy, "system busy") }
+// busyMOGS answers -1, or on cancelpay either -1 or 90016 (order being
+// processed): both mean "retry with the same bill_no".
+func busyMOGS(r *http.Request, pick float64) reply {
+	if pick >= 0.5 && strings.HasSuffix(r.URL.Path, "/cancelpay") {
+		return mogsError(mogsProcessing, "order is being processed, retry")
+	}
+	return mogsError(mogsBusy, "system busy")
+}
 
 // mogsParse runs the checks every MOGS endpoint shares: query parameters,
 // the JSON body, os_plat_id, then the login.
