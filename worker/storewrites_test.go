@@ -118,14 +118,16 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 		// window is how long the test watches the worker while the store
 		// fails. maxCalls bounds the provider calls in it: what the orders
 		// under way when the store failed still call before their commits
-		// (at most two calls each: create_order and the balance read),
+		// (at most three calls each: the balance read and create_order, or
+		// after a debit the balance poll and SUD's verdict with the pay),
 		// then one order per backoff period (100 ms doubling: four fit in
 		// two seconds; allow five) of at most three calls (a repeated
-		// create_order, the query that follows it, the balance read).
+		// create_order, the query that follows it, the balance read; or a
+		// repeated pay, the poll and the verdict query).
 		// Without the backoff every order runs again every 50 ms: hundreds
 		// of calls.
 		window   = 2 * time.Second
-		maxCalls = 2*orders + 3*5
+		maxCalls = 3*orders + 3*5
 		// maxErrors bounds the ERROR lines in the window: one when the
 		// failures start, then one every few seconds at most.
 		maxErrors = 2

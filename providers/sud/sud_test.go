@@ -180,7 +180,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o != (sud.Order{OutOrderID: "order-1", OrderID: r.OrderID, Status: sud.StatusExecuteSuccess}) {
+		if o.OutOrderID != "order-1" || o.OrderID != r.OrderID || o.Status != sud.StatusExecuteSuccess {
 			t.Errorf("query = %+v", o)
 		}
 	})
