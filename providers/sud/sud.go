@@ -355,43 +355,6 @@ func (c *Client) fetch(endpoint string, req *http.Request) ([]byte, *providers.E
 	return raw, nil
 }
 
-// Return codes, from the seed and SUD's public docs.
-const (
-	RetOK               = 0
-	RetServiceException = 10001
-	RetParamError       = 10002
-	RetInvalidAppKey    = 10003
-	RetInvalidAppSecret = 10004
-	RetGameNotFound     = 10111
-	RetOrderExists      = 70501
-	RetOrderNotFound    = 70503
-)
-
-// Classify maps a SUD ret_code on endpoint to an outcome. Success and
-// already-done classes carry an empty Code.
-func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
-	switch ret {
-	case RetOK:
-		return providers.OK, ""
-	case RetOrderExists:
-		if endpoint == EndpointCreateOrder {
-			return providers.AlreadyDone, ""
-		}
-		return providers.Final, providers.CodeAlreadyExists
-	case RetServiceException:
-		return providers.Retryable, providers.CodeBusy
-	case RetParamError:
-		return providers.Final, providers.CodeParamError
-	case RetInvalidAppKey, RetInvalidAppSecret:
-		return providers.Final, providers.CodeAuthFailed
-	case RetGameNotFound:
-		return providers.Final, providers.CodeGameNotFound
-	case RetOrderNotFound:
-		return providers.Final, providers.CodeNotFound
-	}
-	return providers.Final, providers.CodeUnknown
-}
-
 // badReply is an HTTP 200 we could not make sense of. It is Retryable: the
 // order may have been created, and create_order is idempotent on
 // out_order_id, so asking again is safe and is the only way to know.
