@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -164,15 +165,25 @@ type CreateOrderReply struct {
 	OrderID    string
 }
 
-// Order is what query_order reports.
+// Order is what query_order (and an order notification) reports: the
+// order's status and the fields it was created with, so that a worker that
+// adopts an existing order can check it is the same order (mg_id, cmd,
+// value, uids). A field SUD left out of its reply is empty: it did not say,
+// which is not the same as a match.
 type Order struct {
 	OutOrderID string
 	OrderID    string
 	Status     string // StatusCreated, StatusExecuting, StatusExecuteFail, StatusExecuteSuccess
-	// The order's own fields, to tell our order from another one under
-	// the same out_order_id.
-	MgID, Cmd, FromUID, ToUID string
-	Value                     int64
+	OutGroupID string
+	MGID       string
+	RoomID     string
+	Cmd        string
+	FromUID    string
+	ToUID      string
+	Value      int32
+	// Payload is the payload object as SUD wrote it, "" when absent. SUD
+	// may re-encode it (key order, spacing): compare it as JSON, not bytes.
+	Payload string
 }
 
 // envelope is SUD's BaseResp.
@@ -182,15 +193,47 @@ type envelope struct {
 	Data    json.RawMessage    `json:"data"`
 }
 
+// orderData is create_order's and query_order's data, and a notification's.
+// The field names are those of SUD's public query_order doc
+// (AppServerQueryOrderResp), which are create_order's own.
 type orderData struct {
 	OutOrderID providers.FlexString `json:"out_order_id"`
 	OrderID    providers.FlexString `json:"order_id"`
 	Status     string               `json:"status"`
-	MgID       providers.FlexString `json:"mg_id"`
+	OutGroupID providers.FlexString `json:"out_group_id"`
+	MGID       providers.FlexString `json:"mg_id"`
+	RoomID     providers.FlexString `json:"room_id"`
 	Cmd        string               `json:"cmd"`
 	FromUID    providers.FlexString `json:"from_uid"`
 	ToUID      providers.FlexString `json:"to_uid"`
 	Value      providers.FlexInt    `json:"value"`
+	Payload    json.RawMessage      `json:"payload"`
+}
+
+// decodeOrderData reads data, refusing a value outside int32: SUD types it
+// int32, and a truncated value could make another order look like ours.
+func decodeOrderData(raw []byte) (orderData, error) {
+	var d orderData
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return orderData{}, err
+	}
+	if d.Value < math.MinInt32 || d.Value > math.MaxInt32 {
+		return orderData{}, fmt.Errorf("value %d is not an int32", int64(d.Value))
+	}
+	return d, nil
+}
+
+// order is d as an Order.
+func (d orderData) order() Order {
+	o := Order{
+		OutOrderID: string(d.OutOrderID), OrderID: string(d.OrderID), Status: d.Status,
+		OutGroupID: string(d.OutGroupID), MGID: string(d.MGID), RoomID: string(d.RoomID), Cmd: d.Cmd,
+		FromUID: string(d.FromUID), ToUID: string(d.ToUID), Value: int32(d.Value),
+	}
+	if p := bytes.TrimSpace(d.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
+		o.Payload = string(p)
+	}
+	return o
 }
 
 // CreateOrder places the in-game paid order, keyed by r.OutOrderID.
@@ -234,9 +277,9 @@ func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, erro
 	if err != nil {
 		return Order{}, err
 	}
-	d := env.data
-	return Order{OutOrderID: outOrderID, OrderID: string(d.OrderID), Status: d.Status,
-		MgID: string(d.MgID), Cmd: d.Cmd, FromUID: string(d.FromUID), ToUID: string(d.ToUID), Value: int64(d.Value)}, nil
+	o := env.data.order()
+	o.OutOrderID = outOrderID // the reply may leave it out; it cannot differ (see roundTrip)
+	return o, nil
 }
 
 // checkID refuses an id SUD would refuse, before it leaves the process.
@@ -313,7 +356,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	case providers.OK:
 		var d orderData
 		if len(env.Data) > 0 && !bytes.Equal(env.Data, []byte("null")) {
-			if err := json.Unmarshal(env.Data, &d); err != nil {
+			if d, err = decodeOrderData(env.Data); err != nil {
 				return nil, badReply(endpoint, "undecodable data", err)
 			}
 		}

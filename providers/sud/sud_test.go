@@ -180,8 +180,11 @@ func TestAgainstTheSandbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o.OutOrderID != "order-1" || o.OrderID != r.OrderID || o.Status != sud.StatusExecuteSuccess {
-			t.Errorf("query = %+v", o)
+		want := sud.Order{OutOrderID: "order-1", OrderID: r.OrderID, Status: sud.StatusExecuteSuccess,
+			OutGroupID: "group-1", MGID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
+			FromUID: "001", ToUID: "002", Value: 100, Payload: `{"point":6,"seq":1}`}
+		if o != want {
+			t.Errorf("query = %+v\nwant    %+v", o, want)
 		}
 	})
 
@@ -519,6 +522,27 @@ func TestReplies(t *testing.T) {
 		if r.OrderID != "123456789012345678901" || r.OutOrderID != "1659497694000" {
 			t.Errorf("reply = %+v", r)
 		}
+	})
+
+	t.Run("query_order reads the order's fields, numbers or strings alike", func(t *testing.T) {
+		_, c := newCapture(t, `{"ret_code":0,"ret_msg":"","data":{"order_id":1573254561852952576,"out_order_id":"o",`+
+			`"out_group_id":"g","mg_id":1461228379255603251,"room_id":9009,"cmd":"test","from_uid":"001","to_uid":"002",`+
+			`"value":"7","payload":{"score":1},"status":"EXECUTE_FAIL","round_id":"new-field"}}`)
+		o, err := c.QueryOrder(ctx, "o")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sud.Order{OutOrderID: "o", OrderID: "1573254561852952576", Status: sud.StatusExecuteFail, OutGroupID: "g",
+			MGID: "1461228379255603251", RoomID: "9009", Cmd: "test", FromUID: "001", ToUID: "002", Value: 7, Payload: `{"score":1}`}
+		if o != want {
+			t.Errorf("order = %+v\nwant    %+v", o, want)
+		}
+	})
+
+	t.Run("a value beyond int32 is a retryable bad reply, not a truncated match", func(t *testing.T) {
+		_, c := newCapture(t, `{"ret_code":0,"data":{"order_id":"x","out_order_id":"o","value":4294967396,"status":"EXECUTE_SUCCESS"}}`)
+		_, err := c.QueryOrder(ctx, "o")
+		wantErr(t, err, providers.Retryable, providers.CodeBadReply)
 	})
 
 	t.Run("a success for another out_order_id is a retryable bad reply", func(t *testing.T) {
