@@ -23,11 +23,17 @@ func Nonce() string {
 	return rand.Text()
 }
 
-// Sign computes the Sud-Auth signature of a request or a notify:
+// Sign computes the Sud-Auth signature of a request, which is also the
+// Sud-Signature of a notification:
 // lowercase hex(HMAC-SHA1(key = appSecret,
 // appID + "\n" + timestamp + "\n" + nonce + "\n" + body + "\n")), body being
 // the exact bytes sent.
 func Sign(appSecret, appID, timestamp, nonce string, body []byte) string {
+	return hex.EncodeToString(signature(appSecret, appID, timestamp, nonce, body))
+}
+
+// signature is Sign before the hex encoding.
+func signature(appSecret, appID, timestamp, nonce string, body []byte) []byte {
 	mac := hmac.New(sha1.New, []byte(appSecret))
 	mac.Write([]byte(appID))
 	mac.Write([]byte{'\n'})
@@ -37,7 +43,7 @@ func Sign(appSecret, appID, timestamp, nonce string, body []byte) string {
 	mac.Write([]byte{'\n'})
 	mac.Write(body)
 	mac.Write([]byte{'\n'})
-	return hex.EncodeToString(mac.Sum(nil))
+	return mac.Sum(nil)
 }
 
 // AuthorizationHeader returns the Authorization header value for a request
