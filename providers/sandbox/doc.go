@@ -137,8 +137,15 @@
 //     an app_id other than the configured one, is 10003; a missing
 //     timestamp or nonce, or a signature that is not the lower-case hex
 //     HMAC-SHA1 of app_id\ntimestamp\nnonce\nbody\n, is 10004. The timestamp
-//     is not checked against the clock (the docs leave its unit ambiguous).
-//     Discovery with a wrong key answers HTTP 404 with ret_code 10003.
+//     is unix seconds (providers.md) and, once the signature holds, must be
+//     within 5 minutes of Config.Now either way, else 10004 too (it is part
+//     of the signed string; a stale signature is as good as a wrong one).
+//     The clock is Config.Now, never one moved to expire bills. Discovery
+//     with a wrong key answers HTTP 404 with ret_code 10003.
+//   - ASSUMPTION (SUD Content-Type): create_order and query_order need a
+//     Content-Type of application/json, charset utf-8 if one is given (the
+//     seed's "application/json;charset=utf-8"); anything else, or none, is
+//     10002, checked before the signature.
 //   - ASSUMPTION (SUD create_order): 10002 for a body that is not JSON of the
 //     documented types, an empty required string, out_order_id or
 //     out_group_id over 64 characters, value missing or outside int32, a

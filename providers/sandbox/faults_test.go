@@ -40,6 +40,7 @@ func debitCalls() []debitCall {
 		{"sud create_order", "sud.create_order", func(e *env, bill string) (*http.Response, error) {
 			body, _ := json.Marshal(validOrder(bill))
 			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/sud/create_order", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json;charset=utf-8")
 			req.Header.Set("Authorization", e.sudAuthHeader(e.cfg.SUDAppID, e.cfg.SUDAppSecret, body))
 			return freshClient().Do(req)
 		}, func(e *env, bill string) bool {

@@ -296,8 +296,13 @@ func testSudSign(secret, appID, ts, nonce string, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
+// sudAuthHeader signs body at the sandbox's clock.
 func (e *env) sudAuthHeader(appID, secret string, body []byte) string {
-	ts, nonce := "1790000000", "n0nce"
+	return sudAuthHeaderAt(appID, secret, strconv.FormatInt(e.clock.Now().Unix(), 10), body)
+}
+
+func sudAuthHeaderAt(appID, secret, ts string, body []byte) string {
+	nonce := "n0nce"
 	return fmt.Sprintf(`Sud-Auth app_id="%s",timestamp="%s",nonce="%s",signature="%s"`, appID, ts, nonce, testSudSign(secret, appID, ts, nonce, body))
 }
 

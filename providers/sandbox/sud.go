@@ -11,6 +11,7 @@ import (
 	"hash/maphash"
 	"io"
 	"math"
+	"mime"
 	"net/http"
 	"sort"
 	"strconv"
@@ -200,11 +201,38 @@ func parseSudAuth(h string) (map[string]string, bool) {
 	return fields, true
 }
 
-// sudAuth reads the body and checks the Sud-Auth header against it.
+// sudMaxSkew is how far a Sud-Auth timestamp may be from the sandbox's
+// clock, either way, as the real services are assumed to allow
+// (providers.md: "assume ±5 minutes").
+const sudMaxSkew = 5 * time.Minute
+
+// sigNow is the clock Sud-Auth timestamps are checked against and
+// notifications are signed with: the configured Config.Now, the one the
+// sandbox shares with its clients. A clock an operator moves to expire
+// bills must not make every client's signature stale.
+func (s *Sandbox) sigNow() time.Time { return s.cfg.Now() }
+
+// sudJSONContentType reports whether a request's Content-Type is JSON in
+// UTF-8, as create_order and query_order require
+// ("Content-Type: application/json;charset=utf-8").
+func sudJSONContentType(h string) bool {
+	mt, params, err := mime.ParseMediaType(h)
+	if err != nil || mt != "application/json" {
+		return false
+	}
+	cs, ok := params["charset"]
+	return !ok || strings.EqualFold(cs, "utf-8")
+}
+
+// sudAuth checks the Content-Type, reads the body and checks the Sud-Auth
+// header against it and against the clock.
 func (s *Sandbox) sudAuth(c *call) ([]byte, *reply) {
 	fail := func(code int, msg string) ([]byte, *reply) {
 		r := sudReply(code, msg, nil)
 		return nil, &r
+	}
+	if !sudJSONContentType(c.r.Header.Get("Content-Type")) {
+		return fail(sudParamError, "Content-Type must be application/json;charset=utf-8")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, c.r.Body, 1<<20))
 	if err != nil {
@@ -217,6 +245,16 @@ func (s *Sandbox) sudAuth(c *call) ([]byte, *reply) {
 	want := sudSignature(s.cfg.SUDAppSecret, f["app_id"], f["timestamp"], f["nonce"], body)
 	if f["timestamp"] == "" || f["nonce"] == "" || subtle.ConstantTimeCompare([]byte(f["signature"]), []byte(want)) != 1 {
 		return fail(sudBadAppSecret, "invalid app secret")
+	}
+	// The timestamp is signed, so it is checked once the signature holds:
+	// a stale but genuine request is refused like a forged one, with the
+	// code of the signature check (10004).
+	ts, err := strconv.ParseInt(f["timestamp"], 10, 64)
+	if err != nil {
+		return fail(sudBadAppSecret, "invalid app secret: timestamp is not unix seconds")
+	}
+	if skew := s.sigNow().Sub(time.Unix(ts, 0)); skew > sudMaxSkew || skew < -sudMaxSkew {
+		return fail(sudBadAppSecret, "invalid app secret: timestamp expired")
 	}
 	return body, nil
 }

@@ -1,14 +1,17 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
@@ -192,16 +195,91 @@ func TestSUDAuth(t *testing.T) {
 			return h[:i] + strings.ToUpper(h[i:len(h)-1]) + `"`
 		}, 10004},
 	}
+	at := func(d time.Duration) func(e *env) string {
+		return func(e *env) string {
+			ts := strconv.FormatInt(e.clock.Now().Add(d).Unix(), 10)
+			return sudAuthHeaderAt(e.cfg.SUDAppID, e.cfg.SUDAppSecret, ts, body)
+		}
+	}
+	cases = append(cases, []struct {
+		name string
+		auth func(e *env) string
+		code int
+	}{
+		{"a timestamp five minutes old is still accepted", at(-5 * time.Minute), 0},
+		{"a timestamp five minutes ahead is still accepted", at(5 * time.Minute), 0},
+		{"a timestamp older than five minutes is refused as an invalid app secret", at(-5*time.Minute - time.Second), 10004},
+		{"a timestamp more than five minutes ahead is refused as an invalid app secret", at(5*time.Minute + time.Second), 10004},
+		{"a timestamp in milliseconds is refused as an invalid app secret", func(e *env) string {
+			return sudAuthHeaderAt(e.cfg.SUDAppID, e.cfg.SUDAppSecret, strconv.FormatInt(e.clock.Now().UnixMilli(), 10), body)
+		}, 10004},
+		{"a timestamp that is not a number is refused as an invalid app secret", func(e *env) string {
+			return sudAuthHeaderAt(e.cfg.SUDAppID, e.cfg.SUDAppSecret, "now", body)
+		}, 10004},
+	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			e := newEnv(t)
-			if r := e.sudWith("/sud/create_order", body, tc.auth(e)); r.RetCode != tc.code {
+			r := e.sudWith("/sud/create_order", body, tc.auth(e))
+			if r.RetCode != tc.code {
 				t.Fatalf("reply = %+v, want %d", r, tc.code)
 			}
-			if len(e.sb.SUDOrders()) != 0 {
+			if tc.code != 0 && len(e.sb.SUDOrders()) != 0 {
 				t.Fatal("an unauthenticated call created an order")
 			}
 		})
+	}
+}
+
+func TestSUDContentType(t *testing.T) {
+	body, _ := json.Marshal(validOrder("o-1"))
+	cases := []struct {
+		name        string
+		contentType string
+		code        int
+	}{
+		{"the documented application/json;charset=utf-8 is accepted", "application/json;charset=utf-8", 0},
+		{"application/json without a charset is accepted", "application/json", 0},
+		{"a spaced, upper-case charset is the same type", "application/json; charset=UTF-8", 0},
+		{"no Content-Type is a parameter error", "", 10002},
+		{"a form Content-Type is a parameter error", "application/x-www-form-urlencoded", 10002},
+		{"text/plain is a parameter error", "text/plain;charset=utf-8", 10002},
+		{"JSON in another charset is a parameter error", "application/json;charset=gbk", 10002},
+		{"an unparsable Content-Type is a parameter error", "application/json;;=", 10002},
+	}
+	for _, tc := range cases {
+		for _, path := range []string{"/sud/create_order", "/sud/query_order"} {
+			t.Run(tc.name+" on "+path, func(t *testing.T) {
+				t.Parallel()
+				e := newEnv(t)
+				b := body
+				if path == "/sud/query_order" {
+					e.sud("/sud/create_order", validOrder("o-1"))
+					b = []byte(`{"out_order_id":"o-1"}`)
+				}
+				req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, bytes.NewReader(b))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.contentType != "" {
+					req.Header.Set("Content-Type", tc.contentType)
+				}
+				req.Header.Set("Authorization", e.sudAuthHeader(e.cfg.SUDAppID, e.cfg.SUDAppSecret, b))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r sudResp
+				decodeReply(t, resp, &r)
+				if r.RetCode != tc.code {
+					t.Fatalf("reply = %+v, want %d", r, tc.code)
+				}
+				if tc.code != 0 && path == "/sud/create_order" && len(e.sb.SUDOrders()) != 0 {
+					t.Fatal("a refused create_order made an order")
+				}
+			})
+		}
 	}
 }
 

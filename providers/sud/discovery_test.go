@@ -81,13 +81,15 @@ type discoveryEnv struct {
 
 func newDiscoveryEnv(t *testing.T, ttl time.Duration) *discoveryEnv {
 	t.Helper()
-	box := sandbox.New(sandbox.Config{Seed: 1})
+	clk := &clock{now: time.Unix(1700000000, 0)}
+	// The client signs with its clock: the sandbox checks Sud-Auth
+	// timestamps against the same one.
+	box := sandbox.New(sandbox.Config{Seed: 1, Now: clk.Now})
 	sb := httptest.NewServer(box)
 	t.Cleanup(sb.Close)
 	a := &asc{target: sb.URL}
 	as := httptest.NewServer(a)
 	t.Cleanup(as.Close)
-	clk := &clock{now: time.Unix(1700000000, 0)}
 	obs := &recorder{}
 	c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, ASCBaseURL: as.URL + "/", Now: clk.Now, DiscoveryTTL: ttl, Timeout: 2 * time.Second, Observer: obs})
 	if err != nil {
@@ -230,7 +232,7 @@ func TestDiscovery(t *testing.T) {
 	t.Run("a configured create_order URL is used without discovery", func(t *testing.T) {
 		e := newDiscoveryEnv(t, ttl)
 		e.asc.failing.Store(true)
-		c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, CreateOrderURL: e.sbURL + "/sud/create_order", ASCBaseURL: "http://127.0.0.1:1"})
+		c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, CreateOrderURL: e.sbURL + "/sud/create_order", ASCBaseURL: "http://127.0.0.1:1", Now: e.clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
