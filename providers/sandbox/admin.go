@@ -86,7 +86,7 @@ func (s *Sandbox) Bills() []Bill {
 }
 
 // SUDOrders lists every SUD order in the order they were created.
-func (s *Sandbox) SUDOrders() []SUDOrder { return s.sud.list() }
+func (s *Sandbox) SUDOrders() []SUDOrder { return s.sud.list(s.now()) }
 
 func (s *Sandbox) adminRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_sandbox/accounts/{provider}/{appid}/{openid}", s.admin(s.adminGetAccount))
@@ -181,7 +181,7 @@ func (s *Sandbox) adminBills(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sandbox) adminSUDOrders(w http.ResponseWriter, r *http.Request) {
-	adminJSON(w, http.StatusOK, s.sud.list())
+	adminJSON(w, http.StatusOK, s.sud.list(s.now()))
 }
 
 func (s *Sandbox) adminGetFaults(w http.ResponseWriter, r *http.Request) {

@@ -50,8 +50,14 @@
 //     and drops debits still hidden by a visibility delay. A new account so
 //     made has save_amt = save_sum = balance - gen_balance and present_sums
 //     = gen_balance; an existing one keeps its counters.
-//   - SUD executes an order the moment it is created: every order is
-//     EXECUTE_SUCCESS. out_order_id is unique per sandbox.
+//   - SUD executes an order as it creates it: the order is EXECUTE_SUCCESS
+//     at once unless a sud.create_order fault sets execute_delay_ms (then it
+//     is EXECUTING that long by Config.Now) or execute_fail_rate (then it
+//     ends EXECUTE_FAIL with that probability, by the seeded dice). The
+//     status is computed from the clock when it is read (query_order, the
+//     admin order list), so executing orders cost no timer each; the delay
+//     and the outcome are fixed when the order is created. CREATED is never
+//     shown. A failed order keeps its out_order_id, unique per sandbox.
 //
 // # Faults
 //
@@ -75,6 +81,9 @@
 //     stays out of balance reads (balance, gen_balance, cost_sum) for that
 //     long after it happened, by Config.Now. The pay reply itself already
 //     shows the balance after the debit, as the real services do.
+//   - execute_delay_ms and execute_fail_rate (on sud.create_order or "*"
+//     only): see Behaviour. The fail dice are rolled only when the rate is
+//     set.
 //
 // Go's http.Transport retries an idempotent request (every Midas call is a
 // GET) once on a reused connection that closed without a reply, so with a

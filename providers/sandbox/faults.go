@@ -50,6 +50,11 @@ type Fault struct {
 	// VisibilityDelayMS, on a debit endpoint (mogs.pay, midas.pay_m or "*"),
 	// hides each debit from balance reads for that long after it happened.
 	VisibilityDelayMS int `json:"visibility_delay_ms"`
+	// ExecuteFailRate and ExecuteDelayMS, on sud.create_order (or "*"): a
+	// created order is EXECUTING for ExecuteDelayMS by Config.Now, then
+	// EXECUTE_FAIL with ExecuteFailRate, else EXECUTE_SUCCESS.
+	ExecuteFailRate float64 `json:"execute_fail_rate"`
+	ExecuteDelayMS  int     `json:"execute_delay_ms"`
 }
 
 func (f Fault) validate() error {
@@ -67,7 +72,7 @@ func (f Fault) validate() error {
 	if f.LatencyMS < 0 || f.VisibilityDelayMS < 0 {
 		return fmt.Errorf("latency_ms and visibility_delay_ms must not be negative")
 	}
-	return nil
+	return f.validateSUD()
 }
 
 func knownEndpoint(name string) bool {

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"io"
 	"math"
@@ -33,17 +34,49 @@ const (
 	sudOrderNotFound = 70503
 )
 
-// Order statuses of query_order. The sandbox executes an order the moment
-// it is created, so every order it holds is EXECUTE_SUCCESS.
+// Order statuses of query_order. An order is EXECUTING until its
+// execution ends (at once unless a sud.create_order fault sets
+// execute_delay_ms), then EXECUTE_FAIL or EXECUTE_SUCCESS. The sandbox never
+// shows CREATED: it starts executing an order as it stores it.
 const (
-	sudStatusSuccess = "EXECUTE_SUCCESS"
+	sudStatusExecuting = "EXECUTING"
+	sudStatusFail      = "EXECUTE_FAIL"
+	sudStatusSuccess   = "EXECUTE_SUCCESS"
 )
 
+// validateSUD checks the SUD execution fields of a fault.
+func (f Fault) validateSUD() error {
+	if math.IsNaN(f.ExecuteFailRate) || f.ExecuteFailRate < 0 || f.ExecuteFailRate > 1 {
+		return fmt.Errorf("execute_fail_rate %v not in [0,1]", f.ExecuteFailRate)
+	}
+	if f.ExecuteDelayMS < 0 {
+		return fmt.Errorf("execute_delay_ms must not be negative")
+	}
+	if (f.ExecuteFailRate != 0 || f.ExecuteDelayMS != 0) && f.Endpoint != epSUDCreateOrder && f.Endpoint != EveryEndpoint {
+		return fmt.Errorf("execute_fail_rate and execute_delay_ms apply to %s only", epSUDCreateOrder)
+	}
+	return nil
+}
+
+// chance rolls the seeded dice once: true with probability p.
+func (t *faultTable) chance(p float64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rng.Float64() < p
+}
+
+// sudOrder is one order. Every field is set before the order is stored and
+// never changes: its status is computed from the clock (statusAt), so
+// that 50,000 executing orders need no timer each.
 type sudOrder struct {
-	seq        uint64
+	seq uint64
+	// doneAt is when execution ends, by the sandbox clock; fails is its
+	// outcome, rolled when the order was created.
+	doneAt     time.Time
+	fails      bool
 	OutOrderID string          `json:"out_order_id"`
 	OrderID    string          `json:"order_id"`
-	Status     string          `json:"status"`
+	Status     string          `json:"status"` // set on copies only, see at
 	OutGroupID string          `json:"out_group_id,omitempty"`
 	MgID       string          `json:"mg_id"`
 	RoomID     string          `json:"room_id"`
@@ -103,18 +136,43 @@ func (b *sudBook) create(o *sudOrder) bool {
 	return true
 }
 
-func (b *sudBook) get(shards *[nShards]sudShard, key string) (sudOrder, bool) {
+// finalStatus is what execution ends in.
+func (o *sudOrder) finalStatus() string {
+	if o.fails {
+		return sudStatusFail
+	}
+	return sudStatusSuccess
+}
+
+// statusAt is the order's status at now.
+func (o *sudOrder) statusAt(now time.Time) string {
+	if now.Before(o.doneAt) {
+		return sudStatusExecuting
+	}
+	return o.finalStatus()
+}
+
+// at is a copy of o with its status at now.
+func (o *sudOrder) at(now time.Time) sudOrder {
+	c := *o
+	c.Status = o.statusAt(now)
+	return c
+}
+
+// get returns the order under key with its status at now.
+func (b *sudBook) get(shards *[nShards]sudShard, key string, now time.Time) (sudOrder, bool) {
 	sh := b.shard(shards, key)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	o, ok := sh.byID[key]
+	sh.mu.Unlock()
 	if !ok {
 		return sudOrder{}, false
 	}
-	return *o, true
+	return o.at(now), true
 }
 
-func (b *sudBook) list() []SUDOrder {
+// list returns every order, in creation order, with its status at now.
+func (b *sudBook) list(now time.Time) []SUDOrder {
 	var all []*sudOrder
 	for i := range b.outs {
 		sh := &b.outs[i]
@@ -127,7 +185,7 @@ func (b *sudBook) list() []SUDOrder {
 	sort.Slice(all, func(i, j int) bool { return all[i].seq < all[j].seq })
 	out := make([]SUDOrder, len(all))
 	for i, o := range all {
-		out[i] = SUDOrder{OutOrderID: o.OutOrderID, OrderID: o.OrderID, Status: o.Status}
+		out[i] = SUDOrder{OutOrderID: o.OutOrderID, OrderID: o.OrderID, Status: o.statusAt(now)}
 	}
 	return out
 }
@@ -313,8 +371,13 @@ func (s *Sandbox) sudCreateOrder(c *call) reply {
 			return sudReply(sudParamError, "game check: "+err.Error(), nil)
 		}
 	}
+	// Execution: at once, or after the fault's delay; fails with the
+	// fault's rate. The dice are rolled only when a rate is set, so that
+	// faults without one keep their seeded sequences.
 	o := &sudOrder{
-		OutOrderID: in.OutOrderID, Status: sudStatusSuccess, OutGroupID: in.OutGroupID,
+		doneAt:     c.now.Add(time.Duration(c.fault.ExecuteDelayMS) * time.Millisecond),
+		fails:      c.fault.ExecuteFailRate > 0 && s.faults.chance(c.fault.ExecuteFailRate),
+		OutOrderID: in.OutOrderID, OutGroupID: in.OutGroupID,
 		MgID: in.MgID, RoomID: in.RoomID, Cmd: in.Cmd, FromUID: in.FromUID, ToUID: in.ToUID,
 		Value: int32(*in.Value), Payload: bytes.Clone(payload), CreatedAt: c.now.UTC(),
 	}
@@ -341,10 +404,10 @@ func (s *Sandbox) sudQueryOrder(c *call) reply {
 		ok bool
 	)
 	if in.OutOrderID != "" {
-		o, ok = s.sud.get(&s.sud.outs, in.OutOrderID)
+		o, ok = s.sud.get(&s.sud.outs, in.OutOrderID, c.now)
 		ok = ok && (in.OrderID == "" || o.OrderID == in.OrderID)
 	} else {
-		o, ok = s.sud.get(&s.sud.ids, in.OrderID)
+		o, ok = s.sud.get(&s.sud.ids, in.OrderID, c.now)
 	}
 	if !ok {
 		return sudReply(sudOrderNotFound, "order not found", nil)
