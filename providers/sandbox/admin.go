@@ -93,6 +93,7 @@ func (s *Sandbox) adminRoutes(m *http.ServeMux) {
 	m.HandleFunc("PUT /_sandbox/accounts/{provider}/{appid}/{openid}", s.admin(s.adminPutAccount))
 	m.HandleFunc("GET /_sandbox/bills", s.admin(s.adminBills))
 	m.HandleFunc("GET /_sandbox/sud/orders", s.admin(s.adminSUDOrders))
+	m.HandleFunc("PUT /_sandbox/sud/notify", s.admin(s.adminPutSUDNotify))
 	m.HandleFunc("GET /_sandbox/faults", s.admin(s.adminGetFaults))
 	m.HandleFunc("POST /_sandbox/faults", s.admin(s.adminPostFault))
 	m.HandleFunc("DELETE /_sandbox/faults", s.admin(s.adminDeleteFaults))
@@ -182,6 +183,26 @@ func (s *Sandbox) adminBills(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sandbox) adminSUDOrders(w http.ResponseWriter, r *http.Request) {
 	adminJSON(w, http.StatusOK, s.sud.list(s.now()))
+}
+
+// adminPutSUDNotify sets where SUD's order notifications go:
+// {"url":"http://..."}, or {"url":""} to stop them.
+func (s *Sandbox) adminPutSUDNotify(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		URL *string `json:"url"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil || body.URL == nil {
+		adminError(w, http.StatusBadRequest, `body must be {"url":"..."}`)
+		return
+	}
+	if err := checkSUDNotifyURL(*body.URL); err != nil {
+		adminError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.sud.notify.setURL(*body.URL)
+	adminJSON(w, http.StatusOK, map[string]string{"url": *body.URL})
 }
 
 func (s *Sandbox) adminGetFaults(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@
 //	GET/PUT /_sandbox/accounts/{provider}/{appid}/{openid}
 //	GET  /_sandbox/bills[?provider=&openid=&appid=]
 //	GET  /_sandbox/sud/orders
+//	PUT  /_sandbox/sud/notify   {"url":"..."}: where SUD's order notifications go
 //	GET/POST/DELETE /_sandbox/faults
 //	POST /_sandbox/clock {"advance":"49h"}   moves the clock, answers {"now"}
 //
@@ -58,6 +59,27 @@
 //     admin order list), so executing orders cost no timer each; the delay
 //     and the outcome are fixed when the order is created. CREATED is never
 //     shown. A failed order keeps its out_order_id, unique per sandbox.
+//   - Order notifications: once a notify URL is set (PUT /_sandbox/sud/notify
+//     or SetSUDNotifyURL), every order created from then on is notified when
+//     its execution ends: a POST of {"notify_id","notify_time","app_id",
+//     "notify_event":"sud.mg.merchant.order.changed","data":{order fields,
+//     "status"}} with Content-Type application/json;charset=utf-8 and the
+//     headers Sud-AppId, Sud-Timestamp (unix seconds of Config.Now),
+//     Sud-Nonce and Sud-Signature (the Sud-Auth HMAC over the exact body).
+//     Without a delay it may arrive before the create_order reply. Anything
+//     but HTTP 200 with {"ret_code":0,"ret_msg":"SUCCESS"} is a refusal: the
+//     notification is signed anew and sent again after 100, 200, 400 and
+//     800 ms, then abandoned (SUDNotifyStats counts all three outcomes). One
+//     scheduler goroutine, alive only while notifications are pending, and
+//     at most 8 deliveries at a time serve every order. A notification still
+//     pending goes to the URL in force when it is sent; with none, it is
+//     dropped.
+//   - ASSUMPTION (SUD notify): SUD's docs say it retries, not how often;
+//     notify_id (hex SHA-256 of order_id and status) stays the same across
+//     a notification's attempts; notify_time is unix milliseconds as a
+//     string (the docs' example); round_id and seq are left out. The docs
+//     call any ret_code 0 a success; the sandbox also wants ret_msg
+//     "SUCCESS", the documented answer.
 //
 // # Faults
 //

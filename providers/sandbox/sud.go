@@ -100,10 +100,12 @@ type sudBook struct {
 	base uint64 // order ids are base+seq, unique within one sandbox
 	outs [nShards]sudShard
 	ids  [nShards]sudShard
+	// notify sends the orders' notifications (sudnotify.go).
+	notify *sudNotifier
 }
 
 func newSUDBook(now time.Time) *sudBook {
-	b := &sudBook{seed: maphash.MakeSeed(), base: uint64(now.UnixMilli()) * 1_000_000}
+	b := &sudBook{seed: maphash.MakeSeed(), base: uint64(now.UnixMilli()) * 1_000_000, notify: newSUDNotifier()}
 	for i := range b.outs {
 		b.outs[i].byID = make(map[string]*sudOrder)
 		b.ids[i].byID = make(map[string]*sudOrder)
@@ -384,6 +386,9 @@ func (s *Sandbox) sudCreateOrder(c *call) reply {
 	if !s.sud.create(o) {
 		return sudReply(sudOrderExists, "out_order_id already exists", nil)
 	}
+	// Without a delay the notification may reach the app before this
+	// reply does, as it may with the real SUD.
+	s.sud.notify.schedule(s, o)
 	return sudReply(sudOK, "", map[string]string{"out_order_id": o.OutOrderID, "order_id": o.OrderID})
 }
 
