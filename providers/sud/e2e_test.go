@@ -47,7 +47,7 @@ func TestExecutionThroughTheSandbox(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.Status != sud.StatusExecuteFail || o.MGID != "1468180338417074177" || o.Cmd != "specify_dice_roll" || o.Value != 100 {
+			if o.Status != sud.StatusExecuteFail || o.MgID != "1468180338417074177" || o.Cmd != "specify_dice_roll" || o.Value != 100 {
 				t.Fatalf("order = %+v", o)
 			}
 		}

@@ -215,8 +215,8 @@ func (h *notifyHandler) decode(body []byte) (Notification, string, bool) {
 	if len(bytes.TrimSpace(env.Data)) == 0 {
 		return Notification{}, "no data", false
 	}
-	d, err := decodeOrderData(env.Data)
-	if err != nil {
+	var d orderData
+	if err := json.Unmarshal(env.Data, &d); err != nil {
 		return Notification{}, "undecodable data: " + err.Error(), false
 	}
 	n.Order = d.order()

@@ -134,7 +134,7 @@ func TestNotifyHandler(t *testing.T) {
 	t.Parallel()
 	cfg := sud.NotifyConfig{AppID: appID, AppSecret: appSecret, Now: func() time.Time { return notifyAt }}
 	wantOrder := sud.Order{OutOrderID: "1659497694000", OrderID: "1659497694888", Status: sud.StatusExecuteSuccess,
-		OutGroupID: "1659497694", MGID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
+		OutGroupID: "1659497694", MgID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
 		FromUID: "001", ToUID: "002", Value: 100, Payload: `{"point":6,"seq":1}`}
 	success := `{"ret_code":0,"ret_msg":"SUCCESS"}`
 

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -175,12 +174,14 @@ type Order struct {
 	OrderID    string
 	Status     string // StatusCreated, StatusExecuting, StatusExecuteFail, StatusExecuteSuccess
 	OutGroupID string
-	MGID       string
+	MgID       string
 	RoomID     string
 	Cmd        string
 	FromUID    string
 	ToUID      string
-	Value      int32
+	// Value is as SUD wrote it, not narrowed to the int32 it should be,
+	// so that a value no order of ours can have never looks like ours.
+	Value int64
 	// Payload is the payload object as SUD wrote it, "" when absent. SUD
 	// may re-encode it (key order, spacing): compare it as JSON, not bytes.
 	Payload string
@@ -201,7 +202,7 @@ type orderData struct {
 	OrderID    providers.FlexString `json:"order_id"`
 	Status     string               `json:"status"`
 	OutGroupID providers.FlexString `json:"out_group_id"`
-	MGID       providers.FlexString `json:"mg_id"`
+	MgID       providers.FlexString `json:"mg_id"`
 	RoomID     providers.FlexString `json:"room_id"`
 	Cmd        string               `json:"cmd"`
 	FromUID    providers.FlexString `json:"from_uid"`
@@ -210,25 +211,12 @@ type orderData struct {
 	Payload    json.RawMessage      `json:"payload"`
 }
 
-// decodeOrderData reads data, refusing a value outside int32: SUD types it
-// int32, and a truncated value could make another order look like ours.
-func decodeOrderData(raw []byte) (orderData, error) {
-	var d orderData
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return orderData{}, err
-	}
-	if d.Value < math.MinInt32 || d.Value > math.MaxInt32 {
-		return orderData{}, fmt.Errorf("value %d is not an int32", int64(d.Value))
-	}
-	return d, nil
-}
-
 // order is d as an Order.
 func (d orderData) order() Order {
 	o := Order{
 		OutOrderID: string(d.OutOrderID), OrderID: string(d.OrderID), Status: d.Status,
-		OutGroupID: string(d.OutGroupID), MGID: string(d.MGID), RoomID: string(d.RoomID), Cmd: d.Cmd,
-		FromUID: string(d.FromUID), ToUID: string(d.ToUID), Value: int32(d.Value),
+		OutGroupID: string(d.OutGroupID), MgID: string(d.MgID), RoomID: string(d.RoomID), Cmd: d.Cmd,
+		FromUID: string(d.FromUID), ToUID: string(d.ToUID), Value: int64(d.Value),
 	}
 	if p := bytes.TrimSpace(d.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
 		o.Payload = string(p)
@@ -356,7 +344,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	case providers.OK:
 		var d orderData
 		if len(env.Data) > 0 && !bytes.Equal(env.Data, []byte("null")) {
-			if d, err = decodeOrderData(env.Data); err != nil {
+			if err := json.Unmarshal(env.Data, &d); err != nil {
 				return nil, badReply(endpoint, "undecodable data", err)
 			}
 		}

@@ -181,7 +181,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := sud.Order{OutOrderID: "order-1", OrderID: r.OrderID, Status: sud.StatusExecuteSuccess,
-			OutGroupID: "group-1", MGID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
+			OutGroupID: "group-1", MgID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
 			FromUID: "001", ToUID: "002", Value: 100, Payload: `{"point":6,"seq":1}`}
 		if o != want {
 			t.Errorf("query = %+v\nwant    %+v", o, want)
@@ -533,16 +533,21 @@ func TestReplies(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := sud.Order{OutOrderID: "o", OrderID: "1573254561852952576", Status: sud.StatusExecuteFail, OutGroupID: "g",
-			MGID: "1461228379255603251", RoomID: "9009", Cmd: "test", FromUID: "001", ToUID: "002", Value: 7, Payload: `{"score":1}`}
+			MgID: "1461228379255603251", RoomID: "9009", Cmd: "test", FromUID: "001", ToUID: "002", Value: 7, Payload: `{"score":1}`}
 		if o != want {
 			t.Errorf("order = %+v\nwant    %+v", o, want)
 		}
 	})
 
-	t.Run("a value beyond int32 is a retryable bad reply, not a truncated match", func(t *testing.T) {
+	t.Run("a value beyond int32 is reported as SUD wrote it, never narrowed into a match", func(t *testing.T) {
 		_, c := newCapture(t, `{"ret_code":0,"data":{"order_id":"x","out_order_id":"o","value":4294967396,"status":"EXECUTE_SUCCESS"}}`)
-		_, err := c.QueryOrder(ctx, "o")
-		wantErr(t, err, providers.Retryable, providers.CodeBadReply)
+		o, err := c.QueryOrder(ctx, "o")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Value != 4294967396 {
+			t.Errorf("Value = %d", o.Value)
+		}
 	})
 
 	t.Run("a success for another out_order_id is a retryable bad reply", func(t *testing.T) {
