@@ -52,9 +52,11 @@ type Fault struct {
 	VisibilityDelayMS int `json:"visibility_delay_ms"`
 	// ExecuteFailRate and ExecuteDelayMS, on sud.create_order (or "*"): a
 	// created order is EXECUTING for ExecuteDelayMS by Config.Now, then
-	// EXECUTE_FAIL with ExecuteFailRate, else EXECUTE_SUCCESS.
-	ExecuteFailRate float64 `json:"execute_fail_rate"`
-	ExecuteDelayMS  int     `json:"execute_delay_ms"`
+	// EXECUTE_FAIL with ExecuteFailRate, else EXECUTE_SUCCESS. Left out of
+	// the JSON when zero, so that an admin client still talks to a sandbox
+	// that predates them (it refuses unknown fields).
+	ExecuteFailRate float64 `json:"execute_fail_rate,omitempty"`
+	ExecuteDelayMS  int     `json:"execute_delay_ms,omitempty"`
 }
 
 func (f Fault) validate() error {
