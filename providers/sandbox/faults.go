@@ -51,7 +51,7 @@ type Fault struct {
 	// hides each debit from balance reads for that long after it happened.
 	VisibilityDelayMS int `json:"visibility_delay_ms"`
 	// ExecuteFailRate and ExecuteDelayMS, on sud.create_order (or "*"): a
-	// created order is EXECUTING for ExecuteDelayMS by Config.Now, then
+	// created order is EXECUTING for ExecuteDelayMS by the sandbox clock, then
 	// EXECUTE_FAIL with ExecuteFailRate, else EXECUTE_SUCCESS. Left out of
 	// the JSON when zero, so that an admin client still talks to a sandbox
 	// that predates them (it refuses unknown fields).

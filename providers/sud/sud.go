@@ -1,8 +1,10 @@
 // Package sud is the client of SUD's app-server API: create_order (the
 // in-game paid order) and query_order (how a worker that lost a reply
-// learns whether the order exists), signed with Sud-Auth, with endpoint
-// discovery. It classifies every reply into a providers.Class and Code and
-// is the only place in coinsaga that knows SUD's return codes.
+// learns whether the order exists, and SUD's verdict on the action),
+// signed with Sud-Auth, with endpoint discovery; and NotifyHandler, the
+// receiver of SUD's signed order notifications. It classifies every reply
+// into a providers.Class and Code from one table (CodeTable) and is the
+// only place in coinsaga that knows SUD's return codes.
 package sud
 
 import (
