@@ -64,7 +64,7 @@
 //     its execution ends: a POST of {"notify_id","notify_time","app_id",
 //     "notify_event":"sud.mg.merchant.order.changed","data":{order fields,
 //     "status"}} with Content-Type application/json;charset=utf-8 and the
-//     headers Sud-AppId, Sud-Timestamp (unix seconds of Config.Now),
+//     headers Sud-AppId, Sud-Timestamp (unix seconds of the sandbox clock),
 //     Sud-Nonce and Sud-Signature (the Sud-Auth HMAC over the exact body).
 //     Without a delay it may arrive before the create_order reply. Anything
 //     but HTTP 200 with {"ret_code":0,"ret_msg":"SUCCESS"} is a refusal: the
@@ -169,10 +169,9 @@
 //     timestamp or nonce, or a signature that is not the lower-case hex
 //     HMAC-SHA1 of app_id\ntimestamp\nnonce\nbody\n, is 10004. The timestamp
 //     is unix seconds (providers.md) and, once the signature holds, must be
-//     within 5 minutes of Config.Now either way, else 10004 too (it is part
-//     of the signed string; a stale signature is as good as a wrong one).
-//     The clock is Config.Now, never one moved to expire bills. Discovery
-//     with a wrong key answers HTTP 404 with ret_code 10003.
+//     within 5 minutes of the sandbox clock either way, else 10004 too (it
+//     is part of the signed string; a stale signature is as good as a wrong
+//     one). Discovery with a wrong key answers HTTP 404 with ret_code 10003.
 //   - ASSUMPTION (SUD Content-Type): create_order and query_order need a
 //     Content-Type of application/json, charset utf-8 if one is given (the
 //     seed's "application/json;charset=utf-8"); anything else, or none, is

@@ -261,16 +261,10 @@ func parseSudAuth(h string) (map[string]string, bool) {
 	return fields, true
 }
 
-// sudMaxSkew is how far a Sud-Auth timestamp may be from the sandbox's
+// sudMaxSkew is how far a Sud-Auth timestamp may be from the sandbox
 // clock, either way, as the real services are assumed to allow
 // (providers.md: "assume ±5 minutes").
 const sudMaxSkew = 5 * time.Minute
-
-// sigNow is the clock Sud-Auth timestamps are checked against and
-// notifications are signed with: the configured Config.Now, the one the
-// sandbox shares with its clients. A clock an operator moves to expire
-// bills must not make every client's signature stale.
-func (s *Sandbox) sigNow() time.Time { return s.cfg.Now() }
 
 // sudJSONContentType reports whether a request's Content-Type is JSON in
 // UTF-8, as create_order and query_order require
@@ -313,7 +307,10 @@ func (s *Sandbox) sudAuth(c *call) ([]byte, *reply) {
 	if err != nil {
 		return fail(sudBadAppSecret, "invalid app secret: timestamp is not unix seconds")
 	}
-	if skew := s.sigNow().Sub(time.Unix(ts, 0)); skew > sudMaxSkew || skew < -sudMaxSkew {
+	// Against the sandbox clock, like every other time it reads: a client
+	// of a sandbox whose clock was moved must sign with that clock, as a
+	// real client's clock agrees with the real service's.
+	if skew := c.now.Sub(time.Unix(ts, 0)); skew > sudMaxSkew || skew < -sudMaxSkew {
 		return fail(sudBadAppSecret, "invalid app secret: timestamp expired")
 	}
 	return body, nil

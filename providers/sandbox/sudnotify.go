@@ -304,7 +304,7 @@ func (n *sudNotifier) post(s *Sandbox, nt *sudNote) (noteResult, string) {
 		return noteDropped, ""
 	}
 	o := nt.o
-	signedAt := s.sigNow()
+	signedAt := s.now()
 	body, err := json.Marshal(sudNotifyEnvelope{
 		NotifyID: sudNotifyID(o), NotifyTime: strconv.FormatInt(signedAt.UnixMilli(), 10),
 		AppID: s.cfg.SUDAppID, NotifyEvent: sudEventOrderChanged,
