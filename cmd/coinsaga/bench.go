@@ -267,7 +267,7 @@ func (b *bench) startSelf(ctx context.Context) error {
 	b.cleanup = append(b.cleanup, srv.Shutdown)
 	b.natsURL = srv.ClientURL()
 
-	url, stopSandbox, err := startSandbox("127.0.0.1:0", log)
+	_, url, stopSandbox, err := startSandbox("127.0.0.1:0", log)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,9 @@ type Config struct {
 	Midas struct{ BaseURL, AppID, AppKey string }
 	// Timeout bounds one provider HTTP call; default 5s.
 	Timeout time.Duration
+	// Now is the clients' clock for signatures and timestamps; nil is
+	// time.Now. An in-process sandbox lends its own, which tests move.
+	Now func() time.Time
 }
 
 // rawConfig is the file's shape, with the three keys of each secret.

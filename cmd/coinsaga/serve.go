@@ -45,6 +45,7 @@ type serveFlags struct {
 	confirmTimeout  time.Duration
 	maxAttempts     int
 	sudExecTimeout  time.Duration
+	sudNotifyPath   string
 	retention       time.Duration
 	syncFull        bool
 	initStore       bool
@@ -69,6 +70,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.confirmInterval, "confirm-interval", 15*time.Second, "time between balance polls confirming a debit")
 	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", 2*time.Minute, "how long a debit may take to show before it is compensated")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 6, "calls per saga step before a transient failure counts as final")
+	fs.StringVar(&f.sudNotifyPath, "sud-notify-path", "/sud/notify", "path on --http-listen where SUD posts its order-changed notifications (empty: none; with --sandbox the sandbox is pointed at it)")
 	fs.DurationVar(&f.sudExecTimeout, "sud-execute-timeout", 2*time.Minute, "how long SUD may take to decide an order's action before the order goes to an operator (needs_attention)")
 	fs.DurationVar(&f.retention, "retention", 0, "delete terminal orders this long after they ended (0 keeps them)")
 	fs.BoolVar(&f.syncFull, "sync-full", false, "fsync every SQLite commit (survives power loss; slower)")
@@ -173,13 +175,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := worker.NewMetrics(reg)
 
+	var sb *sandbox.Sandbox
 	if f.sandbox {
-		url, stop, err := startSandbox(f.sandboxListen, log)
-		if err != nil {
+		var url string
+		var stop func()
+		if sb, url, stop, err = startSandbox(f.sandboxListen, log); err != nil {
 			return err
 		}
 		defer stop()
 		cfg = sandboxConfig(url)
+		cfg.Now = sb.Now
 		log.Info("sandbox providers started", "url", url)
 	} else if f.sandboxURL != "" {
 		cfg = sandboxConfig(strings.TrimRight(f.sandboxURL, "/"))
@@ -205,11 +210,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	httpSrv, err := startHTTP(f.httpListen, reg, w, st, nc, log)
+	var notify http.Handler
+	if f.sudNotifyPath != "" {
+		notify = sud.NotifyHandler(sud.NotifyConfig{AppID: cfg.SUD.AppID, AppSecret: cfg.SUD.AppSecret, Now: cfg.Now, Logger: log},
+			func(ctx context.Context, n sud.Notification) error {
+				return w.SUDNotified(ctx, n.Order.OutOrderID, n.Order.Status)
+			})
+	}
+	httpSrv, httpAddr, err := startHTTP(f.httpListen, reg, w, st, nc, f.sudNotifyPath, notify, log)
 	if err != nil {
 		return err
 	}
 	defer shutdownHTTP(httpSrv)
+	if sb != nil && notify != nil {
+		sb.SetSUDNotifyURL("http://" + httpAddr + f.sudNotifyPath)
+	}
 	if f.retention > 0 {
 		go pruneLoop(ctx, st, f.retention, log)
 	}
@@ -251,7 +266,7 @@ func newProviders(cfg *Config, obs providers.Observer) (*sud.Client, map[string]
 	sc, err := sud.New(sud.Config{
 		AppID: cfg.SUD.AppID, AppSecret: cfg.SUD.AppSecret,
 		CreateOrderURL: cfg.SUD.CreateOrderURL, QueryOrderURL: cfg.SUD.QueryOrderURL, ASCBaseURL: cfg.SUD.ASCBaseURL,
-		HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs,
+		HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs, Now: cfg.Now,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("sud client: %w", err)
@@ -263,34 +278,40 @@ func newProviders(cfg *Config, obs providers.Observer) (*sud.Client, map[string]
 	}
 	if cfg.Midas.BaseURL != "" {
 		wallets[events.ProviderMidas] = midas.New(midas.Config{BaseURL: cfg.Midas.BaseURL, AppID: cfg.Midas.AppID,
-			AppKey: cfg.Midas.AppKey, HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs})
+			AppKey: cfg.Midas.AppKey, HTTP: httpClient, Timeout: cfg.Timeout, Observer: obs, Now: cfg.Now})
 	}
 	return sc, wallets, nil
 }
 
 // startSandbox serves the sandbox providers on addr in this process.
-func startSandbox(addr string, log *slog.Logger) (string, func(), error) {
+func startSandbox(addr string, log *slog.Logger) (*sandbox.Sandbox, string, func(), error) {
 	cfg := sandbox.DefaultConfig()
 	cfg.Games = events.DefaultCatalog()
 	cfg.Logger = log.With("component", "sandbox")
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("sandbox listen %s: %w", addr, err)
+		return nil, "", nil, fmt.Errorf("sandbox listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: sandbox.New(cfg), ReadHeaderTimeout: 10 * time.Second}
+	sb := sandbox.New(cfg)
+	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}
-	return "http://" + ln.Addr().String(), stop, nil
+	return sb, "http://" + ln.Addr().String(), stop, nil
 }
 
 // startHTTP serves /metrics, /healthz (the process is up) and /readyz (it is
 // taking work: NATS and the store answer).
-func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store.Store, nc *nats.Conn, log *slog.Logger) (*http.Server, error) {
+// notify, when not nil, takes SUD's notifications at POST notifyPath.
+func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store.Store, nc *nats.Conn,
+	notifyPath string, notify http.Handler, log *slog.Logger) (*http.Server, string, error) {
 	mux := http.NewServeMux()
+	if notify != nil {
+		mux.Handle("POST "+notifyPath, notify)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(rw, "ok")
@@ -304,7 +325,7 @@ func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", addr, err)
+		return nil, "", fmt.Errorf("http listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", ln.Addr().String())
@@ -313,7 +334,7 @@ func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store
 			log.Error("http server", "err", err)
 		}
 	}()
-	return srv, nil
+	return srv, ln.Addr().String(), nil
 }
 
 func shutdownHTTP(srv *http.Server) {
