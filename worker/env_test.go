@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,19 @@ func (c *countingObserver) ObserveCall(provider, endpoint string, class provider
 		c.n = map[string]int{}
 	}
 	c.n[endpoint+"/"+class.String()]++
+}
+
+// calls returns the calls to endpoint, whatever their class.
+func (c *countingObserver) calls(endpoint string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for key, v := range c.n {
+		if strings.HasPrefix(key, endpoint+"/") {
+			n += v
+		}
+	}
+	return n
 }
 
 // count returns the calls to endpoint ending in class ("pay_m/retryable").

@@ -4,8 +4,11 @@ import (
 	"context"
 	"net/http/httptest"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
@@ -120,5 +123,48 @@ func TestNoFreeItemsNoLiveBillForAFailedAction(t *testing.T) {
 		if byState[want] == 0 {
 			t.Errorf("no order ended %s: the faults did not drive that path", want)
 		}
+	}
+}
+
+// TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds ends an
+// order failed with its bill sent (the pay kept failing, the cancel found
+// no bill), moves the worker's and the wallet's clocks 49 hours on, and
+// replays it: the wallet would now take the same bill_no as a new bill,
+// so the order must go to an operator without a pay or a cancel.
+func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T) {
+	var offset atomic.Int64
+	e := startEnv(t, func(c *worker.Config) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", ErrorRate: 1})
+	in := intent(events.ProviderMOGS, 40)
+	e.publishIntent(in)
+	ev := e.waitTerminal(20*time.Second, in.OutOrderID)[in.OutOrderID]
+	if ev.State != events.StateFailed {
+		t.Fatalf("first run ended %s %+v, want failed (the cancel found no bill)", ev.State, ev.Error)
+	}
+	dl := e.waitDeadLetter(in.OutOrderID, 5*time.Second)
+
+	e.sandbox.ClearFaults()
+	offset.Store(int64(49 * time.Hour))
+	e.sandbox.AdvanceClock(49 * time.Hour)
+	callsBefore := e.calls.calls("pay") + e.calls.calls("cancelpay")
+	m := nats.NewMsg(dl.OriginalSubject)
+	m.Data = dl.Data
+	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
+	m.Header.Set(events.HeaderReplay, "1")
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(in.OutOrderID, events.StateNeedsAttention, 20*time.Second)
+	last, _ := e.lastEvent(in.OutOrderID)
+	if last.Error == nil || last.Error.Code != "bill_expired" {
+		t.Fatalf("replay ended %s %+v, want needs_attention bill_expired", last.State, last.Error)
+	}
+	if n := e.calls.calls("pay") + e.calls.calls("cancelpay") - callsBefore; n != 0 {
+		t.Errorf("the replay made %d pay or cancel calls, want none", n)
+	}
+	for _, b := range e.bills(in.Payment.OpenID) {
+		t.Errorf("the wallet holds a bill for the order: %+v", b)
 	}
 }
