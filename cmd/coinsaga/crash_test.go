@@ -51,6 +51,9 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", BusyRate: 0.25, DropReplyRate: 0.1, LatencyMS: 5})
 	sb.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 0.2, DropReplyRate: 0.2})
 	sb.SetFault(sandbox.Fault{Endpoint: "midas.cancel_pay_m", BusyRate: 0.2, DropReplyRate: 0.2})
+	// SUD fails some actions a while after create_order, so kills land in
+	// the verdict step and its compensations too.
+	sb.SetFault(sandbox.Fault{Endpoint: "sud.create_order", ExecuteFailRate: 0.3, ExecuteDelayMS: 300})
 	dataDir := t.TempDir()
 	args := []string{"serve", "--nats-url", ns.ClientURL(), "--sandbox-url", srv.URL, "--data-dir", dataDir,
 		"--http-listen", "127.0.0.1:0", "--confirm-interval", "100ms", "--confirm-timeout", "3s",
@@ -68,10 +71,19 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	amounts := make(map[string]int64, orders)
 	ids := make([]string, 0, orders)
 	intents := make([][]byte, 0, orders)
+	poor := map[string]bool{} // every 10th player cannot pay
 	for i := 0; i < orders; i++ {
 		id := "crash-" + strconv.Itoa(i)
 		in := testIntent(id, []string{"mogs", "midas"}[i%2], int64(1+i%50))
 		data, _ := json.Marshal(in)
+		if i%10 == 9 {
+			poor[id] = true
+			appID := sbCfg.MOGSAppID
+			if in.Payment.Provider == "midas" {
+				appID = sbCfg.MidasAppID
+			}
+			sb.SetAccount(in.Payment.Provider, appID, in.Payment.OpenID, in.Payment.Amount-1, 0)
+		}
 		amounts[in.Payment.OpenID] = in.Payment.Amount
 		ids = append(ids, id)
 		intents = append(intents, data)
@@ -92,7 +104,9 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 		published <- nil
 	}()
 
-	rng := rand.New(rand.NewPCG(42, uint64(time.Now().UnixNano())))
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("kill timing seed %d", seed)
+	rng := rand.New(rand.NewPCG(42, seed))
 	resumed := 0
 	for k := 0; k < kills; k++ {
 		c := startChild(t, args...)
@@ -133,6 +147,10 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 			pays[b.OpenID] = append(pays[b.OpenID], b)
 		}
 	}
+	sudStatus := map[string]string{}
+	for _, o := range sb.SUDOrders() {
+		sudStatus[o.OutOrderID] = o.Status
+	}
 	for i, id := range ids {
 		o, err := db.Get(context.Background(), id)
 		if err != nil {
@@ -152,6 +170,15 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 					t.Errorf("order %s charged %d, want %d", id, b.Amt, amounts[in.Payment.OpenID])
 				}
 			}
+		}
+		status, reachedSUD := sudStatus[id]
+		switch {
+		case poor[id] && reachedSUD:
+			t.Errorf("order %s: a player who cannot pay reached SUD (%s): a free item", id, status)
+		case status == "EXECUTE_FAIL" && (o.State == string(events.StateCompleted) || charged != 0):
+			t.Errorf("order %s: SUD failed the action, yet the order is %s with %d pay(s) charged", id, o.State, charged)
+		case o.State == string(events.StateCompleted) && status != "EXECUTE_SUCCESS":
+			t.Errorf("order %s: completed while SUD reports %q", id, status)
 		}
 		switch {
 		case o.State == string(events.StateCompleted) && charged != 1:
