@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/worker"
@@ -166,5 +168,104 @@ func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T
 	}
 	for _, b := range e.bills(in.Payment.OpenID) {
 		t.Errorf("the wallet holds a bill for the order: %+v", b)
+	}
+}
+
+// midasAccount is the wallet account of a Midas intent, as the worker
+// builds it.
+func midasAccount(in events.Intent) providers.Account {
+	m := in.Payment.Midas
+	return providers.Account{OpenID: in.Payment.OpenID, Midas: providers.MidasLogin{OpenKey: m.OpenKey, PF: m.PF, PFKey: m.PFKey,
+		ZoneID: m.ZoneID, SessionType: m.SessionType, UserIP: m.UserIP, AccountType: m.AccountType}}
+}
+
+func TestAGiftDuringAMidasConfirmationDoesNotFakeAFailure(t *testing.T) {
+	e := startEnv(t, func(c *worker.Config) { c.ConfirmInterval, c.ConfirmTimeout = 100*time.Millisecond, 3*time.Second })
+	// The debit shows in the balance only after a second; a gift lands
+	// in the balance before that.
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", VisibilityDelayMS: 1000})
+	in := intent(events.ProviderMidas, 100)
+	e.publishIntent(in)
+	e.waitState(in.OutOrderID, events.StateDebited, 10*time.Second)
+	gift := e.wallets()[events.ProviderMidas]
+	if _, err := gift.Present(context.Background(), midasAccount(in), providers.Present{BillNo: "gift-" + in.OutOrderID, Amount: 500}); err != nil {
+		t.Fatal(err)
+	}
+	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	if ev.State != events.StateCompleted {
+		t.Fatalf("the order ended %s %+v: a gift turned a debit that happened into a compensation", ev.State, ev.Error)
+	}
+	charged := 0
+	for _, b := range e.bills(in.Payment.OpenID) {
+		if b.Kind == "pay" && !b.Cancelled {
+			charged++
+		}
+	}
+	if charged != 1 {
+		t.Errorf("%d pay bills charged, want 1", charged)
+	}
+}
+
+func TestA70501IsAdoptedOnlyIfTheOrderIsOurs(t *testing.T) {
+	e := startEnv(t)
+	in := intent(events.ProviderMOGS, 30)
+	// Another purchase took our out_order_id at SUD first: same id, another action.
+	theirs := sud.CreateOrderRequest{OutOrderID: in.OutOrderID, MGID: in.MgID, RoomID: in.RoomID,
+		Cmd: in.Cmd, FromUID: "someone-else", ToUID: in.ToUID, Value: in.Value, Payload: in.Payload}
+	if _, err := e.sudClient().CreateOrder(context.Background(), theirs); err != nil {
+		t.Fatal(err)
+	}
+	e.publishIntent(in)
+	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	if ev.State != events.StateFailed || ev.Error == nil || ev.Error.Code != "sud_order_conflict" {
+		t.Fatalf("final %s %+v, want failed with sud_order_conflict", ev.State, ev.Error)
+	}
+	if dl := e.waitDeadLetter(in.OutOrderID, 5*time.Second); dl.Reason != events.ReasonConflict {
+		t.Errorf("dead letter reason %q, want conflict", dl.Reason)
+	}
+	if b := e.bills(in.Payment.OpenID); len(b) != 0 {
+		t.Errorf("bills %+v, want none: nothing is charged for someone else's order", b)
+	}
+
+	t.Run("our own order, found again after a lost reply, is adopted", func(t *testing.T) {
+		mine := intent(events.ProviderMOGS, 30)
+		req := sud.CreateOrderRequest{OutOrderID: mine.OutOrderID, MGID: mine.MgID, RoomID: mine.RoomID,
+			Cmd: mine.Cmd, FromUID: mine.FromUID, ToUID: mine.ToUID, Value: mine.Value, Payload: mine.Payload}
+		if _, err := e.sudClient().CreateOrder(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		e.publishIntent(mine)
+		if ev := e.waitTerminal(10*time.Second, mine.OutOrderID)[mine.OutOrderID]; ev.State != events.StateCompleted {
+			t.Fatalf("final %s %+v, want completed", ev.State, ev.Error)
+		}
+	})
+}
+
+func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
+	e := startEnv(t, func(c *worker.Config) {
+		c.Retry = worker.RetryPolicy{MaxAttempts: 4, Initial: 300 * time.Millisecond, Max: 300 * time.Millisecond}
+	})
+	// The first pay times out at the provider's door (a 500: it may or may
+	// not have charged); before the retry the player's coins are gone.
+	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", ErrorRate: 1})
+	in := intent(events.ProviderMOGS, 70)
+	e.publishIntent(in)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.calls.calls("pay") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no pay was attempted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	e.sandbox.ClearFaults()
+	e.sandbox.SetAccount("mogs", sandbox.DefaultConfig().MOGSAppID, in.Payment.OpenID, 10, 0)
+	e.waitTerminal(10*time.Second, in.OutOrderID)
+	got := e.states(in.OutOrderID)
+	if !slices.Contains(got, events.StateCompensating) || e.calls.calls("cancelpay") == 0 {
+		t.Fatalf("states %v with %d cancels: the decline after an unknown pay ended the order without checking", got, e.calls.calls("cancelpay"))
+	}
+	last, _ := e.lastEvent(in.OutOrderID)
+	if last.State != events.StateFailed || last.Error == nil || last.Error.Code != "insufficient_balance" {
+		t.Errorf("final %s %+v, want failed insufficient_balance once the cancel found no bill", last.State, last.Error)
 	}
 }
