@@ -113,7 +113,10 @@ func (s *SQLite) commit(batch []*writeReq) {
 	// others' writes too. busy_timeout bounds how long it can wait.
 	ctx := context.Background()
 	fail := func(err error) {
-		s.log.Error("store group commit failed", "writes", len(live), "err", err)
+		// Every caller gets the error and decides; the worker reports a
+		// store that cannot write (at most one line every few seconds), so
+		// this line would only repeat it hundreds of times a second.
+		s.log.Debug("store group commit failed", "writes", len(live), "err", err)
 		for _, r := range live {
 			r.done <- err
 		}
