@@ -275,3 +275,48 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return data
 }
+
+func TestServeLeavesR3StreamsR3OnACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node JetStream cluster")
+	}
+	cluster := embednats.StartTestCluster(t, 3)
+	nc, err := nats.Connect(cluster.ClientURLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// What the README advises an operator to do: create the streams R3.
+	for _, cfg := range events.StreamConfigs(events.Subjects{}, events.StreamOptions{Replicas: 3}) {
+		if _, err := js.CreateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := sandbox.DefaultConfig()
+	cfg.Games = events.DefaultCatalog()
+	sb := httptest.NewServer(sandbox.New(cfg))
+	t.Cleanup(sb.Close)
+	dataDir := t.TempDir()
+	for start := 1; start <= 2; start++ {
+		c := startChild(t, "serve", "--nats-url", cluster.ClientURLs(), "--sandbox-url", sb.URL, "--data-dir", dataDir,
+			"--http-listen", "127.0.0.1:0")
+		c.waitLog(regexp.MustCompile(`existing stream differs.*field=replicas have=3`), time.Minute)
+		c.waitLog(workerStarted, time.Minute)
+		c.stop(30 * time.Second)
+		for _, name := range []string{"COINSAGA_INTENTS", "COINSAGA_STATUS", "COINSAGA_DLQ"} {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := st.CachedInfo().Config.Replicas; r != 3 {
+				t.Fatalf("after start %d stream %s has %d replicas, want the operator's 3", start, name, r)
+			}
+		}
+	}
+}
