@@ -203,7 +203,7 @@ func (w *Worker) decode(ctx context.Context, m jetstream.Msg, now time.Time) (pe
 	var outbox []store.Message
 	if verr := in.Validate(w.cfg.Catalog); verr != nil {
 		o.State, o.Step = string(events.StateRejected), StepBaseline
-		o.ErrorCode, o.Error = "invalid_intent", verr.Error()
+		o.ErrorCode, o.Error = events.CodeInvalidIntent, verr.Error()
 		hist.Detail = "rejected: " + verr.Error()
 		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now), deadLetter(w.cfg.Subjects, o, events.ReasonRejected, now))
 	} else {
