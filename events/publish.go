@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -35,4 +36,27 @@ func PublishIntent(ctx context.Context, js jetstream.JetStream, s Subjects, data
 // relay that publishes the same event twice stores it once.
 func (e StatusEvent) MsgID() string {
 	return e.OutOrderID + ":" + strconv.Itoa(e.Seq)
+}
+
+// CheckSubject says whether an intent arrived where its body says it
+// belongs: subject must be exactly s.Intent(in.MgID, in.RoomID). An intent
+// published on one room's subject that names another room in its body is
+// ambiguous (which room's game server sent it, which room's subscribers
+// should hear of it?), so the worker refuses it with the *InvalidError this
+// returns, whose reason names both. PublishIntent and Publish always build
+// the subject from the body.
+func (in Intent) CheckSubject(s Subjects, subject string) error {
+	want := s.Intent(in.MgID, in.RoomID)
+	if subject == want {
+		return nil
+	}
+	base := strings.TrimSuffix(s.Intents(), ">")
+	rest, ok := strings.CutPrefix(subject, base)
+	mg, room, two := strings.Cut(rest, ".")
+	if !ok || !two || strings.Contains(room, ".") {
+		return &InvalidError{Reason: fmt.Sprintf("subject %s is not %s<mg_id>.<room_id>; the body names mg_id %s room_id %s, whose subject is %s",
+			subject, base, in.MgID, in.RoomID, want)}
+	}
+	return &InvalidError{Reason: fmt.Sprintf("subject %s names mg_id %s room_id %s but the body names mg_id %s room_id %s; publish it on %s",
+		subject, mg, room, in.MgID, in.RoomID, want)}
 }

@@ -233,3 +233,44 @@ func TestDeadLetterRoundTripThroughTheStream(t *testing.T) {
 		t.Fatalf("dead letter %+v", d)
 	}
 }
+
+func TestCheckSubject(t *testing.T) {
+	in := Intent{OutOrderID: "o1", MgID: "mg", RoomID: "9009"}
+	acme := Subjects{Prefix: "acme.pay"}
+	for _, c := range []struct {
+		name    string
+		s       Subjects
+		subject string
+		says    []string // "" list: accepted
+	}{
+		{"the subject built from the body is accepted", Subjects{}, "coinsaga.intents.mg.9009", nil},
+		{"a custom prefix's subject built from the body is accepted", acme, "acme.pay.intents.mg.9009", nil},
+		{"another room's subject is refused naming both rooms", Subjects{}, "coinsaga.intents.mg.1234",
+			[]string{"room_id 1234", "room_id 9009", "coinsaga.intents.mg.9009"}},
+		{"another game's subject is refused naming both games", Subjects{}, "coinsaga.intents.other.9009",
+			[]string{"mg_id other", "mg_id mg", "coinsaga.intents.mg.9009"}},
+		{"a subject with an extra token is refused", Subjects{}, "coinsaga.intents.mg.9009.x",
+			[]string{"coinsaga.intents.mg.9009.x is not coinsaga.intents.<mg_id>.<room_id>"}},
+		{"another prefix's subject is refused", acme, "coinsaga.intents.mg.9009",
+			[]string{"is not acme.pay.intents.<mg_id>.<room_id>"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := in.CheckSubject(c.s, c.subject)
+			if c.says == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var ie *InvalidError
+			if !errors.As(err, &ie) {
+				t.Fatalf("want an *InvalidError, got %v", err)
+			}
+			for _, want := range c.says {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}

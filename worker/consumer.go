@@ -180,10 +180,16 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 }
 
 // decode turns a message into an accept request, or disposes of it: an
-// intent that cannot become an order goes to the dead-letter stream
-// (reason invalid) and is acked once the dead letter is stored.
+// intent that cannot become an order (it does not decode, or its subject
+// names another game or room than its body) goes to the dead-letter
+// stream (reason invalid) and is acked once the dead letter is stored.
 func (w *Worker) decode(ctx context.Context, m jetstream.Msg, now time.Time) (pending, bool) {
 	in, err := events.DecodeIntent(m.Data())
+	if err == nil {
+		// The subject's mg_id and room_id must be the body's: no order is
+		// made of an intent whose room is in doubt.
+		err = in.CheckSubject(w.cfg.Subjects, m.Subject())
+	}
 	if err != nil {
 		if w.deadLetterNow(ctx, m, "", w.cfg.Subjects.DeadLetterInvalid(), events.ReasonInvalid, err.Error()) == nil {
 			ack(m)

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
+	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -286,21 +288,25 @@ func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
 	zero.Payment.Amount = 0
 	big := intent(events.ProviderMOGS, 1)
 	big.Payload = []byte(`{"point":6,"seq":1,"pad":"` + strings.Repeat("x", events.MaxIntentSize) + `"}`)
+	otherRoom := intent(events.ProviderMOGS, 1)
 	marshal := func(in events.Intent) []byte { b, _ := json.Marshal(in); return b }
+	own := func(in events.Intent) string { return e.subjects.Intent(in.MgID, in.RoomID) }
 	cases := []struct {
-		name   string
-		data   []byte
-		id     string // "" when no order can exist
-		reason events.Reason
+		name    string
+		subject string
+		data    []byte
+		id      string // "" when no order can exist
+		reason  events.Reason
 	}{
-		{"not JSON", []byte("this is not json"), "", events.ReasonInvalid},
-		{"unsafe ids", marshal(unsafe), "", events.ReasonInvalid},
-		{"oversize", marshal(big), "", events.ReasonInvalid},
-		{"unknown cmd of a known game", marshal(unknownCmd), unknownCmd.OutOrderID, events.ReasonRejected},
-		{"amount of zero", marshal(zero), zero.OutOrderID, events.ReasonRejected},
+		{"not JSON", subject, []byte("this is not json"), "", events.ReasonInvalid},
+		{"unsafe ids", subject, marshal(unsafe), "", events.ReasonInvalid},
+		{"oversize", subject, marshal(big), "", events.ReasonInvalid},
+		{"a valid intent on another room's subject", e.subjects.Intent(otherRoom.MgID, "1234"), marshal(otherRoom), "", events.ReasonInvalid},
+		{"unknown cmd of a known game", own(unknownCmd), marshal(unknownCmd), unknownCmd.OutOrderID, events.ReasonRejected},
+		{"amount of zero", own(zero), marshal(zero), zero.OutOrderID, events.ReasonRejected},
 	}
 	for i, c := range cases {
-		e.publish(subject, c.data, fmt.Sprintf("bad-%d", i))
+		e.publish(c.subject, c.data, fmt.Sprintf("bad-%d", i))
 	}
 	good := intent(events.ProviderMidas, 5)
 	e.publishIntent(good)
@@ -334,12 +340,50 @@ func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, c := range cases[3:] {
+	for _, c := range cases[4:] {
 		ev := e.waitTerminal(5*time.Second, c.id)[c.id]
 		if ev.State != events.StateRejected || ev.Error == nil {
 			t.Errorf("%s: final event %+v, want rejected with an error", c.name, ev)
 		}
 	}
+}
+
+func TestAnIntentWhoseSubjectNamesAnotherRoomIsRefusedAndItsIDStaysFree(t *testing.T) {
+	e := startEnv(t)
+	in := intent(events.ProviderMOGS, 3) // room 9009 in its body
+	body, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := e.subjects.Intent(in.MgID, "1234")
+	e.publish(wrong, body, "wrong-room-"+in.OutOrderID)
+	dl := e.waitDeadLetterWhere(t, 10*time.Second, "the wrong-room intent", func(d events.DeadLetter) bool {
+		return string(d.Data) == string(body)
+	})
+	t.Run("it is an invalid dead letter whose reason names both rooms", func(t *testing.T) {
+		if dl.Reason != events.ReasonInvalid || dl.Subject != e.subjects.DeadLetterInvalid() || dl.OriginalSubject != wrong {
+			t.Errorf("dead letter %s on %s from %s, want invalid on %s from %s", dl.Reason, dl.Subject, dl.OriginalSubject, e.subjects.DeadLetterInvalid(), wrong)
+		}
+		for _, want := range []string{"room_id 1234", "room_id 9009", e.subjects.Intent(in.MgID, in.RoomID)} {
+			if !strings.Contains(dl.Error, want) {
+				t.Errorf("reason %q does not say %q", dl.Error, want)
+			}
+		}
+	})
+	t.Run("no order is made of it", func(t *testing.T) {
+		// The dead letter is stored before the intent is acked, and an
+		// order is only ever recorded after its intent decoded.
+		if o, err := e.store.Get(context.Background(), in.OutOrderID); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("store holds %+v (%v), want no order", o, err)
+		}
+	})
+	t.Run("the same intent on its own subject still becomes an order", func(t *testing.T) {
+		e.publishIntent(in)
+		ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+		if ev.State != events.StateCompleted || ev.RoomID != "9009" {
+			t.Fatalf("final event %+v, want completed in room 9009", ev)
+		}
+	})
 }
 
 const emptyCatalog = `{"games":[]}`
