@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,6 +31,43 @@ func PublishIntent(ctx context.Context, js jetstream.JetStream, s Subjects, data
 		return nil, in, fmt.Errorf("publish intent %s to %s: %w", in.OutOrderID, subject, err)
 	}
 	return ack, in, nil
+}
+
+// PublishResult is what JetStream said of a published intent.
+type PublishResult struct {
+	OutOrderID string
+	Subject    string // <prefix>.intents.<mg_id>.<room_id>
+	Stream     string // the intents stream, e.g. COINSAGA_INTENTS
+	Sequence   uint64 // its sequence in the stream
+	// Duplicate: the stream already held an intent with this out_order_id
+	// from within its duplicate window (2 minutes by default) and kept
+	// that one; nothing new was stored. A retry after a lost ack ends so.
+	Duplicate bool
+}
+
+// Publish is how a Go game server submits a purchase: it validates in
+// against the default catalog (the worker's), encodes it as JSON and
+// publishes it to s.Intent(in.MgID, in.RoomID) with Nats-Msg-Id set to
+// in.OutOrderID, and returns once JetStream has stored it. An intent the
+// worker would refuse is not published: the error is then an
+// *InvalidError or a *ValidationError saying why. Any other error is
+// NATS's; publishing the same intent again is safe, since a copy stored
+// twice within the duplicate window is kept once, and a worker absorbs a
+// later one. Follow the order with WaitTerminal or Watch.
+func Publish(ctx context.Context, js jetstream.JetStream, s Subjects, in Intent) (PublishResult, error) {
+	res := PublishResult{OutOrderID: in.OutOrderID}
+	data, err := json.Marshal(in)
+	if err != nil {
+		// Only a Payload that is not JSON fails to encode.
+		return res, &InvalidError{Reason: "payload is not valid JSON"}
+	}
+	ack, _, err := PublishIntent(ctx, js, s, data, DefaultCatalog())
+	if err != nil {
+		return res, err
+	}
+	res.Subject = s.Intent(in.MgID, in.RoomID)
+	res.Stream, res.Sequence, res.Duplicate = ack.Stream, ack.Sequence, ack.Duplicate
+	return res, nil
 }
 
 // MsgID is the Nats-Msg-Id of a status event, <out_order_id>:<seq>, so a

@@ -274,3 +274,164 @@ func TestCheckSubject(t *testing.T) {
 		})
 	}
 }
+
+func TestPublish(t *testing.T) {
+	ctx, js := startJetStream(t)
+	s := Subjects{}
+	valid, err := DecodeIntent(intentJSON(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("an intent the worker would refuse is not published", func(t *testing.T) {
+		bad := valid
+		bad.Payment.Amount = 0
+		_, err := Publish(ctx, js, s, bad)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != "payment.amount" {
+			t.Fatalf("want payment.amount refused, got %v", err)
+		}
+		bad = valid
+		bad.Payload = json.RawMessage(`{"point":`)
+		if _, err := Publish(ctx, js, s, bad); !errors.As(err, new(*InvalidError)) {
+			t.Fatalf("want a payload that is not JSON refused as invalid, got %v", err)
+		}
+		if n := streamMsgs(ctx, t, js, s.IntentsStream()); n != 0 {
+			t.Fatalf("%d intents stored", n)
+		}
+	})
+	t.Run("a valid intent is stored on its room's subject under its order id and decodes as itself", func(t *testing.T) {
+		res, err := Publish(ctx, js, s, valid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := PublishResult{OutOrderID: valid.OutOrderID, Subject: "coinsaga.intents.1468180338417074177.9009", Stream: "COINSAGA_INTENTS", Sequence: res.Sequence}
+		if res != want || res.Sequence == 0 {
+			t.Fatalf("result %+v, want %+v", res, want)
+		}
+		st, _ := js.Stream(ctx, s.IntentsStream())
+		msg, err := st.GetMsg(ctx, res.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeIntent(msg.Data)
+		if err != nil || back.Hash() != valid.Hash() || msg.Subject != res.Subject || msg.Header.Get(HeaderMsgID) != valid.OutOrderID {
+			t.Fatalf("stored %s %v %s (%v)", msg.Subject, msg.Header, msg.Data, err)
+		}
+		again, err := Publish(ctx, js, s, valid)
+		if err != nil || !again.Duplicate || again.Sequence != res.Sequence {
+			t.Fatalf("republish %+v %v, want a duplicate of %d", again, err, res.Sequence)
+		}
+	})
+}
+
+func TestWatchStarts(t *testing.T) {
+	ctx, js := startJetStream(t)
+	s := Subjects{}
+	publishStatus(ctx, t, js, StatusEvent{OutOrderID: "o1", MgID: "mg", RoomID: "r1", State: StateAccepted, Seq: 1})
+	publishStatus(ctx, t, js, StatusEvent{OutOrderID: "o1", MgID: "mg", RoomID: "r1", State: StateOrdered, Seq: 2})
+	publishStatus(ctx, t, js, StatusEvent{OutOrderID: "o2", MgID: "mg", RoomID: "r1", State: StateAccepted, Seq: 1})
+	st, err := js.Stream(ctx, s.StatusStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := st.GetMsg(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := func(t *testing.T, f WatchFilter) StatusEvent {
+		t.Helper()
+		w, err := Watch(ctx, js, s, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		got, err := w.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Event
+	}
+	t.Run("Since starts at the first event stored at or after it", func(t *testing.T) {
+		if got := first(t, WatchFilter{Since: second.Time}); got.OutOrderID != "o1" || got.Seq != 2 {
+			t.Errorf("first event %s seq %d, want o1 seq 2", got.OutOrderID, got.Seq)
+		}
+	})
+	t.Run("LastPerOrder starts at an order's current state", func(t *testing.T) {
+		if got := first(t, WatchFilter{OutOrderID: "o1", LastPerOrder: true}); got.Seq != 2 || got.State != StateOrdered {
+			t.Errorf("first event seq %d %s, want seq 2 ordered", got.Seq, got.State)
+		}
+	})
+	t.Run("two starting points are refused", func(t *testing.T) {
+		if _, err := Watch(ctx, js, s, WatchFilter{DeliverAll: true, Since: second.Time}); err == nil {
+			t.Error("DeliverAll with Since was accepted")
+		}
+	})
+}
+
+func TestWaitTerminal(t *testing.T) {
+	ctx, js := startJetStream(t)
+	s := Subjects{}
+	ev := func(id string, seq int, state State) StatusEvent {
+		return StatusEvent{OutOrderID: id, MgID: "mg", RoomID: "r1", State: state, Seq: seq}
+	}
+	wait := func(id string) <-chan StatusEvent {
+		got := make(chan StatusEvent, 1)
+		go func() {
+			e, err := WaitTerminal(ctx, js, s, id)
+			if err != nil {
+				t.Errorf("WaitTerminal(%s): %v", id, err)
+			}
+			got <- e
+		}()
+		return got
+	}
+
+	t.Run("an order that ended before the call is returned at once", func(t *testing.T) {
+		publishStatus(ctx, t, js, ev("done", 1, StateAccepted))
+		publishStatus(ctx, t, js, ev("done", 2, StateFailed))
+		if got := <-wait("done"); got.Seq != 2 || got.State != StateFailed {
+			t.Errorf("got seq %d %s, want seq 2 failed", got.Seq, got.State)
+		}
+	})
+	t.Run("an order still running is waited for", func(t *testing.T) {
+		publishStatus(ctx, t, js, ev("running", 1, StateAccepted))
+		got := wait("running")
+		publishStatus(ctx, t, js, ev("running", 2, StateDebited))
+		publishStatus(ctx, t, js, ev("running", 3, StateCompleted))
+		if e := <-got; e.Seq != 3 || e.State != StateCompleted {
+			t.Errorf("got seq %d %s, want seq 3 completed", e.Seq, e.State)
+		}
+	})
+	t.Run("a replayed order's earlier failure does not count once it runs again", func(t *testing.T) {
+		publishStatus(ctx, t, js, ev("replayed", 1, StateFailed))
+		publishStatus(ctx, t, js, ev("replayed", 2, StateDebited)) // the replay runs
+		got := wait("replayed")
+		publishStatus(ctx, t, js, ev("replayed", 3, StateCompleted))
+		if e := <-got; e.Seq != 3 || e.State != StateCompleted {
+			t.Errorf("got seq %d %s, want seq 3 completed", e.Seq, e.State)
+		}
+	})
+	t.Run("a body that is not an event is skipped", func(t *testing.T) {
+		if _, err := js.Publish(ctx, s.Status("mg", "r1", "noisy"), []byte("not json")); err != nil {
+			t.Fatal(err)
+		}
+		got := wait("noisy")
+		publishStatus(ctx, t, js, ev("noisy", 1, StateRejected))
+		if e := <-got; e.State != StateRejected {
+			t.Errorf("got %s, want rejected", e.State)
+		}
+	})
+	t.Run("the context bounds the wait", func(t *testing.T) {
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		if _, err := WaitTerminal(short, js, s, "never"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("got %v, want the deadline", err)
+		}
+	})
+	t.Run("an id that is not a subject token is refused", func(t *testing.T) {
+		if _, err := WaitTerminal(ctx, js, s, "a.>"); err == nil {
+			t.Error("accepted")
+		}
+	})
+}
