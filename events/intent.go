@@ -174,6 +174,10 @@ func (c *Catalog) game(mgID string) (Game, bool) {
 }
 
 func (p *Payment) validate() error {
+	if *p == (Payment{}) {
+		// Absent, null or {}: say so rather than which provider it lacks.
+		return reject("payment", "is missing: give provider, amount, openid and the provider's block")
+	}
 	if p.Provider != ProviderMOGS && p.Provider != ProviderMidas {
 		return reject("payment.provider", "must be %q or %q", ProviderMOGS, ProviderMidas)
 	}

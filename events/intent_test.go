@@ -164,6 +164,9 @@ func TestValidateRefusesWhatSUDOrTheProvidersWouldRefuse(t *testing.T) {
 		{"a known game's cmd it does not sell is refused", func(m map[string]any) { m["cmd"] = "add_score" }, "cmd"},
 		{"a known game's payload out of range is refused", func(m map[string]any) { m["payload"] = map[string]any{"point": 7, "seq": 1} }, "payload.point"},
 
+		{"a missing payment block is refused as missing", func(m map[string]any) { delete(m, "payment") }, "payment"},
+		{"a null payment block is refused as missing", func(m map[string]any) { m["payment"] = nil }, "payment"},
+		{"an empty payment block is refused as missing", func(m map[string]any) { m["payment"] = map[string]any{} }, "payment"},
 		{"an unknown provider is refused", func(m map[string]any) { payment(m)["provider"] = "paypal" }, "payment.provider"},
 		{"a missing provider is refused", func(m map[string]any) { delete(payment(m), "provider") }, "payment.provider"},
 		{"an amount of 0 is refused", func(m map[string]any) { payment(m)["amount"] = 0 }, "payment.amount"},
