@@ -5,35 +5,71 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
 )
 
+const watchSynopsis = `watch [--mg-id ID] [--room ID] [--order ID [--follow]] [--all | --since DURATION|TIME] [--json]
+
+Prints status events as they are published, one line each. By default it
+starts with the next event; --all starts at the oldest the status stream
+holds, --since at a time (a duration back from now such as 90s or 2h, or
+an RFC 3339 time such as 2026-12-02T06:19:13Z). With --order it starts at
+that order's current state and exits 0 after the order's terminal event,
+unless --follow keeps it watching (a replay may run the order again).
+Lost and regained connections to NATS are told on stderr.`
+
 func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var n natsFlags
-	fs := newFlags("watch", "watch [--mg-id ID] [--room ID] [--order ID] [--json] [--all]", stderr)
+	fs := newFlags("watch", watchSynopsis, stderr)
 	n.register(fs)
 	var f events.WatchFilter
+	var since sinceFlag
 	fs.StringVar(&f.MgID, "mg-id", "", "only this game")
 	fs.StringVar(&f.RoomID, "room", "", "only this room")
-	fs.StringVar(&f.OutOrderID, "order", "", "only this out_order_id")
+	fs.StringVar(&f.OutOrderID, "order", "", "only this out_order_id: start at its current state, exit after its terminal event")
 	fs.BoolVar(&f.DeliverAll, "all", false, "start from the oldest stored event instead of new ones")
+	fs.Var(&since, "since", "start from the events stored since this long ago (90s, 2h) or this RFC 3339 time")
+	follow := fs.Bool("follow", false, "with --order: keep watching after the order's terminal event")
 	asJSON := fs.Bool("json", false, "print each event exactly as published, one per line")
 	if _, err := parse(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q: watch takes only flags", fs.Arg(0))
 	}
 	for _, id := range []string{f.MgID, f.RoomID, f.OutOrderID} {
 		if id != "" && !events.ValidID(id) {
 			return fmt.Errorf("%q is not a valid id (want [A-Za-z0-9_-]{1,64})", id)
 		}
 	}
+	f.Since = since.t
+	switch {
+	case f.DeliverAll && !f.Since.IsZero():
+		return errors.New("give --all or --since, not both")
+	case *follow && f.OutOrderID == "":
+		return errors.New("--follow needs --order: without it, watch follows every event until interrupted")
+	case f.OutOrderID != "" && !f.DeliverAll && f.Since.IsZero():
+		// Its current state first: an order that is done already is told
+		// at once instead of waited for forever.
+		f.LastPerOrder = true
+	}
 	nc, err := n.connect("watch")
 	if err != nil {
 		return err
 	}
-	defer nc.Close()
+	errOut := &lockedWriter{w: stderr}
+	tellConnection(nc, errOut)
+	defer func() {
+		// Closing is no lost connection.
+		nc.SetDisconnectErrHandler(nil)
+		nc.Close()
+	}()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
@@ -49,19 +85,58 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if errors.Is(err, context.Canceled) || ctx.Err() != nil {
 				return nil
 			}
+			if ev.Subject != "" {
+				// A message that is not a status event: say so, go on.
+				fmt.Fprintf(errOut, "coinsaga watch: skipped %v\n", err)
+				continue
+			}
 			return err
 		}
 		if *asJSON {
 			fmt.Fprintf(stdout, "%s\n", ev.Raw)
-			continue
+		} else {
+			fmt.Fprintln(stdout, formatEvent(ev.Event))
 		}
-		fmt.Fprintln(stdout, formatEvent(ev.Event))
+		if f.OutOrderID != "" && !*follow && ev.Event.OutOrderID == f.OutOrderID && ev.Event.State.Terminal() {
+			return nil
+		}
 	}
 }
 
+// tellConnection prints one line on w when nc loses its connection and
+// one when it has it back, so that a quiet watch is not mistaken for a
+// quiet system.
+func tellConnection(nc *nats.Conn, w io.Writer) {
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		why := ""
+		if err != nil {
+			why = " (" + err.Error() + ")"
+		}
+		fmt.Fprintf(w, "coinsaga watch: lost the connection to NATS%s; reconnecting, events will follow once it is back\n", why)
+	})
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		fmt.Fprintf(w, "coinsaga watch: reconnected to NATS at %s\n", c.ConnectedUrlRedacted())
+	})
+}
+
+// lockedWriter serialises writes from the NATS callbacks and the watch.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// eventTimeLayout is a full UTC date and time to the millisecond.
+const eventTimeLayout = "2006-01-02 15:04:05.000Z07:00"
+
 // formatEvent is one human-readable line per status event.
 func formatEvent(e events.StatusEvent) string {
-	s := fmt.Sprintf("%s  %-20s seq %-2d %-15s %s %d", e.At.Format("15:04:05.000"), e.OutOrderID, e.Seq, e.State, e.Provider, e.Amount)
+	s := fmt.Sprintf("%s  %-20s seq %-2d %-15s %s %d", e.At.UTC().Format(eventTimeLayout), e.OutOrderID, e.Seq, e.State, e.Provider, e.Amount)
 	if e.Balance != nil {
 		s += fmt.Sprintf(" balance %d", *e.Balance)
 	}
@@ -72,4 +147,31 @@ func formatEvent(e events.StatusEvent) string {
 		s += fmt.Sprintf("  error %s: %s", e.Error.Code, e.Error.Message)
 	}
 	return s
+}
+
+// sinceFlag is --since: a duration back from now, or a time.
+type sinceFlag struct {
+	text string
+	t    time.Time
+}
+
+func (s *sinceFlag) String() string { return s.text }
+
+func (s *sinceFlag) Set(v string) error {
+	t, err := parseWatchSince(v, time.Now())
+	if err != nil {
+		return err
+	}
+	s.text, s.t = v, t
+	return nil
+}
+
+// parseWatchSince is dlq's parseSince (a duration back from now, or an
+// RFC 3339 time) that also takes a time as watch prints it, so a line's
+// time can be pasted back.
+func parseWatchSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(eventTimeLayout, v); err == nil {
+		return t, nil
+	}
+	return parseSince(v, now)
 }
