@@ -70,7 +70,9 @@ func (s *Sandbox) SetAccount(provider, appid, openid string, balance, genBalance
 	if err := checkBalances(balance, genBalance); err != nil {
 		panic("sandbox: SetAccount: " + err.Error())
 	}
-	s.ledger.set(mustProvider(provider), appid, openid, balance, genBalance)
+	p := mustProvider(provider)
+	defer s.changing()()
+	s.ledger.set(p, appid, openid, balance, genBalance)
 }
 
 func checkBalances(balance, gen int64) error {
@@ -164,7 +166,9 @@ func (s *Sandbox) adminPutAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	appid, openid := r.PathValue("appid"), r.PathValue("openid")
+	done := s.changing()
 	s.ledger.set(p, appid, openid, *body.Balance, body.GenBalance)
+	done()
 	v, _ := s.ledger.peek(p, appid, openid)
 	adminJSON(w, http.StatusOK, v)
 }
@@ -201,7 +205,7 @@ func (s *Sandbox) adminPutSUDNotify(w http.ResponseWriter, r *http.Request) {
 		adminError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s.sud.notify.setURL(*body.URL)
+	s.setSUDNotifyURL(*body.URL)
 	adminJSON(w, http.StatusOK, map[string]string{"url": *body.URL})
 }
 

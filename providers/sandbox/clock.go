@@ -24,7 +24,9 @@ func (s *Sandbox) AdvanceClock(d time.Duration) time.Time {
 	if d < 0 {
 		panic(fmt.Sprintf("sandbox: AdvanceClock(%v): the clock only moves forward", d))
 	}
+	done := s.changing()
 	s.clockOffset.Add(int64(d))
+	done()
 	return s.now()
 }
 

@@ -1,4 +1,4 @@
-// Package sandbox is a faithful in-memory fake of the three provider APIs
+// Package sandbox is a faithful fake of the three provider APIs
 // coinsaga talks to: SUD (create_order, query_order, endpoint discovery),
 // MOGS game coins (getbalance, pay, cancelpay, present) and YSDK/Midas mpay
 // (get_balance_m, pay_m, cancel_pay_m, present_m), plus an admin API and
@@ -80,6 +80,33 @@
 //     string (the docs' example); round_id and seq are left out. The docs
 //     call any ret_code 0 a success; the sandbox also wants ret_msg
 //     "SUCCESS", the documented answer.
+//
+// # State file
+//
+// The sandbox keeps its state in memory. With Config.StateFile (Open; serve
+// --sandbox uses <data-dir>/sandbox.json) it also keeps it in that file, so
+// that a restarted sandbox knows the accounts, bills, SUD orders and clock
+// of the one before: it loads the file as it opens, and writes it after
+// every change, at most every SaveInterval (200 ms) by one goroutine, and a
+// last time on Close. Each write replaces the file whole (a temporary file,
+// fsynced, renamed over it). The file holds every account, every bill (live
+// ones with their hidden debits, expired ones for the bill list), every SUD
+// order with when and how its execution ends and whether its notification
+// is still owed (sent once a notify URL is set again), the clock offset of
+// AdvanceClock and the sequences behind generated bill numbers and order
+// ids. Faults and the notify URL are not kept: a restarted sandbox starts
+// without faults, and its owner sets the URL again.
+//
+// A file that is not a sandbox state (not JSON, cut short, another format
+// or version, a bill without its account) is refused with ErrBadState and
+// left as it is.
+//
+// This is a development fake: a crash may lose the last 200 ms of state.
+// To the saga that is a provider that forgot a bill: a cancel of it is
+// "not found" (the order fails: nothing was charged, as far as the
+// provider knows) and a pay under its number charges anew. The sandbox's
+// books and the saga's may then differ by that bill; the saga never
+// charges twice by its own doing.
 //
 // # Faults
 //

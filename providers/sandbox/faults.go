@@ -206,7 +206,7 @@ func (s *Sandbox) endpoint(name string, busy func(r *http.Request, pick float64)
 		case d.busy:
 			rep = busy(r, d.pick)
 		default:
-			rep = h(&call{r: r, fault: f, now: s.now()})
+			rep = s.apply(h, f, r)
 		}
 		if f.LatencyMS > 0 {
 			// The effect is already applied: a client that gives up during
@@ -229,6 +229,12 @@ func (s *Sandbox) endpoint(name string, busy func(r *http.Request, pick float64)
 		}
 		writeReply(w, rep)
 	}
+}
+
+// apply runs a provider handler as one change to the sandbox's state.
+func (s *Sandbox) apply(h handlerFunc, f Fault, r *http.Request) reply {
+	defer s.changing()()
+	return h(&call{r: r, fault: f, now: s.now()})
 }
 
 func writeReply(w http.ResponseWriter, rep reply) {

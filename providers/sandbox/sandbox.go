@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -31,6 +32,9 @@ type Config struct {
 	// Games checks mg_id/cmd/value/payload of SUD create_order for known
 	// games; nil accepts every game with the generic checks only.
 	Games GameChecker
+	// StateFile, when set, is where the sandbox keeps its ledger across
+	// restarts (see Open); "" keeps everything in memory only.
+	StateFile string
 }
 
 // GameChecker validates a SUD create_order against a game catalog. It must
@@ -86,7 +90,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Sandbox fakes SUD, MOGS and Midas on one http.Handler. Safe for
-// concurrent use; all state is in memory.
+// concurrent use; its state is in memory, and also in Config.StateFile
+// when that is set (state.go).
 type Sandbox struct {
 	cfg    Config
 	ledger *ledger
@@ -97,10 +102,24 @@ type Sandbox struct {
 	billSeq atomic.Uint64
 	// clockOffset is how far AdvanceClock moved the clock, in nanoseconds.
 	clockOffset atomic.Int64
+	// persist keeps Config.StateFile; nil without one.
+	persist   *persister
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// New returns a Sandbox; zero fields of cfg take defaults.
+// New returns a Sandbox; zero fields of cfg take defaults. With a
+// StateFile it is Open, and panics where Open returns an error: use Open
+// wherever the file may be damaged or unwritable.
 func New(cfg Config) *Sandbox {
+	s, err := Open(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+func newSandbox(cfg Config) *Sandbox {
 	cfg = cfg.withDefaults()
 	s := &Sandbox{
 		cfg:    cfg,

@@ -84,6 +84,13 @@ type sudNotifier struct {
 	inflight  int
 	running   bool          // the scheduler goroutine is alive
 	wake      chan struct{} // pokes the scheduler; capacity 1
+	// pending holds the orders whose notification is scheduled and not yet
+	// delivered or given up, for the state file (nil without one: see
+	// track). restored are orders of a loaded state file whose
+	// notification was pending; they are scheduled when a URL is set.
+	pending  map[*sudOrder]struct{}
+	restored []*sudOrder
+	closed   bool // Sandbox.Close: nothing more is sent
 }
 
 func newSUDNotifier() *sudNotifier {
@@ -121,7 +128,55 @@ func (s *Sandbox) SetSUDNotifyURL(u string) {
 	if err := checkSUDNotifyURL(u); err != nil {
 		panic("sandbox: SetSUDNotifyURL: " + err.Error())
 	}
-	s.sud.notify.setURL(u)
+	s.setSUDNotifyURL(u)
+}
+
+// setSUDNotifyURL sets the notify URL and schedules the notifications a
+// loaded state file had pending, now that they have somewhere to go.
+func (s *Sandbox) setSUDNotifyURL(u string) {
+	n := s.sud.notify
+	n.setURL(u)
+	if u == "" {
+		return
+	}
+	n.mu.Lock()
+	restored := n.restored
+	n.restored = nil
+	n.mu.Unlock()
+	for _, o := range restored {
+		n.schedule(s, o)
+	}
+}
+
+// close stops the notifier for good; pending notes stay where they are.
+func (n *sudNotifier) close() {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.poke()
+}
+
+// track makes the notifier keep the set of orders whose notification is
+// pending, for the state file.
+func (n *sudNotifier) track() {
+	n.mu.Lock()
+	n.pending = make(map[*sudOrder]struct{})
+	n.mu.Unlock()
+}
+
+// pendingOrders is every order whose notification is still to be sent:
+// scheduled, retrying, in flight, or restored and waiting for a URL.
+func (n *sudNotifier) pendingOrders() map[*sudOrder]struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[*sudOrder]struct{}, len(n.pending)+len(n.restored))
+	for o := range n.pending {
+		out[o] = struct{}{}
+	}
+	for _, o := range n.restored {
+		out[o] = struct{}{}
+	}
+	return out
 }
 
 // SUDNotifyURL is where SUD's order notifications go, "" for nowhere.
@@ -161,7 +216,14 @@ func (n *sudNotifier) schedule(s *Sandbox, o *sudOrder) {
 		return
 	}
 	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
 	heap.Push(&n.executing, &sudNote{o: o, due: o.doneAt})
+	if n.pending != nil {
+		n.pending[o] = struct{}{}
+	}
 	if !n.running {
 		n.running = true
 		go n.run(s)
@@ -185,6 +247,11 @@ func (n *sudNotifier) run(s *Sandbox) {
 	defer timer.Stop()
 	for {
 		n.mu.Lock()
+		if n.closed {
+			n.running = false
+			n.mu.Unlock()
+			return
+		}
 		now, wall := s.now(), time.Now()
 		for n.inflight < sudNotifyInflight {
 			var nt *sudNote
@@ -243,12 +310,21 @@ func (n *sudNotifier) deliver(s *Sandbox, nt *sudNote) {
 	res, why := n.post(s, nt)
 	n.mu.Lock()
 	n.inflight--
+	if n.closed {
+		// The note stays pending: a sandbox opened on the state file
+		// sends it (again, if this attempt got through: receivers take
+		// repeats, as SUD's retries make them anyway).
+		n.mu.Unlock()
+		return
+	}
 	nt.attempt++
+	finished := true
 	switch {
 	case res == noteDelivered:
 		n.delivered.Add(1)
 	case res == noteDropped:
 	case nt.attempt < sudNotifyAttempts:
+		finished = false
 		n.refused.Add(1)
 		nt.due = time.Now().Add(sudNotifyBackoff << (nt.attempt - 1))
 		heap.Push(&n.retries, nt)
@@ -257,6 +333,11 @@ func (n *sudNotifier) deliver(s *Sandbox, nt *sudNote) {
 		n.refused.Add(1)
 		n.abandoned.Add(1)
 		s.cfg.Logger.Info("sandbox: SUD notify abandoned", "out_order_id", nt.o.OutOrderID, "attempts", nt.attempt, "reason", why)
+	}
+	if finished && n.pending != nil {
+		delete(n.pending, nt.o)
+		// The state file no longer owes this notification.
+		s.persist.markDirty()
 	}
 	n.mu.Unlock()
 	n.poke()
