@@ -179,7 +179,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.sandbox {
 		var url string
 		var stop func()
-		if sb, url, stop, err = startSandbox(f.sandboxListen, log); err != nil {
+		if sb, url, stop, err = startSandboxState(f.sandboxListen, filepath.Join(f.dataDir, "sandbox.json"), log); err != nil {
 			return err
 		}
 		defer stop()
@@ -283,22 +283,42 @@ func newProviders(cfg *Config, obs providers.Observer) (*sud.Client, map[string]
 	return sc, wallets, nil
 }
 
-// startSandbox serves the sandbox providers on addr in this process.
+// startSandbox serves the sandbox providers on addr in this process, in
+// memory only.
 func startSandbox(addr string, log *slog.Logger) (*sandbox.Sandbox, string, func(), error) {
+	return startSandboxState(addr, "", log)
+}
+
+// startSandboxState is startSandbox keeping the sandbox's ledger in
+// stateFile ("" for memory only), so that a restart finishes the orders in
+// flight against the accounts and bills they left. The stop function
+// serves no more requests, then writes the file a last time.
+func startSandboxState(addr, stateFile string, log *slog.Logger) (*sandbox.Sandbox, string, func(), error) {
 	cfg := sandbox.DefaultConfig()
 	cfg.Games = events.DefaultCatalog()
 	cfg.Logger = log.With("component", "sandbox")
+	cfg.StateFile = stateFile
+	sb, err := sandbox.Open(cfg)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if stateFile != "" {
+		log.Info("sandbox state file", "file", stateFile, "bills", len(sb.Bills()), "sud_orders", len(sb.SUDOrders()))
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		_ = sb.Close()
 		return nil, "", nil, fmt.Errorf("sandbox listen %s: %w", addr, err)
 	}
-	sb := sandbox.New(cfg)
 	srv := &http.Server{Handler: sb, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	stop := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
+		if err := sb.Close(); err != nil {
+			log.Error("sandbox state not saved", "file", stateFile, "err", err)
+		}
 	}
 	return sb, "http://" + ln.Addr().String(), stop, nil
 }
