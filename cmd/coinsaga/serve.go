@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -320,7 +321,16 @@ func startSandboxState(addr, stateFile string, log *slog.Logger) (*sandbox.Sandb
 			log.Error("sandbox state not saved", "file", stateFile, "err", err)
 		}
 	}
-	return sb, "http://" + ln.Addr().String(), stop, nil
+	// The clients in this process reach the sandbox on loopback, also when
+	// it listens on every interface (the container image's 0.0.0.0:9311).
+	// Go listens on both IPv4 and IPv6 for 0.0.0.0 and [::] alike, so
+	// 127.0.0.1 answers either way.
+	a := ln.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return sb, "http://" + net.JoinHostPort(host, strconv.Itoa(a.Port)), stop, nil
 }
 
 // startHTTP serves /metrics, /healthz (the process is up) and /readyz (it is
