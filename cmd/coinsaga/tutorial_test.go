@@ -204,9 +204,10 @@ func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
 	defer cancel()
 
 	srv := startTutorialServe(t, dataDir, natsAddr)
-	// The debit shows in balance reads only 5 s after the pay: the order
-	// waits in debited, confirming, long enough to be killed there.
-	if err := srv.admin.SetFault(ctx, sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 5000}); err != nil {
+	// The debit shows in balance reads only 10 s after the pay: the order
+	// waits in debited, confirming, long enough to be killed there even on
+	// a loaded machine.
+	if err := srv.admin.SetFault(ctx, sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 10000}); err != nil {
 		t.Fatal(err)
 	}
 	if stdout, stderr, code := runCLI(t, ctx, "publish", "--nats-url", natsURL, raw); code != 0 {
