@@ -527,7 +527,8 @@ func TestIntentSchemaAgreesWithDecoder(t *testing.T) {
 	}
 }
 
-// The differences the test lists are the ones the contract documents.
+// The differences the test lists are the ones the contract documents, and
+// the contract links the schemas.
 func TestContractListsSchemaDifferences(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(docsDir, "contract.md"))
 	if err != nil {
@@ -542,6 +543,13 @@ func TestContractListsSchemaDifferences(t *testing.T) {
 	for _, f := range schemaFiles {
 		if !strings.Contains(doc, "(schema/"+f+")") {
 			t.Errorf("docs/contract.md does not link schema/%s", f)
+		}
+	}
+	// Section 6's table has a row per header of the schema.
+	letters := readSchemaDoc(t, "dead-letter-headers.json").(map[string]any)
+	for h := range letters["properties"].(map[string]any) {
+		if !strings.Contains(string(data), "\n| `"+h+"` |") {
+			t.Errorf("docs/contract.md section 6 has no row for the header %s", h)
 		}
 	}
 }
