@@ -83,14 +83,27 @@ func (m *Metrics) ObserveCall(provider, endpoint string, class providers.Class, 
 func (m *Metrics) intentReceived(outcome string) { m.intents.WithLabelValues(outcome).Inc() }
 
 func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
-	result := "ok"
-	if out.next.ErrorCode != "" {
-		result = out.next.ErrorCode
-	}
-	m.stepSeconds.WithLabelValues(step, result).Observe(elapsed.Seconds())
+	m.stepSeconds.WithLabelValues(step, stepResult(step, out)).Observe(elapsed.Seconds())
 	if out.declinedAfterSUD {
 		m.declinedAfter.Inc()
 	}
+}
+
+// stepResult is the result label of a step: "ok" or its error code. A
+// finished cancel keeps the pay's error code on the order, as the cause
+// of the compensation; its own result is "ok" (compensated) or not_found
+// (no such bill, nothing was charged).
+func stepResult(step string, out outcome) string {
+	if step == StepCancel && out.next.Step != StepCancel {
+		if events.State(out.next.State) == events.StateCompensated {
+			return "ok"
+		}
+		return string(providers.CodeNotFound)
+	}
+	if out.next.ErrorCode != "" {
+		return out.next.ErrorCode
+	}
+	return "ok"
 }
 
 func (m *Metrics) transition(mv move) {
