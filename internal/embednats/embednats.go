@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +37,30 @@ type Options struct {
 	// MaxPayload is the largest message, headers included, a client may
 	// publish; zero means the server's default of 1 MiB.
 	MaxPayload int32
+}
+
+// ListenError says the server could not listen on Addr, and why. Start
+// returns it at once, not after the ready timeout.
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string { return "listen " + e.Addr + ": " + ListenCause(e.Err) }
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// ListenCause is why a listen failed, in the system's words ("address
+// already in use"), without the Go operation around it.
+func ListenCause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err.Error()
+	}
+	return err.Error()
 }
 
 // Server is a running embedded nats-server.
@@ -66,6 +91,14 @@ func Start(o Options) (*Server, error) {
 	if port == 0 {
 		// nats-server reads 0 as "the default port 4222".
 		port = server.RANDOM_PORT
+	} else {
+		// A port in use is the common failure; say so before JetStream
+		// recovers its store, which comes before the server listens.
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return nil, &ListenError{Addr: listen, Err: err}
+		}
+		ln.Close()
 	}
 	opts := &server.Options{
 		Host:                   host,
@@ -83,26 +116,49 @@ func Start(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
-	if o.Logger != nil {
-		debug := o.Logger.Enabled(context.Background(), slog.LevelDebug)
-		ns.SetLoggerV2(slogAdapter{o.Logger}, debug, false, false)
+	// The server reports a failed listen only in its log (Fatalf), and
+	// then never gets ready: the adapter passes the error on at once.
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	fatal := make(chan error, 1)
+	debug := logger.Enabled(context.Background(), slog.LevelDebug)
+	ns.SetLoggerV2(slogAdapter{l: logger, fatal: fatal}, debug, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(readyTimeout) {
+	if err := waitReady(ns, fatal, listen); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("embedded nats: not ready for connections on %s within %s", listen, readyTimeout)
+		return nil, err
 	}
 	if !ns.JetStreamEnabled() {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, errors.New("embedded nats: JetStream did not start (see the server log)")
 	}
-	log := o.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return &Server{ns: ns, opts: opts, log: logger}, nil
+}
+
+// waitReady waits until ns accepts clients, a fatal error is logged, or
+// readyTimeout passes.
+func waitReady(ns *server.Server, fatal <-chan error, listen string) error {
+	deadline := time.Now().Add(readyTimeout)
+	for !ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case err := <-fatal:
+			var le *ListenError
+			if errors.As(err, &le) {
+				le.Addr = listen
+				return le
+			}
+			return fmt.Errorf("embedded nats: %w", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("embedded nats: not ready for connections on %s within %s", listen, readyTimeout)
+		}
 	}
-	return &Server{ns: ns, opts: opts, log: log}, nil
+	return nil
 }
 
 // JetStreamEnabled reports whether JetStream runs. The server shuts it
@@ -186,8 +242,12 @@ func StartTest(t testing.TB, tune ...func(*Options)) *Server {
 }
 
 // slogAdapter routes nats-server's printf-style log to slog. Trace and
-// debug only reach it when enabled, and are logged at debug level.
-type slogAdapter struct{ l *slog.Logger }
+// debug only reach it when enabled, and are logged at debug level. The
+// first fatal error goes to fatal too: a listen error as a ListenError.
+type slogAdapter struct {
+	l     *slog.Logger
+	fatal chan<- error
+}
 
 func (a slogAdapter) log(level slog.Level, format string, v []any) {
 	if !a.l.Enabled(context.Background(), level) {
@@ -198,7 +258,21 @@ func (a slogAdapter) log(level slog.Level, format string, v []any) {
 
 func (a slogAdapter) Noticef(format string, v ...any) { a.log(slog.LevelInfo, format, v) }
 func (a slogAdapter) Warnf(format string, v ...any)   { a.log(slog.LevelWarn, format, v) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.log(slog.LevelError, format, v) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.log(slog.LevelError, format, v) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.log(slog.LevelDebug, format, v) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.log(slog.LevelDebug, format, v) }
+func (a slogAdapter) Fatalf(format string, v ...any) {
+	a.log(slog.LevelError, format, v)
+	err := fmt.Errorf(format, v...)
+	for _, x := range v {
+		if cause, ok := x.(error); ok && strings.HasPrefix(format, "Error listening") {
+			err = &ListenError{Err: cause}
+			break
+		}
+	}
+	select {
+	case a.fatal <- err:
+	default:
+	}
+}
+
+func (a slogAdapter) Errorf(format string, v ...any) { a.log(slog.LevelError, format, v) }
+func (a slogAdapter) Debugf(format string, v ...any) { a.log(slog.LevelDebug, format, v) }
+func (a slogAdapter) Tracef(format string, v ...any) { a.log(slog.LevelDebug, format, v) }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,5 +213,30 @@ func TestKeepJetStreamStartsItAgainAfterTheServerShutItDown(t *testing.T) {
 	}
 	if !s.JetStreamEnabled() {
 		t.Fatal("JetStream answers but reports itself off")
+	}
+}
+
+func TestAPortInUseFailsAtOnceNamingTheCause(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	start := time.Now()
+	s, err := embednats.Start(embednats.Options{Listen: addr, StoreDir: t.TempDir()})
+	if err == nil {
+		s.Shutdown()
+		t.Fatal("started on a port in use")
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %s to fail; the ready timeout must not be waited out", took)
+	}
+	var le *embednats.ListenError
+	if !errors.As(err, &le) || le.Addr != addr || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("err = %#v, want a ListenError for %s with EADDRINUSE", err, addr)
+	}
+	if want := "listen " + addr + ": address already in use"; err.Error() != want {
+		t.Errorf("err = %q, want %q", err, want)
 	}
 }
