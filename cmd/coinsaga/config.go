@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
 	"os"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,29 +63,70 @@ type rawConfig struct {
 	Timeout string `yaml:"timeout"`
 }
 
+// problem is one thing wrong in a config file: the key it is about
+// ("sud.app_secret_env", "sud", or "" for the whole file), why, and its
+// line when the key does not tell.
+type problem struct {
+	key, msg string
+	line     int
+}
+
+// configFile is a config file being read: its name, and the line of
+// every key it has, to point at the line of each problem.
+type configFile struct {
+	path  string
+	lines map[string]int // "sud", "sud.app_id", "timeout", ...
+}
+
+// say is one line for p: "config F line N: key: why". A key the file
+// lacks is placed at its section's line, if the section is there.
+func (f *configFile) say(p problem) string {
+	line := p.line
+	if line == 0 {
+		section, _, _ := strings.Cut(p.key, ".")
+		line = cmp.Or(f.lines[p.key], f.lines[section])
+	}
+	where := "config " + f.path
+	if line > 0 {
+		where += fmt.Sprintf(" line %d", line)
+	}
+	if p.key == "" {
+		return where + ": " + p.msg
+	}
+	return where + ": " + p.key + ": " + p.msg
+}
+
 // loadConfig reads and validates a config file. Every problem found is
-// reported, one line each.
+// reported, one line each, naming the file, the line and the key.
 func loadConfig(path string) (*Config, error) {
+	file := &configFile{path: path, lines: map[string]int{}}
+	fail := func(ps ...problem) error {
+		lines := make([]string, len(ps))
+		for i, p := range ps {
+			lines[i] = file.say(p)
+		}
+		return errors.New(strings.Join(lines, "\n"))
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, fmt.Errorf("config %s: %s", path, pathCause(err))
 	}
 	var raw rawConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&raw); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+	if p := file.decode(data, &raw); p != nil {
+		return nil, fail(*p)
 	}
 	var c Config
-	var problems []string
+	var problems []problem
 	c.SUD.AppID, c.SUD.CreateOrderURL, c.SUD.QueryOrderURL, c.SUD.ASCBaseURL =
 		raw.SUD.AppID, raw.SUD.CreateOrderURL, raw.SUD.QueryOrderURL, raw.SUD.ASCBaseURL
 	c.MOGS.BaseURL, c.MOGS.AppID = raw.MOGS.BaseURL, raw.MOGS.AppID
 	c.Midas.BaseURL, c.Midas.AppID = raw.Midas.BaseURL, raw.Midas.AppID
-	resolve := func(name, inline, env, file string) string {
-		v, err := resolveSecret(inline, env, file)
-		if err != nil {
-			problems = append(problems, name+": "+err.Error())
+	reported := map[string]bool{} // secrets with a problem already said
+	resolve := func(key, inline, env, file string) string {
+		v, p := resolveSecret(key, inline, env, file)
+		if p != nil {
+			problems = append(problems, *p)
+			reported[key] = true
 		}
 		return v
 	}
@@ -88,84 +135,260 @@ func loadConfig(path string) (*Config, error) {
 	c.Timeout = 5 * time.Second
 	if raw.Timeout != "" {
 		if c.Timeout, err = time.ParseDuration(raw.Timeout); err != nil || c.Timeout <= 0 {
-			problems = append(problems, fmt.Sprintf("timeout: %q is not a positive duration like 5s", raw.Timeout))
+			problems = append(problems, problem{key: "timeout", msg: fmt.Sprintf("%q is not a positive duration like 5s", raw.Timeout)})
 		}
 	}
-	problems = append(problems, c.validate()...)
+	for _, p := range c.validate() {
+		if !reported[p.key] {
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("config %s has %d problem(s):\n  %s", path, len(problems), strings.Join(problems, "\n  "))
+		return nil, fail(problems...)
 	}
 	return &c, nil
 }
 
-func resolveSecret(inline, env, file string) (string, error) {
-	n := 0
-	for _, s := range []string{inline, env, file} {
-		if s != "" {
-			n++
+// decode reads the YAML in data into raw, checking first that it has the
+// shape rawConfig describes: the yaml package's own errors name Go types.
+func (f *configFile) decode(data []byte, raw *rawConfig) *problem {
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return &problem{msg: "the file is empty; it needs sud: and mogs: or midas: (docs/configuration.md)"}
+		}
+		return f.syntax(err)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); err == nil {
+		return &problem{msg: "a second YAML document (---); put the whole config in one", line: next.Line}
+	} else if !errors.Is(err, io.EOF) {
+		return f.syntax(err)
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return &problem{msg: "the file is empty; it needs sud: and mogs: or midas: (docs/configuration.md)"}
+	}
+	if p := f.check("", root, reflect.TypeOf(*raw)); p != nil {
+		return p
+	}
+	if err := root.Decode(raw); err != nil {
+		// check has seen every key and value; this is not expected.
+		msg := err.Error()
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			msg = te.Errors[0]
+		}
+		return &problem{msg: strings.TrimPrefix(goTypes.ReplaceAllString(msg, "a value"), "yaml: ")}
+	}
+	return nil
+}
+
+// goTypes are the Go type names the yaml package puts in its messages.
+var goTypes = regexp.MustCompile(`(main\.\w+|struct \{.*\}|!!\w+)`)
+
+// yamlLine is the line number the yaml package puts in its errors.
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// syntax turns a YAML syntax error into a problem on its line.
+func (f *configFile) syntax(err error) *problem {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return &problem{msg: "not valid YAML: " + msg[len(m[0]):], line: n}
+	}
+	return &problem{msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// check walks node against t, a struct of yaml-tagged fields: a section
+// (struct) must be a mapping of known keys, anything else one value. It
+// records every key's line on the way.
+func (f *configFile) check(prefix string, node *yaml.Node, t reflect.Type) *problem {
+	if node.Kind == yaml.AliasNode {
+		node = node.Alias
+	}
+	where := strings.TrimSuffix(prefix, ".")
+	if node.Kind == yaml.ScalarNode && node.Tag == "!!null" && where != "" {
+		return nil // "mogs:" with nothing under it: an empty section
+	}
+	if node.Kind != yaml.MappingNode {
+		if where == "" {
+			return &problem{msg: fmt.Sprintf("the file holds %s; want the keys %s", kindText(node), knownKeys(t)), line: node.Line}
+		}
+		return &problem{key: where, msg: fmt.Sprintf("holds %s; want the keys %s", kindText(node), knownKeys(t))}
+	}
+	for i := 0; i+1 < len(node.Content); i += 2 {
+		k, v := node.Content[i], node.Content[i+1]
+		key := prefix + k.Value
+		if first, dup := f.lines[key]; dup {
+			f.lines[key] = k.Line
+			return &problem{key: key, msg: fmt.Sprintf("given twice (first on line %d)", first)}
+		}
+		f.lines[key] = k.Line
+		field, ok := fieldByTag(t, k.Value)
+		if !ok {
+			msg := fmt.Sprintf("unknown key; %s takes %s", orTop(where), knownKeys(t))
+			if near := nearKey(t, k.Value); near != "" {
+				msg = fmt.Sprintf("unknown key; did you mean %s?", near)
+			}
+			return &problem{key: key, msg: msg}
+		}
+		if field.Type.Kind() == reflect.Struct {
+			if p := f.check(key+".", v, field.Type); p != nil {
+				return p
+			}
+			continue
+		}
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		if v.Kind != yaml.ScalarNode {
+			return &problem{key: key, msg: fmt.Sprintf("holds %s; want one value", kindText(v))}
+		}
+	}
+	return nil
+}
+
+func orTop(section string) string {
+	if section == "" {
+		return "the file"
+	}
+	return section
+}
+
+func kindText(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a map of keys"
+	}
+	return fmt.Sprintf("the value %q", n.Value)
+}
+
+func yamlTag(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	return name
+}
+
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		if yamlTag(t.Field(i)) == name {
+			return t.Field(i), true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+func knownKeys(t reflect.Type) string {
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i] = yamlTag(t.Field(i))
+	}
+	return strings.Join(names, ", ")
+}
+
+// nearKey is the known key that name misspells by case, "_" or "-"
+// (baseurl, Base-URL for base_url), or "".
+func nearKey(t reflect.Type, name string) string {
+	norm := func(s string) string { return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s)) }
+	for i := range t.NumField() {
+		if tag := yamlTag(t.Field(i)); norm(tag) == norm(name) {
+			return tag
+		}
+	}
+	return ""
+}
+
+// pathCause is the reason in a file error, without the Go operation
+// ("open", "read") in front of it.
+func pathCause(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// resolveSecret finds the secret key (sud.app_secret) given inline, as
+// key_env or as key_file; a problem names the key that has it.
+func resolveSecret(key, inline, env, file string) (string, *problem) {
+	var given []string
+	for _, g := range []struct{ suffix, v string }{{"", inline}, {"_env", env}, {"_file", file}} {
+		if g.v != "" {
+			given = append(given, key+g.suffix)
 		}
 	}
 	switch {
-	case n > 1:
-		return "", errors.New("give the secret one way only: inline, _env or _file")
+	case len(given) > 1:
+		short := make([]string, len(given))
+		for i, g := range given {
+			_, short[i], _ = strings.Cut(g, ".")
+		}
+		return "", &problem{key: given[1], msg: fmt.Sprintf("give the secret one way only, not both %s", strings.Join(short, " and "))}
 	case env != "":
 		v, ok := os.LookupEnv(env)
 		if !ok || v == "" {
-			return "", fmt.Errorf("environment variable %s is not set", env)
+			return "", &problem{key: key + "_env", msg: fmt.Sprintf("the environment variable %s is not set", env)}
 		}
 		return v, nil
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", fmt.Errorf("reading secret file: %w", err)
+			return "", &problem{key: key + "_file", msg: fmt.Sprintf("%s: %s", file, pathCause(err))}
 		}
-		return strings.TrimSpace(string(b)), nil
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", &problem{key: key + "_file", msg: fmt.Sprintf("%s is empty", file)}
+		}
+		return v, nil
 	}
 	return inline, nil
 }
 
-func (c *Config) validate() []string {
-	var p []string
+func (c *Config) validate() []problem {
+	var p []problem
 	needURL := func(name, v string, required bool) {
 		if v == "" {
 			if required {
-				p = append(p, name+": required")
+				p = append(p, problem{key: name, msg: "required"})
 			}
 			return
 		}
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			p = append(p, fmt.Sprintf("%s: %q is not an http(s) URL", name, v))
+			p = append(p, problem{key: name, msg: fmt.Sprintf("%q is not an http(s) URL", v)})
 		}
 	}
 	if c.SUD.AppID == "" {
-		p = append(p, "sud.app_id: required")
+		p = append(p, problem{key: "sud.app_id", msg: "required"})
 	}
 	if c.SUD.AppSecret == "" {
-		p = append(p, "sud.app_secret: required (inline, app_secret_env or app_secret_file)")
+		p = append(p, problem{key: "sud.app_secret", msg: "required: give app_secret, app_secret_env or app_secret_file"})
 	}
 	if c.SUD.CreateOrderURL == "" && c.SUD.ASCBaseURL == "" {
-		p = append(p, "sud: set create_order_url (and query_order_url), or asc_base_url for discovery")
+		p = append(p, problem{key: "sud", msg: "set create_order_url (and query_order_url), or asc_base_url for discovery"})
 	}
 	needURL("sud.create_order_url", c.SUD.CreateOrderURL, false)
 	needURL("sud.query_order_url", c.SUD.QueryOrderURL, c.SUD.CreateOrderURL != "" && c.SUD.ASCBaseURL == "")
 	needURL("sud.asc_base_url", c.SUD.ASCBaseURL, false)
 	if c.MOGS.BaseURL == "" && c.Midas.BaseURL == "" {
-		p = append(p, "configure at least one wallet: mogs.base_url or midas.base_url")
+		p = append(p, problem{key: "", msg: "configure at least one wallet: mogs.base_url or midas.base_url"})
 	}
 	if c.MOGS.BaseURL != "" {
 		needURL("mogs.base_url", c.MOGS.BaseURL, true)
 		if c.MOGS.AppID == "" {
-			p = append(p, "mogs.app_id: required with mogs.base_url")
+			p = append(p, problem{key: "mogs.app_id", msg: "required with mogs.base_url"})
 		}
 	}
 	if c.Midas.BaseURL != "" {
 		needURL("midas.base_url", c.Midas.BaseURL, true)
 		if c.Midas.AppID == "" {
-			p = append(p, "midas.app_id: required with midas.base_url (the offer id)")
+			p = append(p, problem{key: "midas.app_id", msg: "required with midas.base_url (the offer id)"})
 		}
 		if c.Midas.AppKey == "" {
-			p = append(p, "midas.app_key: required with midas.base_url (inline, app_key_env or app_key_file)")
+			p = append(p, problem{key: "midas.app_key", msg: "required with midas.base_url: give app_key, app_key_env or app_key_file"})
 		}
 	}
 	return p

@@ -162,8 +162,8 @@ var _ = fmt.Sprintf
 
 func TestConfigFile(t *testing.T) {
 	t.Run("the example config loads when its secrets are in the environment", func(t *testing.T) {
-		t.Setenv("COINSAGA_SUD_APP_SECRET", "s")
-		t.Setenv("COINSAGA_MIDAS_APP_KEY", "k")
+		t.Setenv("SUD_APP_SECRET", "s")
+		t.Setenv("MIDAS_APP_KEY", "k")
 		c, err := loadConfig("../../docs/example-config.yaml")
 		if err != nil {
 			t.Fatal(err)
@@ -179,7 +179,7 @@ func TestConfigFile(t *testing.T) {
 		if err == nil {
 			t.Fatal("a broken config loaded")
 		}
-		for _, want := range []string{"sud.app_secret: give the secret one way only", "timeout:", "midas.base_url:", "midas.app_id: required", "sud: set create_order_url"} {
+		for _, want := range []string{"sud.app_secret_env: give the secret one way only", "timeout:", "midas.base_url:", "midas.app_id: required", "sud: set create_order_url"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error does not mention %q:\n%v", want, err)
 			}
