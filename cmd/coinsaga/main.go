@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -23,14 +24,29 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
-var commands = map[string]command{
-	"serve":   {"run saga workers (embedded JetStream and SQLite by default)", runServe},
-	"sandbox": {"run the fake SUD, MOGS and Midas providers", runSandbox},
-	"publish": {"validate and publish purchase intents", runPublish},
-	"watch":   {"print status events as they happen", runWatch},
-	"order":   {"inspect an order: order get <out_order_id>", runOrder},
-	"dlq":     {"list, show, replay or purge dead letters", runDLQ},
-	"bench":   {"measure throughput and latency end to end", runBench},
+// commands is filled in init: completion reads it, and a variable whose
+// initializer reaches itself does not compile.
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"serve":      {"run saga workers (embedded JetStream and SQLite by default)", runServe},
+		"sandbox":    {"run the fake SUD, MOGS and Midas providers", runSandbox},
+		"publish":    {"validate and publish purchase intents", runPublish},
+		"watch":      {"print status events as they happen", runWatch},
+		"order":      {"inspect an order: order get <out_order_id>", runOrder},
+		"dlq":        {"list, show, replay or purge dead letters", runDLQ},
+		"bench":      {"measure throughput and latency end to end", runBench},
+		"version":    {"print the version, VCS revision and Go version", runVersion},
+		"completion": {"print a bash, zsh or fish completion script", runCompletion},
+	}
+}
+
+// subcommands are the words that must follow a command, for completion.
+var subcommands = map[string][]string{
+	"dlq":        {"list", "show", "replay", "purge"},
+	"order":      {"get"},
+	"completion": {"bash", "zsh", "fish"},
 }
 
 func usage(w io.Writer) {
@@ -42,9 +58,10 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "\nEvery command has --help. Flags may also come from COINSAGA_* environment variables.")
+	fmt.Fprintln(w, "coinsaga --version prints the version.")
 }
 
 // defaultGCPercent halves the garbage collector's work against Go's default
@@ -71,21 +88,33 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runWith(ctx, args, stdout, stderr)
 }
 
 // runWith runs one command line until it ends or ctx is cancelled, and
-// returns the exit status.
+// returns the exit status: 0, 1 when the command failed, 2 when the
+// command line was wrong. An error is printed one line per problem, each
+// naming the command.
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stdout)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
+		}
+		args = []string{args[1], "--help"}
+	case "-version", "--version":
+		args = []string{"version"}
+	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "coinsaga: unknown command %q\n\n", args[0])
@@ -93,14 +122,20 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	err := cmd.run(ctx, args[1:], stdout, stderr)
+	code := 1
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		return 2
+		if err == errUsage { // the command has said why
+			return 2
+		}
+		code = 2
 	}
-	fmt.Fprintf(stderr, "coinsaga %s: %v\n", args[0], err)
-	return 1
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(stderr, "coinsaga %s: %s\n", args[0], strings.TrimSpace(line))
+	}
+	return code
 }

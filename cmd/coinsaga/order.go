@@ -18,22 +18,20 @@ func runOrder(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n.register(fs)
 	asJSON := fs.Bool("json", false, "print the reply as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for a worker to answer")
-	if len(args) == 0 || args[0] != "get" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fs.Usage()
-			return nil
-		}
-		fs.Usage()
-		return errUsage
-	}
-	if _, err := parse(fs, args[1:]); err != nil {
+	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return errUsage
+	switch {
+	case fs.NArg() == 0:
+		return usageErrorf("missing subcommand: order get <out_order_id>")
+	case fs.Arg(0) != "get":
+		return usageErrorf("unknown subcommand %q: the one subcommand is get (order get <out_order_id>)", fs.Arg(0))
+	case fs.NArg() == 1:
+		return usageErrorf("order get needs the out_order_id of the order")
+	case fs.NArg() > 2:
+		return usageErrorf("order get takes one out_order_id, not %d: %q", fs.NArg()-1, fs.Args()[1:])
 	}
-	id := fs.Arg(0)
+	id := fs.Arg(1)
 	if !events.ValidID(id) {
 		return fmt.Errorf("%q is not a valid out_order_id", id)
 	}
