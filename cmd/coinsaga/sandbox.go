@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,8 +26,15 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault randomness (0: time-based)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
-	if _, err := parse(fs, args); err != nil {
+	src, err := parseSources(fs, args)
+	if err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("sandbox takes no arguments (got %q)", fs.Args())
+	}
+	if cfg.InitialBalance < 0 {
+		return usageErrorf("--initial-balance %d%s: want 0 or more coins", cfg.InitialBalance, src.from("initial-balance"))
 	}
 	log, err := newLogger(stderr, *logFormat, *logLevel)
 	if err != nil {
@@ -38,7 +44,7 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg.Logger = log
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", *listen, err)
+		return listenError("listen", *listen, src, err, "another coinsaga sandbox, or a serve --sandbox?", "")
 	}
 	srv := &http.Server{Handler: sandbox.New(cfg), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(),

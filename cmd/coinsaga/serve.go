@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -60,7 +63,14 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.nats.register(fs)
-	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded JetStream server (used when --nats-url is not given)")
+	// Unset means "embedded" for serve, not the tools' default URL.
+	f.nats.url = ""
+	natsURL := fs.Lookup("nats-url")
+	natsURL.DefValue = ""
+	natsURL.Usage = "external NATS server URL(s), comma-separated for a cluster; unset: serve runs an embedded JetStream on --nats-listen.\n" +
+		"A URL naming --nats-listen's own address (nats://127.0.0.1:4222, the tools' default) uses the NATS answering there,\n" +
+		"or starts the embedded one there when none does: COINSAGA_NATS_URL exported for the tools keeps serve working"
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "listen address of the embedded JetStream server (when --nats-url is unset, or names this address and no NATS answers there)")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "folder for the SQLite store and the embedded JetStream files")
 	fs.BoolVar(&f.sandbox, "sandbox", false, "start the sandbox providers in-process and use them")
 	fs.StringVar(&f.sandboxListen, "sandbox-listen", "127.0.0.1:9311", "listen address of the in-process sandbox (with --sandbox)")
@@ -79,8 +89,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.streamReplicas, "stream-replicas", 1, "replicas of the streams coinsaga creates (3 on a NATS cluster); existing streams are never changed")
 	fs.DurationVar(&f.statusMaxAge, "status-max-age", events.DefaultStatusMaxAge, "how long the status stream keeps events (when coinsaga creates it)")
 	f.statusMaxBytes = events.DefaultStatusMaxBytes
-	fs.Var(&f.statusMaxBytes, "status-max-bytes", "size limit of the status stream, reserved in full by JetStream when coinsaga creates it (e.g. 256MiB)")
-	fs.Var(&f.jsMaxStore, "jetstream-max-store", "disk the embedded JetStream may use (0: 75% of the free disk under --data-dir)")
+	fs.Var(&f.statusMaxBytes, "status-max-bytes", "size limit of the status stream, a `size` like 256MiB, reserved in full by JetStream when coinsaga creates it")
+	fs.Var(&f.jsMaxStore, "jetstream-max-store", "disk the embedded JetStream may use, a `size` like 10GiB (0: 75% of the free disk under --data-dir)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -89,8 +99,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f serveFlags
 	fs := newFlags("serve", "serve [flags]", stderr)
 	f.register(fs)
-	set, err := parse(fs, args)
+	src, err := parseSources(fs, args)
 	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("serve takes no arguments (got %q)", fs.Args())
+	}
+	if err := f.check(src); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
@@ -109,12 +125,34 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case !f.sandbox && f.sandboxURL == "":
 		return errors.New("no providers: give --sandbox, --sandbox-url URL or --config FILE")
 	}
-	if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	// Everything that can fail at once fails before the store exists: the
+	// addresses serve listens on, and an external NATS that must answer.
+	embedded := f.embeddedNATS(log)
+	if embedded {
+		if err := probeListen(f.natsListen); err != nil {
+			return listenError("nats-listen", f.natsListen, src, err, "another coinsaga or nats-server?", " or --nats-url URL")
+		}
+	}
+	httpLn, err := net.Listen("tcp", f.httpListen)
+	if err != nil {
+		return listenError("http-listen", f.httpListen, src, err, "another coinsaga?", "")
+	}
+	defer httpLn.Close()
+	if f.sandbox {
+		if err := probeListen(f.sandboxListen); err != nil {
+			return listenError("sandbox-listen", f.sandboxListen, src, err, "another coinsaga or coinsaga sandbox?", ", or --sandbox-url URL to use a running sandbox")
+		}
+	}
+	var nc *nats.Conn
+	if !embedded {
+		if nc, err = f.nats.connect("serve"); err != nil {
+			return f.natsError(src, err)
+		}
+		defer nc.Close()
 	}
 
-	if f.streamReplicas < 1 {
-		return fmt.Errorf("--stream-replicas %d: want 1 or more", f.streamReplicas)
+	if err := os.MkdirAll(f.dataDir, 0o750); err != nil {
+		return fmt.Errorf("--data-dir %s: %s", f.dataDir, pathCause(err))
 	}
 	subjects := events.Subjects{Prefix: f.nats.prefix}
 	dbPath := filepath.Join(f.dataDir, "coinsaga.db")
@@ -135,25 +173,37 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer st.Close()
 
+	// abandon removes a store this start created, so that the next start
+	// checks NATS for an earlier store's work again (CheckNewStore).
+	abandon := func() {
+		if !existed {
+			st.Close()
+			store.RemoveSQLite(dbPath)
+		}
+	}
 	natsURL := f.nats.url
 	jsDir := filepath.Join(f.dataDir, "jetstream")
-	embedded := !set["nats-url"]
 	if embedded {
 		srv, err := embednats.Start(embednats.Options{Listen: f.natsListen, StoreDir: jsDir, MaxStore: int64(f.jsMaxStore), Logger: log})
 		if err != nil {
+			abandon()
+			var le *embednats.ListenError
+			if errors.As(err, &le) {
+				return listenError("nats-listen", f.natsListen, src, le.Err, "another coinsaga or nats-server?", " or --nats-url URL")
+			}
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 		defer srv.Shutdown()
 		go srv.KeepJetStream(ctx, 5*time.Second)
 		natsURL = srv.ClientURL()
 		log.Info("embedded JetStream started", "url", natsURL, "store", jsDir)
+		f.nats.url = natsURL
+		if nc, err = f.nats.connect("serve"); err != nil {
+			abandon()
+			return err
+		}
+		defer nc.Close()
 	}
-	f.nats.url = natsURL
-	nc, err := f.nats.connect("serve")
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
 
 	switch {
 	case !existed && f.initStore:
@@ -218,10 +268,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return w.SUDNotified(ctx, n.Order.OutOrderID, n.Order.Status)
 			})
 	}
-	httpSrv, httpAddr, err := startHTTP(f.httpListen, reg, w, st, nc, f.sudNotifyPath, notify, log)
-	if err != nil {
-		return err
-	}
+	httpSrv, httpAddr := startHTTP(httpLn, reg, w, st, nc, f.sudNotifyPath, notify, log)
 	defer shutdownHTTP(httpSrv)
 	if sb != nil && notify != nil {
 		sb.SetSUDNotifyURL("http://" + httpAddr + f.sudNotifyPath)
@@ -229,7 +276,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if f.retention > 0 {
 		go pruneLoop(ctx, st, f.retention, log)
 	}
-	log.Info("coinsaga serving", "nats", natsURL, "http", f.httpListen, "data_dir", f.dataDir)
+	log.Info("coinsaga serving", "nats", natsURL, "http", httpAddr, "data_dir", f.dataDir)
 	if err := w.Run(ctx); err != nil {
 		if embedded && errors.Is(err, events.ErrStreamStorage) {
 			free, _ := embednats.FreeBytes(f.dataDir)
@@ -334,10 +381,10 @@ func startSandboxState(addr, stateFile string, log *slog.Logger) (*sandbox.Sandb
 }
 
 // startHTTP serves /metrics, /healthz (the process is up) and /readyz (it is
-// taking work: NATS and the store answer).
+// taking work: NATS and the store answer) on ln.
 // notify, when not nil, takes SUD's notifications at POST notifyPath.
-func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store.Store, nc *nats.Conn,
-	notifyPath string, notify http.Handler, log *slog.Logger) (*http.Server, string, error) {
+func startHTTP(ln net.Listener, reg *prometheus.Registry, w *worker.Worker, st store.Store, nc *nats.Conn,
+	notifyPath string, notify http.Handler, log *slog.Logger) (*http.Server, string) {
 	mux := http.NewServeMux()
 	if notify != nil {
 		mux.Handle("POST "+notifyPath, notify)
@@ -353,10 +400,6 @@ func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store
 		}
 		fmt.Fprintln(rw, "ready")
 	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("http listen %s: %w", addr, err)
-	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("http listening", "addr", ln.Addr().String())
 	go func() {
@@ -364,7 +407,7 @@ func startHTTP(addr string, reg *prometheus.Registry, w *worker.Worker, st store
 			log.Error("http server", "err", err)
 		}
 	}()
-	return srv, ln.Addr().String(), nil
+	return srv, ln.Addr().String()
 }
 
 func shutdownHTTP(srv *http.Server) {
@@ -409,4 +452,148 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// check refuses the values that serve cannot run with, one line each,
+// instead of silently using a default.
+func (f *serveFlags) check(src sources) error {
+	var bad []string
+	want := func(name string, ok bool, value any, what string) {
+		if !ok {
+			bad = append(bad, fmt.Sprintf("--%s %v%s: %s", name, value, src.from(name), what))
+		}
+	}
+	want("concurrency", f.concurrency > 0, f.concurrency, "want 1 or more steps at once")
+	want("max-attempts", f.maxAttempts > 0, f.maxAttempts, "want 1 or more calls per step")
+	want("stream-replicas", f.streamReplicas > 0, f.streamReplicas, "want 1 or more (3 on a NATS cluster)")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"confirm-interval", f.confirmInterval}, {"confirm-timeout", f.confirmTimeout},
+		{"sud-execute-timeout", f.sudExecTimeout}, {"status-max-age", f.statusMaxAge},
+	} {
+		want(d.name, d.v > 0, d.v, "want a positive duration like 15s or 2m")
+	}
+	want("retention", f.retention >= 0, f.retention, "want a duration like 720h, or 0 to keep every order")
+	want("status-max-bytes", f.statusMaxBytes > 0, f.statusMaxBytes.String(), "want a size like 256MiB")
+	want("sud-notify-path", f.sudNotifyPath == "" || strings.HasPrefix(f.sudNotifyPath, "/"), fmt.Sprintf("%q", f.sudNotifyPath),
+		`want a path starting with "/", or "" for none`)
+	if len(bad) > 0 {
+		return usageError{strings.Join(bad, "\n")}
+	}
+	return nil
+}
+
+// embeddedNATS says whether serve runs its own JetStream, by this rule:
+// no --nats-url, yes; a --nats-url naming --nats-listen's own address,
+// yes unless a NATS already answers there; any other URL, no. The rule
+// lets COINSAGA_NATS_URL exported for the tools (nats://127.0.0.1:4222,
+// the embedded server's address) leave `make run` as it was.
+func (f *serveFlags) embeddedNATS(log *slog.Logger) bool {
+	if f.nats.url == "" {
+		return true
+	}
+	if !namesAddress(f.nats.url, f.natsListen) {
+		return false
+	}
+	if conn, err := net.DialTimeout("tcp", dialable(f.natsListen), time.Second); err == nil {
+		conn.Close()
+		log.Info("a NATS server answers at --nats-url, the --nats-listen address: using it", "url", f.nats.url)
+		return false
+	}
+	log.Info("no NATS server answers at --nats-url, the --nats-listen address: starting the embedded one there", "url", f.nats.url)
+	return true
+}
+
+// namesAddress reports whether the NATS URL u (one server) points at the
+// listen address addr of this machine.
+func namesAddress(u, addr string) bool {
+	if strings.Contains(u, ",") {
+		return false
+	}
+	if !strings.Contains(u, "://") {
+		u = "nats://" + u
+	}
+	parsed, err := url.Parse(u)
+	if err != nil || (parsed.Scheme != "nats" && parsed.Scheme != "tcp") {
+		return false
+	}
+	port := cmp.Or(parsed.Port(), "4222")
+	host, listenPort, err := net.SplitHostPort(addr)
+	if err != nil || port != listenPort {
+		return false
+	}
+	loopback := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	uh := parsed.Hostname()
+	switch {
+	case uh == host:
+		return true
+	case host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified():
+		return loopback(uh)
+	}
+	return loopback(uh) && loopback(host)
+}
+
+// dialable is a listen address a client can dial: 0.0.0.0:4222 and
+// :4222 are reached at the loopback address.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// probeListen reports whether addr can be listened on now.
+func probeListen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
+
+// listenError is the one line for a listen address serve cannot use:
+// which flag, the cause, and what to pass instead.
+func listenError(name, addr string, src sources, err error, who, or string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("--%s %s%s: address already in use (%s); pass --%s HOST:PORT%s", name, addr, src.from(name), who, name, or)
+	}
+	return fmt.Errorf("--%s %s%s: %s", name, addr, src.from(name), embednats.ListenCause(err))
+}
+
+// natsError is the one line for an external NATS serve cannot reach,
+// saying how to get the embedded server instead.
+func (f *serveFlags) natsError(src sources, err error) error {
+	drop := "drop --nats-url"
+	if env := src["nats-url"]; env != "" {
+		drop = "unset " + env
+	}
+	var dns *net.DNSError
+	var op *net.OpError
+	why, fix := "", "start it"
+	switch {
+	case errors.As(err, &dns):
+		why, fix = "the host "+dns.Name+" is not known", "fix the URL"
+	case errors.Is(err, nats.ErrNoServers):
+		why = "no NATS server answers"
+	case errors.As(err, &op):
+		why = "no NATS server answers (" + embednats.ListenCause(op) + ")"
+	}
+	if why != "" {
+		return fmt.Errorf("--nats-url %s%s: %s; %s, or %s to run the embedded JetStream on --nats-listen",
+			f.nats.url, src.from("nats-url"), why, fix, drop)
+	}
+	cause := err
+	if inner := errors.Unwrap(err); inner != nil {
+		cause = inner
+	}
+	return fmt.Errorf("--nats-url %s%s: %s", f.nats.url, src.from("nats-url"), strings.TrimPrefix(cause.Error(), "nats: "))
 }
