@@ -1,15 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/internal/embednats"
 )
@@ -114,7 +121,9 @@ func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 		t.Setenv("COINSAGA_NATS_LISTEN", addr)
 		srv := startChild(t, "serve", "--sandbox", "--data-dir", t.TempDir(), "--log-format", "json",
 			"--http-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0")
-		srv.waitLog(regexp.MustCompile(`"msg":"worker started"`), time.Minute)
+		httpAddr := srv.waitLog(regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`), time.Minute)[1]
+		// Durations in the JSON log read as durations, not nanoseconds.
+		srv.waitLog(regexp.MustCompile(`"msg":"worker started".*"confirm_interval":"15s","confirm_timeout":"2m0s"`), time.Minute)
 		if !strings.Contains(srv.output(), `"msg":"embedded JetStream started","url":"nats://`+addr+`"`) {
 			t.Errorf("the embedded server did not start at %s:\n%s", addr, srv.output())
 		}
@@ -122,6 +131,16 @@ func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 		_, stderr, code := runCLI(t, context.Background(), "order", "get", "no-such-order")
 		if code != 1 || !strings.Contains(stderr, "no-such-order not found") {
 			t.Errorf("order get: exit %d, %q; want the worker's not found", code, stderr)
+		}
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf(`go_version=%q`, runtime.Version())
+		if !regexp.MustCompile(`(?m)^coinsaga_build_info\{.*` + regexp.QuoteMeta(want) + `.*\} 1$`).Match(body) {
+			t.Errorf("no coinsaga_build_info{..., %s} 1 in /metrics", want)
 		}
 		srv.stop(time.Minute)
 	})
@@ -181,5 +200,42 @@ func TestServeHelpTellsWhatAnUnsetNATSURLMeans(t *testing.T) {
 	_, stderr, _ = runCLI(t, context.Background(), "order", "get", "--help")
 	if !strings.Contains(stderr, `--nats-url string`) || !strings.Contains(stderr, `(default "nats://127.0.0.1:4222")`) {
 		t.Errorf("the tools' --nats-url lost its default:\n%s", stderr)
+	}
+}
+
+func TestBuildInfoMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	registerBuildInfo(reg)
+	families, err := reg.Gather()
+	if err != nil || len(families) != 1 || families[0].GetName() != "coinsaga_build_info" {
+		t.Fatalf("gathered %v, %v", families, err)
+	}
+	m := families[0].GetMetric()[0]
+	labels := map[string]string{}
+	for _, l := range m.GetLabel() {
+		labels[l.GetName()] = l.GetValue()
+	}
+	if m.GetGauge().GetValue() != 1 || labels["go_version"] != runtime.Version() || labels["version"] == "" {
+		t.Errorf("coinsaga_build_info %v = %v", labels, m.GetGauge().GetValue())
+	}
+	if _, ok := labels["revision"]; !ok {
+		t.Error("no revision label")
+	}
+}
+
+func TestLogsWriteDurationsAsText(t *testing.T) {
+	for format, want := range map[string]string{"json": `"took":"1.5s"`, "text": `took=1.5s`} {
+		var b bytes.Buffer
+		log, err := newLogger(&b, format, "info")
+		if err != nil {
+			t.Fatal(err)
+		}
+		log.Info("step", "took", 1500*time.Millisecond, slog.Group("g", "wait", 2*time.Minute))
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("%s: %s; want %s", format, b.String(), want)
+		}
+		if format == "json" && !strings.Contains(b.String(), `"wait":"2m0s"`) {
+			t.Errorf("json: a duration in a group: %s", b.String())
+		}
 	}
 }

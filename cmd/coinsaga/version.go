@@ -6,6 +6,8 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // build is what the Go toolchain recorded about this binary.
@@ -67,4 +69,18 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	readBuild().print(stdout)
 	return nil
+}
+
+// registerBuildInfo adds coinsaga_build_info{version,revision,go_version},
+// always 1, so that dashboards can tell which build each worker runs.
+func registerBuildInfo(reg prometheus.Registerer) {
+	b := readBuild()
+	rev := b.revision
+	if rev != "" && b.modified {
+		rev += "-modified"
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coinsaga_build_info",
+		Help: "Always 1; the labels say which build of coinsaga this is."}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(b.version, rev, b.goVersion).Set(1)
+	reg.MustRegister(g)
 }
