@@ -172,9 +172,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f benchFlags
 	fs := newFlags("bench", "bench [--self | --nats-url URL --sandbox-url URL] [flags]", stderr)
 	f.register(fs)
-	set, err := parse(fs, args)
+	src, err := parseSources(fs, args)
 	if err != nil {
 		return err
+	}
+	set := map[string]bool{}
+	for name, env := range src {
+		// COINSAGA_NATS_URL exported for the tools does not ask --self
+		// to use an outside NATS; only the flag itself does.
+		set[name] = !(f.self && name == "nats-url" && env != "")
 	}
 	if err := f.check(set); err != nil {
 		return err
