@@ -120,7 +120,8 @@
 //   - busy_rate: the provider's busy code (MOGS -1, on cancelpay -1 or
 //     90016 at random; Midas 1002 or 3000111 at random; SUD 10001),
 //     nothing happens.
-//   - otherwise the call takes effect; then latency_ms passes; then, with
+//   - otherwise the call takes effect; then latency_ms passes, plus a
+//     uniform random 0 to latency_jitter_ms more; then, with
 //     drop_reply_rate, the connection is closed without a byte of reply.
 //     Latency is applied after the effect on purpose: an effect is never
 //     applied after the client gave up, but a client that gave up may have

@@ -39,14 +39,21 @@ var Endpoints = []string{
 // Fault makes one endpoint (or "*", every endpoint) misbehave. Rates are
 // probabilities in [0,1], rolled independently per call in this order:
 // error (HTTP 500, no effect), busy (the provider's busy code, no effect);
-// otherwise the call takes effect, then LatencyMS passes, then the reply is
-// dropped (connection closed without a byte) with DropReplyRate.
+// otherwise the call takes effect, then LatencyMS passes (plus a uniform
+// random 0 to LatencyJitterMS more), then the reply is dropped (connection
+// closed without a byte) with DropReplyRate.
 type Fault struct {
 	Endpoint      string  `json:"endpoint"`
 	ErrorRate     float64 `json:"error_rate"`
 	BusyRate      float64 `json:"busy_rate"`
 	DropReplyRate float64 `json:"drop_reply_rate"`
 	LatencyMS     int     `json:"latency_ms"`
+	// LatencyJitterMS adds to LatencyMS a uniform random extra latency of
+	// 0 to LatencyJitterMS ms per call, drawn from the seeded dice, so that
+	// replies spread over [latency_ms, latency_ms+latency_jitter_ms] like a
+	// real provider's rather than arriving in lockstep. Left out of the
+	// JSON when zero, for the admin clients of older sandboxes.
+	LatencyJitterMS int `json:"latency_jitter_ms,omitempty"`
 	// VisibilityDelayMS, on a debit endpoint (mogs.pay, midas.pay_m or "*"),
 	// hides each debit from balance reads for that long after it happened.
 	VisibilityDelayMS int `json:"visibility_delay_ms"`
@@ -71,8 +78,8 @@ func (f Fault) validate() error {
 			return fmt.Errorf("%s %v not in [0,1]", r.name, r.v)
 		}
 	}
-	if f.LatencyMS < 0 || f.VisibilityDelayMS < 0 {
-		return fmt.Errorf("latency_ms and visibility_delay_ms must not be negative")
+	if f.LatencyMS < 0 || f.LatencyJitterMS < 0 || f.VisibilityDelayMS < 0 {
+		return fmt.Errorf("latency_ms, latency_jitter_ms and visibility_delay_ms must not be negative")
 	}
 	return f.validateSUD()
 }
@@ -144,18 +151,26 @@ func (t *faultTable) lookup(endpoint string) (Fault, bool) {
 // dice is the outcome of one call's rolls.
 type dice struct {
 	fail, busy, drop bool
-	pick             float64 // picks among several busy codes
+	pick             float64       // picks among several busy codes
+	latency          time.Duration // LatencyMS plus this call's jitter
 }
 
 func (t *faultTable) roll(f Fault) dice {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return dice{
-		fail: t.rng.Float64() < f.ErrorRate,
-		busy: t.rng.Float64() < f.BusyRate,
-		drop: t.rng.Float64() < f.DropReplyRate,
-		pick: t.rng.Float64(),
+	d := dice{
+		fail:    t.rng.Float64() < f.ErrorRate,
+		busy:    t.rng.Float64() < f.BusyRate,
+		drop:    t.rng.Float64() < f.DropReplyRate,
+		pick:    t.rng.Float64(),
+		latency: time.Duration(f.LatencyMS) * time.Millisecond,
 	}
+	if f.LatencyJitterMS > 0 {
+		// Rolled only when set, so that the dice of a fault without jitter
+		// fall as they did before jitter existed.
+		d.latency += time.Duration(t.rng.Int64N(int64(f.LatencyJitterMS)*int64(time.Millisecond) + 1))
+	}
+	return d
 }
 
 // SetFault sets or replaces the fault of f.Endpoint. It panics on an invalid
@@ -208,10 +223,10 @@ func (s *Sandbox) endpoint(name string, busy func(r *http.Request, pick float64)
 		default:
 			rep = s.apply(h, f, r)
 		}
-		if f.LatencyMS > 0 {
+		if d.latency > 0 {
 			// The effect is already applied: a client that gives up during
 			// this wait has been charged, like a real slow provider.
-			t := time.NewTimer(time.Duration(f.LatencyMS) * time.Millisecond)
+			t := time.NewTimer(d.latency)
 			select {
 			case <-t.C:
 			case <-r.Context().Done():
