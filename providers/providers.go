@@ -65,6 +65,11 @@ const (
 	CodeGameNotFound        Code = "game_not_found" // SUD 10111
 	CodeBadReply            Code = "bad_reply"      // a reply we could not decode
 	CodeUnknown             Code = "unknown"        // a non-zero code we do not know; treated as final
+	// CodeCircuitOpen (Retryable): a circuit breaker (providers/protect)
+	// refused the call because the endpoint looks down. The call was never
+	// sent, so it had no effect: retrying it later is safe, money calls
+	// included.
+	CodeCircuitOpen Code = "circuit_open"
 )
 
 // Error is the error every provider client returns. Class is Retryable or
