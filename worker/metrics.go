@@ -28,6 +28,10 @@ type Metrics struct {
 	storeFailures  prometheus.Counter
 	storeFailing   prometheus.Gauge
 	declinedAfter  prometheus.Counter
+	circuitOpen    *prometheus.GaugeVec
+	callsRefused   *prometheus.CounterVec
+	callWaits      *prometheus.HistogramVec
+	stepsHeld      *prometheus.CounterVec
 	sudVerdicts    *prometheus.CounterVec
 }
 
@@ -65,12 +69,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the store's writes fail and steps are paused, else 0."}),
 		declinedAfter: prometheus.NewCounter(prometheus.CounterOpts{Name: "coinsaga_pay_declined_after_sud_total",
 			Help: "Pays declined for want of coins after SUD had the order: the player spent elsewhere since the baseline, and the action may have run unpaid."}),
+		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coinsaga_provider_circuit_open",
+			Help: "1 while the circuit breaker of a provider endpoint is open (calls refused, orders held), else 0."}, []string{"endpoint"}),
+		callsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_provider_calls_refused_total",
+			Help: "Provider calls an open circuit refused without sending them."}, []string{"endpoint"}),
+		callWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_provider_call_wait_seconds",
+			Help: "How long provider calls waited for a rate-limit token or a bulkhead slot, by kind.", Buckets: latency}, []string{"endpoint", "kind"}),
+		stepsHeld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_steps_held_total",
+			Help: "Saga steps held by an open circuit, waiting without spending a retry."}, []string{"step"}),
 		sudVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_sud_notifications_total",
 			Help: "SUD order-change notifications received, by status."}, []string{"status"}),
 	}
 	reg.MustRegister(m.orders, m.transitions, m.intents, m.stepSeconds, m.orderSeconds, m.providerCalls,
 		m.providerSecs, m.inflight, m.waitingConfirm, m.outboxPending, m.outboxLag, m.deadLetters,
-		m.storeFailures, m.storeFailing, m.declinedAfter, m.sudVerdicts)
+		m.storeFailures, m.storeFailing, m.declinedAfter, m.sudVerdicts,
+		m.circuitOpen, m.callsRefused, m.callWaits, m.stepsHeld)
 	return m
 }
 
@@ -86,6 +99,9 @@ func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
 	m.stepSeconds.WithLabelValues(step, stepResult(step, out)).Observe(elapsed.Seconds())
 	if out.declinedAfterSUD {
 		m.declinedAfter.Inc()
+	}
+	if out.held {
+		m.stepsHeld.WithLabelValues(step).Inc()
 	}
 }
 
@@ -135,4 +151,21 @@ func (m *Metrics) observeStats(st store.Stats, now time.Time) {
 		lag = now.Sub(st.OldestOutbox).Seconds()
 	}
 	m.outboxLag.Set(lag)
+}
+
+// CircuitChanged implements protect.Observer.
+func (m *Metrics) CircuitChanged(endpoint string, open bool) {
+	v := 0.0
+	if open {
+		v = 1
+	}
+	m.circuitOpen.WithLabelValues(endpoint).Set(v)
+}
+
+// CallRefused implements protect.Observer.
+func (m *Metrics) CallRefused(endpoint string) { m.callsRefused.WithLabelValues(endpoint).Inc() }
+
+// CallWaited implements protect.Observer.
+func (m *Metrics) CallWaited(endpoint, kind string, d time.Duration) {
+	m.callWaits.WithLabelValues(endpoint, kind).Observe(d.Seconds())
 }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/protect"
 	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/store"
 )
@@ -134,6 +135,9 @@ type outcome struct {
 	// action may have run unpaid. Counted, as the one case the baseline
 	// cannot catch.
 	declinedAfterSUD bool
+	// held: an open circuit refused the step's call; the order waits in
+	// its step without spending a retry (see holding).
+	held bool
 }
 
 // policy is what the decide functions need to know besides the reply.
@@ -144,6 +148,32 @@ type policy struct {
 	confirmInterval   time.Duration
 	confirmTimeout    time.Duration
 	sudExecuteTimeout time.Duration
+	outageHold        time.Duration
+}
+
+// holdDelay is how long an order held by an open circuit waits before its
+// step is tried again: a refused call costs nothing, and the breaker lets
+// its probe through on its own schedule, so this only bounds how soon an
+// order notices that the circuit closed.
+const holdDelay = 3 * time.Second
+
+// holding reports whether err is a call an open circuit refused, and the
+// circuit has been open for less than the outage hold: the order then
+// waits in its step without spending its retry budget, so that an outage
+// that ends within the hold makes no dead letters. Past the hold, the
+// step's usual rules apply.
+func holding(err error, p policy) (time.Time, bool) {
+	since, open := protect.OpenSince(err)
+	return since, open && p.now.Sub(since) < p.outageHold
+}
+
+// hold keeps o at its step, due again after holdDelay, with its attempt
+// count unchanged.
+func hold(o store.Order, err error, since time.Time, p policy) outcome {
+	o.NextRunAt = p.now.Add(holdDelay)
+	o.ErrorCode, o.Error = string(providers.CodeOf(err)), err.Error()
+	return outcome{next: o, held: true,
+		detail: fmt.Sprintf("%s held: the provider's circuit has been open for %s; waiting without spending a retry", o.Step, p.now.Sub(since).Round(time.Second))}
 }
 
 // verdictInterval is the time between query_order polls of an action SUD
@@ -177,7 +207,11 @@ func stop(o store.Order, state events.State, resumeStep, code, msg string) store
 }
 
 // retryOrGiveUp applies the step's retry budget to a retryable failure.
-func retryOrGiveUp(o store.Order, err error, rp RetryPolicy, now time.Time, giveUp func(store.Order, string) outcome) outcome {
+func retryOrGiveUp(o store.Order, err error, rp RetryPolicy, p policy, giveUp func(store.Order, string) outcome) outcome {
+	if since, ok := holding(err, p); ok {
+		return hold(o, err, since, p)
+	}
+	now := p.now
 	if o.Attempt+1 < rp.attempts() {
 		return outcome{next: retryLater(o, err, now.Add(rp.Delay(o.Attempt))),
 			detail: fmt.Sprintf("%s attempt %d: %v; retrying", o.Step, o.Attempt+1, err)}
@@ -200,7 +234,7 @@ func decideBaseline(o store.Order, bal providers.Balance, err error, p policy) o
 	switch providers.ClassOf(err) {
 	case providers.OK, providers.AlreadyDone:
 	case providers.Retryable:
-		return retryOrGiveUp(o, err, p.retry, p.now, failAt(StepBaseline, err))
+		return retryOrGiveUp(o, err, p.retry, p, failAt(StepBaseline, err))
 	default:
 		// Nothing was charged yet: a decline is the player's outcome,
 		// anything else needs an operator.
@@ -287,7 +321,7 @@ func decideOrder(o store.Order, r orderReply, err error, p policy) outcome {
 		}
 		return outcome{next: toPay(o, events.StateOrdered, p.now), detail: detail}
 	case providers.Retryable:
-		return retryOrGiveUp(o, err, p.retry, p.now, failAt(StepOrder, err))
+		return retryOrGiveUp(o, err, p.retry, p, failAt(StepOrder, err))
 	}
 	// Final: SUD refused the order; nothing was charged.
 	reason := events.ReasonFailed
@@ -347,11 +381,13 @@ func decidePay(o store.Order, r providers.DebitReply, err error, p policy) outco
 		}
 		return outcome{next: advance(o, events.StateDebited, StepConfirm, p.now), detail: detail}
 	case providers.Retryable:
-		// The attempt may have charged; out of retries, we cannot know
-		// whether the debit happened: the cancel with the same bill_no
-		// finds out and undoes it.
-		o.PayUnknown = true
-		return retryOrGiveUp(o, err, p.retry, p.now, func(o store.Order, msg string) outcome {
+		// The attempt may have charged (unless a guard refused it before
+		// it was sent); out of retries, we cannot know whether the debit
+		// happened: the cancel with the same bill_no finds out and undoes it.
+		if !protect.NotSent(err) {
+			o.PayUnknown = true
+		}
+		return retryOrGiveUp(o, err, p.retry, p, func(o store.Order, msg string) outcome {
 			return compensate(o, string(providers.CodeOf(err)), msg, p.now)
 		})
 	}
@@ -459,6 +495,11 @@ func decideConfirm(o store.Order, r balanceReading, err error, p policy) outcome
 		return outcome{next: next, detail: fmt.Sprintf("debit confirmed by poll %d, balance %d%s", o.Attempt+1, r.Balance.Balance, source)}
 	}
 	deadline := o.DebitedAt.Add(p.confirmTimeout)
+	if _, held := holding(err, p); held && !r.at.Before(deadline) {
+		// The balance cannot be read while its circuit is open: no
+		// reading says the debit failed to show, so nothing is undone.
+		deadline = p.now.Add(p.confirmInterval)
+	}
 	if !r.at.Before(deadline) {
 		msg := fmt.Sprintf("debit of %d under %s not visible in the balance within %s", o.Amount, o.BillNo, p.confirmTimeout)
 		return compensate(o, codeConfirmTimeout, msg, p.now)
@@ -510,6 +551,9 @@ func decideVerdict(o store.Order, status string, err error, p policy) outcome {
 	if err != nil {
 		what = fmt.Sprintf("query_order: %v", err)
 	}
+	if since, held := holding(err, p); held && !p.now.Before(deadline) {
+		return hold(o, err, since, p)
+	}
 	if !p.now.Before(deadline) {
 		msg := fmt.Sprintf("%s, %s after SUD took the order; the debit stands: check the action in the game before a replay or a refund", what, p.sudExecuteTimeout)
 		return outcome{next: stop(o, events.StateNeedsAttention, StepVerdict, codeSUDExecuteTimeout, msg), detail: msg, dead: events.ReasonNeedsAttention}
@@ -542,7 +586,7 @@ func decideCancel(o store.Order, r providers.CancelReply, err error, p policy) o
 		next := stop(o, events.StateCompensated, StepBaseline, cause, msg)
 		return outcome{next: next, detail: fmt.Sprintf("cancel %s: %s", o.BillNo, r.Class), dead: events.ReasonFailed}
 	case providers.Retryable:
-		return retryOrGiveUp(o, err, p.cancelRetry, p.now, func(o store.Order, msg string) outcome {
+		return retryOrGiveUp(o, err, p.cancelRetry, p, func(o store.Order, msg string) outcome {
 			return outcome{next: stop(o, events.StateNeedsAttention, StepCancel, string(providers.CodeOf(err)), msg), detail: msg, dead: events.ReasonNeedsAttention}
 		})
 	}

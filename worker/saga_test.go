@@ -14,6 +14,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/protect"
 	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/store"
 )
@@ -574,4 +575,43 @@ func TestRetryDelayGrowsAndIsCapped(t *testing.T) {
 	if d := p.Delay(20); d > 1200*time.Millisecond {
 		t.Errorf("delay 20 = %v, want at most the cap plus jitter", d)
 	}
+}
+
+func TestAnOpenCircuitHoldsTheOrderWithoutSpendingItsRetries(t *testing.T) {
+	opened := t0.Add(-time.Minute)
+	refused := &providers.Error{Provider: "mogs", Endpoint: "pay", Class: providers.Retryable, Code: providers.CodeCircuitOpen,
+		Err: &protect.OpenError{Endpoint: "mogs.pay", OpenedAt: opened}}
+	p := testPolicy(t0)
+	p.outageHold = 30 * time.Minute
+	o := orderAt(StepPay, events.StateOrdered)
+	o.BillNo, o.FirstPayAt, o.Attempt = "o1", t0, 2 // the last attempt of its budget
+
+	t.Run("a refused pay waits at its step with its attempt count unchanged", func(t *testing.T) {
+		got := decidePay(o, providers.DebitReply{}, refused, p)
+		check(t, got, want{state: events.StateOrdered, step: StepPay, due: true, code: "circuit_open", attempts: 2})
+		if !got.held || got.next.PayUnknown {
+			t.Errorf("held %v, pay unknown %v; want held, and not unknown: the call was never sent", got.held, got.next.PayUnknown)
+		}
+		if !got.next.NextRunAt.Equal(t0.Add(holdDelay)) {
+			t.Errorf("next try at %v, want %v", got.next.NextRunAt, t0.Add(holdDelay))
+		}
+	})
+	t.Run("past the outage hold the usual retry budget applies", func(t *testing.T) {
+		late := p
+		late.now = opened.Add(31 * time.Minute)
+		check(t, decidePay(o, providers.DebitReply{}, refused, late),
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: "circuit_open"})
+	})
+	t.Run("a balance that cannot be read past the confirm deadline undoes nothing while held", func(t *testing.T) {
+		c := orderAt(StepConfirm, events.StateDebited)
+		c.DebitedAt, c.BillNo = t0.Add(-3*time.Minute), "o1"
+		got := decideConfirm(c, balanceReading{at: t0}, refused, p)
+		check(t, got, want{state: events.StateDebited, step: StepConfirm, due: true, attempts: 1, code: "circuit_open"})
+	})
+	t.Run("a cancel refused by an open circuit waits too", func(t *testing.T) {
+		c := orderAt(StepCancel, events.StateCompensating)
+		c.Attempt, c.BillNo = 3, "o1"
+		check(t, decideCancel(c, providers.CancelReply{}, refused, p),
+			want{state: events.StateCompensating, step: StepCancel, due: true, code: "circuit_open", attempts: 3})
+	})
 }

@@ -55,6 +55,10 @@ type Config struct {
 	// stay undecided before the order goes to an operator
 	// (needs_attention); zero means 2 minutes.
 	SUDExecuteTimeout time.Duration
+	// OutageHold is how long an order waits in its step, without spending
+	// its retry budget, while a provider's circuit is open; past it the
+	// usual retry rules apply. Zero means 30 minutes.
+	OutageHold time.Duration
 	// Retry bounds the order, baseline and pay steps; CancelRetry the
 	// compensation, which deserves more patience (zero: 10 attempts up
 	// to 30s apart).
@@ -132,6 +136,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.SUDExecuteTimeout <= 0 {
 		cfg.SUDExecuteTimeout = 2 * time.Minute
+	}
+	if cfg.OutageHold <= 0 {
+		cfg.OutageHold = 30 * time.Minute
 	}
 	if cfg.CancelRetry == (RetryPolicy{}) {
 		cfg.CancelRetry = RetryPolicy{MaxAttempts: 10, Initial: 500 * time.Millisecond, Max: 30 * time.Second}
@@ -327,5 +334,5 @@ func wake(ch chan struct{}) {
 func (w *Worker) policy(now time.Time) policy {
 	return policy{now: now, retry: w.cfg.Retry, cancelRetry: w.cfg.CancelRetry,
 		confirmInterval: w.cfg.ConfirmInterval, confirmTimeout: w.cfg.ConfirmTimeout,
-		sudExecuteTimeout: w.cfg.SUDExecuteTimeout}
+		sudExecuteTimeout: w.cfg.SUDExecuteTimeout, outageHold: w.cfg.OutageHold}
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/coinsaga/coinsaga/providers/protect"
 )
 
 // Config is what serve reads from the --config file (YAML): provider
@@ -36,6 +38,9 @@ type Config struct {
 	// Now is the clients' clock for signatures and timestamps; nil is
 	// time.Now. An in-process sandbox lends its own, which tests move.
 	Now func() time.Time
+	// Protect limits the calls to each provider endpoint: rate limits,
+	// calls in flight and the circuit breaker (docs/configuration.md).
+	Protect protect.Config
 }
 
 // rawConfig is the file's shape, with the three keys of each secret.
@@ -60,7 +65,8 @@ type rawConfig struct {
 		AppKeyEnv  string `yaml:"app_key_env"`
 		AppKeyFile string `yaml:"app_key_file"`
 	} `yaml:"midas"`
-	Timeout string `yaml:"timeout"`
+	Timeout string         `yaml:"timeout"`
+	Protect protect.Config `yaml:"protect"`
 }
 
 // problem is one thing wrong in a config file: the key it is about
@@ -132,6 +138,10 @@ func loadConfig(path string) (*Config, error) {
 	}
 	c.SUD.AppSecret = resolve("sud.app_secret", raw.SUD.AppSecret, raw.SUD.AppSecretEnv, raw.SUD.AppSecretFile)
 	c.Midas.AppKey = resolve("midas.app_key", raw.Midas.AppKey, raw.Midas.AppKeyEnv, raw.Midas.AppKeyFile)
+	c.Protect = raw.Protect
+	for _, msg := range c.Protect.Problems() {
+		problems = append(problems, problem{key: "protect", msg: msg})
+	}
 	c.Timeout = 5 * time.Second
 	if raw.Timeout != "" {
 		if c.Timeout, err = time.ParseDuration(raw.Timeout); err != nil || c.Timeout <= 0 {
@@ -234,9 +244,26 @@ func (f *configFile) check(prefix string, node *yaml.Node, t reflect.Type) *prob
 			}
 			return &problem{key: key, msg: msg}
 		}
-		if field.Type.Kind() == reflect.Struct {
+		if field.Type.Kind() == reflect.Struct && field.Type != reflect.TypeOf(time.Duration(0)) {
 			if p := f.check(key+".", v, field.Type); p != nil {
 				return p
+			}
+			continue
+		}
+		if field.Type.Kind() == reflect.Map {
+			if v.Kind == yaml.AliasNode {
+				v = v.Alias
+			}
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+				continue
+			}
+			if v.Kind != yaml.MappingNode {
+				return &problem{key: key, msg: fmt.Sprintf("holds %s; want a map of names to settings", kindText(v))}
+			}
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				if p := f.check(key+"."+v.Content[j].Value+".", v.Content[j+1], field.Type.Elem()); p != nil {
+					return p
+				}
 			}
 			continue
 		}
@@ -274,7 +301,7 @@ func yamlTag(f reflect.StructField) string {
 
 func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 	for i := range t.NumField() {
-		if yamlTag(t.Field(i)) == name {
+		if tag := yamlTag(t.Field(i)); tag == name && tag != "-" {
 			return t.Field(i), true
 		}
 	}
@@ -282,9 +309,11 @@ func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
 }
 
 func knownKeys(t reflect.Type) string {
-	names := make([]string, t.NumField())
-	for i := range names {
-		names[i] = yamlTag(t.Field(i))
+	var names []string
+	for i := range t.NumField() {
+		if tag := yamlTag(t.Field(i)); tag != "" && tag != "-" {
+			names = append(names, tag)
+		}
 	}
 	return strings.Join(names, ", ")
 }

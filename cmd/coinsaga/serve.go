@@ -28,6 +28,7 @@ import (
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
 	"github.com/coinsaga/coinsaga/providers/mogs"
+	"github.com/coinsaga/coinsaga/providers/protect"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/store"
@@ -49,6 +50,7 @@ type serveFlags struct {
 	confirmTimeout  time.Duration
 	maxAttempts     int
 	sudExecTimeout  time.Duration
+	outageHold      time.Duration
 	sudNotifyPath   string
 	retention       time.Duration
 	syncFull        bool
@@ -82,6 +84,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", 2*time.Minute, "how long a debit may take to show before it is compensated")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 6, "calls per saga step before a transient failure counts as final")
 	fs.StringVar(&f.sudNotifyPath, "sud-notify-path", "/sud/notify", "path on --http-listen where SUD posts its order-changed notifications (empty: none; with --sandbox the sandbox is pointed at it)")
+	fs.DurationVar(&f.outageHold, "outage-hold", 30*time.Minute, "how long orders wait in their step, spending no retry, while a provider endpoint's circuit is open")
 	fs.DurationVar(&f.sudExecTimeout, "sud-execute-timeout", 2*time.Minute, "how long SUD may take to decide an order's action before the order goes to an operator (needs_attention)")
 	fs.DurationVar(&f.retention, "retention", 0, "delete terminal orders this long after they ended (0 keeps them)")
 	fs.BoolVar(&f.syncFull, "sync-full", false, "fsync every SQLite commit (survives power loss; slower)")
@@ -245,6 +248,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	orders, wallets := protectProviders(sudClient, wallets, cfg.Protect, metrics, log)
 
 	absDataDir, err := filepath.Abs(f.dataDir)
 	if err != nil {
@@ -252,12 +256,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	owner := worker.ThisProcess(absDataDir, time.Now())
 	w, err := worker.New(worker.Config{
-		Conn: nc, Subjects: subjects, Store: st, Owner: &owner, SUD: sudClient, Wallets: wallets,
+		Conn: nc, Subjects: subjects, Store: st, Owner: &owner, SUD: orders, Wallets: wallets,
 		Streams:     events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
 		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
-		SUDExecuteTimeout: f.sudExecTimeout,
-		Retry:             worker.RetryPolicy{MaxAttempts: f.maxAttempts},
-		Logger:            log, Metrics: metrics,
+		SUDExecuteTimeout: f.sudExecTimeout, OutageHold: f.outageHold,
+		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
+		Logger: log, Metrics: metrics,
 	})
 	if err != nil {
 		return err
@@ -306,6 +310,17 @@ func sandboxConfig(base string) *Config {
 	c.MOGS.BaseURL, c.MOGS.AppID = base+"/mogs", d.MOGSAppID
 	c.Midas.BaseURL, c.Midas.AppID, c.Midas.AppKey = base, d.MidasAppID, d.MidasAppKey
 	return c
+}
+
+// protectProviders puts the guards of cfg (bulkheads, rate limits, circuit
+// breakers, per endpoint) around the SUD client and every wallet.
+func protectProviders(sc *sud.Client, wallets map[string]providers.Wallet, cfg protect.Config, m *worker.Metrics, log *slog.Logger) (worker.OrderService, map[string]providers.Wallet) {
+	cfg.Observer, cfg.Logger = m, log.With("component", "protect")
+	guarded := make(map[string]providers.Wallet, len(wallets))
+	for name, w := range wallets {
+		guarded[name] = protect.Wallet(w, cfg)
+	}
+	return protect.Orders(sc, cfg), guarded
 }
 
 // newProviders builds the SUD client and the wallets from cfg; every call
@@ -481,7 +496,7 @@ func (f *serveFlags) check(src sources) error {
 		v    time.Duration
 	}{
 		{"confirm-interval", f.confirmInterval}, {"confirm-timeout", f.confirmTimeout},
-		{"sud-execute-timeout", f.sudExecTimeout}, {"status-max-age", f.statusMaxAge},
+		{"sud-execute-timeout", f.sudExecTimeout}, {"outage-hold", f.outageHold}, {"status-max-age", f.statusMaxAge},
 	} {
 		want(d.name, d.v > 0, d.v, "want a positive duration like 15s or 2m")
 	}
