@@ -49,6 +49,7 @@ type benchFlags struct {
 	confirmInterval   time.Duration
 	confirmTimeout    time.Duration
 	latencyMS         int
+	latencyJitterMS   int
 	visibilityDelayMS int
 	midasShare        float64
 	players           int
@@ -73,6 +74,7 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.confirmInterval, "confirm-interval", 15*time.Second, "with --self: time between balance polls confirming a debit")
 	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", 2*time.Minute, "with --self: how long a debit may take to show before it is compensated")
 	fs.IntVar(&f.latencyMS, "latency-ms", 0, "sandbox fault: milliseconds added to every provider call")
+	fs.IntVar(&f.latencyJitterMS, "latency-jitter-ms", 0, "sandbox fault: up to this many more milliseconds, at random, on every provider call (as a real network spreads replies)")
 	fs.IntVar(&f.visibilityDelayMS, "visibility-delay-ms", 0, "sandbox fault: milliseconds a debit stays out of balance reads (pay endpoints)")
 	fs.Float64Var(&f.midasShare, "midas-share", 0.5, "fraction of orders paid through Midas; the rest through MOGS")
 	fs.IntVar(&f.players, "players", 10000, "distinct players the orders are spread over")
@@ -98,8 +100,8 @@ func (f *benchFlags) check(set map[string]bool) error {
 		return errors.New("--midas-share must be in [0,1]")
 	case f.players <= 0:
 		return errors.New("--players must be positive")
-	case f.latencyMS < 0 || f.visibilityDelayMS < 0 || f.backgroundDelayMS < 0:
-		return errors.New("--latency-ms, --visibility-delay-ms and --background-delay-ms must not be negative")
+	case f.latencyMS < 0 || f.latencyJitterMS < 0 || f.visibilityDelayMS < 0 || f.backgroundDelayMS < 0:
+		return errors.New("--latency-ms, --latency-jitter-ms, --visibility-delay-ms and --background-delay-ms must not be negative")
 	case f.background < 0 || f.preload < 0:
 		return errors.New("--background and --preload must not be negative")
 	}
@@ -114,7 +116,7 @@ func (f *benchFlags) check(set map[string]bool) error {
 			return fmt.Errorf("--%s only applies with --self (a running serve has its own)", name)
 		}
 	}
-	if f.sandboxURL == "" && (f.latencyMS > 0 || f.visibilityDelayMS > 0 || f.background > 0 || f.baseline) {
+	if f.sandboxURL == "" && (f.latencyMS > 0 || f.latencyJitterMS > 0 || f.visibilityDelayMS > 0 || f.background > 0 || f.baseline) {
 		return errors.New("--latency-ms, --visibility-delay-ms, --background and --baseline need the sandbox: give --sandbox-url")
 	}
 	return nil
@@ -166,6 +168,11 @@ type benchResult struct {
 	JetStreamCeiling float64 `json:"jetstream_ceiling_per_sec,omitempty"`
 	RatioProvider    float64 `json:"ratio_provider,omitempty"`
 	RatioJetStream   float64 `json:"ratio_jetstream,omitempty"`
+
+	// With --baseline and a latency, the same orders again with no added
+	// latency, in the same invocation, and the measured run's share of it.
+	ZeroLatencyOrdersPerSec float64 `json:"zero_latency_orders_per_sec,omitempty"`
+	RatioZeroLatency        float64 `json:"ratio_zero_latency,omitempty"`
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -370,14 +377,18 @@ func (b *bench) setFaults(ctx context.Context, latencyMS, visibilityMS int) erro
 	if err := b.admin.ClearFaults(ctx); err != nil {
 		return err
 	}
+	jitter := 0
 	if latencyMS > 0 {
-		if err := b.admin.SetFault(ctx, sandbox.Fault{Endpoint: sandbox.EveryEndpoint, LatencyMS: latencyMS}); err != nil {
+		jitter = b.f.latencyJitterMS // a run without latency has none
+	}
+	if latencyMS > 0 || jitter > 0 {
+		if err := b.admin.SetFault(ctx, sandbox.Fault{Endpoint: sandbox.EveryEndpoint, LatencyMS: latencyMS, LatencyJitterMS: jitter}); err != nil {
 			return err
 		}
 	}
 	if visibilityMS > 0 {
 		for _, ep := range []string{"mogs.pay", "midas.pay_m"} {
-			if err := b.admin.SetFault(ctx, sandbox.Fault{Endpoint: ep, LatencyMS: latencyMS, VisibilityDelayMS: visibilityMS}); err != nil {
+			if err := b.admin.SetFault(ctx, sandbox.Fault{Endpoint: ep, LatencyMS: latencyMS, LatencyJitterMS: jitter, VisibilityDelayMS: visibilityMS}); err != nil {
 				return err
 			}
 		}
@@ -494,12 +505,40 @@ func (b *bench) measure(ctx context.Context) (res benchResult, err error) {
 		}
 		res.StoreBytesPerOrder = round3(float64(after-sizeBefore) / float64(res.Completed+res.Failed))
 	}
+	if b.f.baseline && !res.TimedOut && (b.f.latencyMS > 0 || b.f.latencyJitterMS > 0) {
+		if err := b.measureZeroLatency(ctx, w, &res); err != nil {
+			return res, err
+		}
+	}
 	if b.f.baseline && !res.TimedOut {
 		if err := b.measureBaselines(ctx, &res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// measureZeroLatency runs the same number of orders again with no latency
+// added, so that the ratio to it compares two runs of this machine at
+// this moment, not a figure from another day.
+func (b *bench) measureZeroLatency(ctx context.Context, w *watcher, res *benchResult) error {
+	b.logf("measuring the same %d orders with no added latency", b.f.orders)
+	if err := b.setFaults(ctx, 0, b.f.visibilityDelayMS); err != nil {
+		return fmt.Errorf("sandbox faults: %w", err)
+	}
+	tr := w.track("z"+b.run, b.f.orders, events.State.Terminal)
+	started := time.Now()
+	if err := b.publishAll(ctx, tr, b.f.rate, "zero-latency orders"); err != nil {
+		return err
+	}
+	elapsed := time.Since(started)
+	var zero benchResult
+	tr.fill(&zero)
+	if elapsed > 0 && zero.Completed+zero.Failed > 0 {
+		res.ZeroLatencyOrdersPerSec = round3(float64(zero.Completed+zero.Failed) / elapsed.Seconds())
+		res.RatioZeroLatency = round3(res.OrdersPerSec / res.ZeroLatencyOrdersPerSec)
+	}
+	return nil
 }
 
 // writeHeapProfile writes what is live now, as of a fresh collection:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +128,29 @@ func TestBenchReadsStatusEventsAsJSONWould(t *testing.T) {
 	}
 	if _, ok := readStatusLite([]byte("not json")); ok {
 		t.Error("readStatusLite accepted a body that is not JSON")
+	}
+}
+
+func TestBenchBaselineWithLatencyComparesToAZeroLatencyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts JetStream, the sandbox and a worker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	stdout, stderr, code := runCLI(t, ctx, "bench", "--self", "--orders", "100", "--latency-ms", "5",
+		"--latency-jitter-ms", "5", "--baseline", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	var res map[string]float64
+	if err := json.Unmarshal([]byte(strings.TrimSpace(stdout)), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object of numbers: %v\n%s", err, stdout)
+	}
+	zero, ratio := res["zero_latency_orders_per_sec"], res["ratio_zero_latency"]
+	if zero <= 0 || ratio <= 0 {
+		t.Fatalf("zero-latency rate %v, ratio %v; want both measured", zero, ratio)
+	}
+	if want := res["orders_per_sec"] / zero; math.Abs(want-ratio) > 0.01 {
+		t.Errorf("ratio %v, but orders_per_sec / zero_latency_orders_per_sec = %v", ratio, want)
 	}
 }
