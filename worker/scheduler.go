@@ -113,7 +113,7 @@ func (w *Worker) schedule(ctx context.Context) {
 	}
 }
 
-func (w *Worker) freeSlots() int { return cap(w.slots) - len(w.slots) }
+func (w *Worker) freeSlots() int { return w.slots.free() }
 
 // workRoom is how many of an order's own steps may start now: the free
 // slots less the part of the poll reserve that polls are not using, or
@@ -122,7 +122,7 @@ func (w *Worker) workRoom() int {
 	if !w.writes.mayStart(w.now()) {
 		return 0
 	}
-	reserve := cap(w.slots) / 4
+	reserve := w.slots.capacity() / 4
 	return w.freeSlots() - max(0, reserve-int(w.polls.Load()))
 }
 
@@ -163,7 +163,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 		if n <= 0 || !batch.more {
 			return
 		}
-		limit := max(n, dueFetchFactor*cap(w.slots))
+		limit := max(n, dueFetchFactor*w.slots.capacity())
 		readAt, fetched := time.Now(), w.now()
 		due, err := w.cfg.Store.Due(ctx, fetched, limit, steps, w.isRunning)
 		if err != nil {
@@ -243,9 +243,7 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrde
 	if w.draining.Load() {
 		return false
 	}
-	select {
-	case w.slots <- struct{}{}:
-	default:
+	if !w.slots.tryAcquire() {
 		return false
 	}
 	w.mu.Lock()
@@ -253,7 +251,7 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrde
 	// may run this order's intents now.
 	if _, busy := w.running[o.OutOrderID]; busy || !w.owning() || !w.writes.admit(w.now()) {
 		w.mu.Unlock()
-		<-w.slots
+		w.slots.release()
 		return false
 	}
 	w.running[o.OutOrderID] = struct{}{}
@@ -302,7 +300,7 @@ func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
 		w.mu.Lock()
 		delete(w.running, id)
 		w.mu.Unlock()
-		<-w.slots
+		w.slots.release()
 		if w.metrics != nil {
 			w.metrics.inflight.Dec()
 		}

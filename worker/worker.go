@@ -44,8 +44,14 @@ type Config struct {
 	Wallets map[string]providers.Wallet
 	Catalog *events.Catalog // nil: events.DefaultCatalog()
 
-	// Concurrency bounds the saga steps running at once; zero means 64.
+	// Concurrency is the least number of orders with a step under way
+	// (and where the limit starts); zero means 64. The limit grows while
+	// the providers' replies keep their latency, up to MaxSteps, and
+	// shrinks when they slow down (see stepLimit).
 	Concurrency int
+	// MaxSteps is the most orders with a step under way, nearly all of
+	// them waiting for a provider; zero means 32 x Concurrency.
+	MaxSteps int
 	// ConfirmInterval is the time between balance polls; zero means 15s.
 	ConfirmInterval time.Duration
 	// ConfirmTimeout is how long after the debit it may take to show
@@ -89,7 +95,7 @@ type Worker struct {
 	saga    saga
 	now     func() time.Time
 
-	slots      chan struct{} // one per step allowed to run
+	slots      *stepLimit // places for orders with a step under way
 	mu         sync.Mutex
 	running    map[string]struct{}  // out_order_ids with a step under way
 	committed  map[string]time.Time // when each order's last change was stored (see current)
@@ -128,6 +134,10 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
 	}
+	if cfg.MaxSteps <= 0 {
+		cfg.MaxSteps = 32 * cfg.Concurrency
+	}
+	cfg.MaxSteps = max(cfg.MaxSteps, cfg.Concurrency)
 	if cfg.ConfirmInterval <= 0 {
 		cfg.ConfirmInterval = 15 * time.Second
 	}
@@ -156,11 +166,19 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: jetstream: %w", err)
 	}
+	// Every real provider call tells the step limit how long it took.
+	limit := newStepLimit(cfg.Concurrency, cfg.MaxSteps)
+	timedWallets := make(map[string]providers.Wallet, len(cfg.Wallets))
+	for name, wl := range cfg.Wallets {
+		timedWallets[name] = timedWallet{Wallet: wl, observe: limit.observe, now: cfg.Now}
+	}
+	cfg.Wallets = timedWallets
+	cfg.SUD = timedOrders{OrderService: cfg.SUD, observe: limit.observe, now: cfg.Now}
 	return &Worker{
 		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		stepCtx:   context.Background(), // Run sets the real one
 		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval), verdicts: newVerdicts(cfg.Now)},
-		slots:     make(chan struct{}, cfg.Concurrency),
+		slots:     limit,
 		running:   make(map[string]struct{}),
 		committed: make(map[string]time.Time),
 		wakeSched: make(chan struct{}, 1),
@@ -241,7 +259,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	drainStart := time.Now()
 	w.draining.Store(true)
 	w.ready.Store(false)
-	w.log.Info("draining: taking no new intents; running steps finish and record their outcome", "running_steps", len(w.slots))
+	w.log.Info("draining: taking no new intents; running steps finish and record their outcome", "running_steps", w.slots.used())
 	consumer.stop()
 	w.steps.Wait()
 	<-healthDone

@@ -46,6 +46,7 @@ type serveFlags struct {
 	httpListen      string
 	configFile      string
 	concurrency     int
+	maxSteps        int
 	confirmInterval time.Duration
 	confirmTimeout  time.Duration
 	maxAttempts     int
@@ -79,7 +80,8 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.sandboxURL, "sandbox-url", "", "use a sandbox already running at this URL (a separate `coinsaga sandbox`)")
 	fs.StringVar(&f.httpListen, "http-listen", "127.0.0.1:8080", "listen address for /metrics, /healthz and /readyz")
 	fs.StringVar(&f.configFile, "config", "", "YAML file with provider endpoints and secrets (see docs/configuration.md)")
-	fs.IntVar(&f.concurrency, "concurrency", 64, "saga steps running at once")
+	fs.IntVar(&f.concurrency, "concurrency", 64, "least orders with a saga step under way; the limit grows while providers keep their latency, up to --max-steps")
+	fs.IntVar(&f.maxSteps, "max-steps", 2048, "most orders with a saga step under way (nearly all waiting for a provider)")
 	fs.DurationVar(&f.confirmInterval, "confirm-interval", 15*time.Second, "time between balance polls confirming a debit")
 	fs.DurationVar(&f.confirmTimeout, "confirm-timeout", 2*time.Minute, "how long a debit may take to show before it is compensated")
 	fs.IntVar(&f.maxAttempts, "max-attempts", 6, "calls per saga step before a transient failure counts as final")
@@ -258,7 +260,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	w, err := worker.New(worker.Config{
 		Conn: nc, Subjects: subjects, Store: st, Owner: &owner, SUD: orders, Wallets: wallets,
 		Streams:     events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
-		Concurrency: f.concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
+		Concurrency: f.concurrency, MaxSteps: f.maxSteps, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
 		SUDExecuteTimeout: f.sudExecTimeout, OutageHold: f.outageHold,
 		Retry:  worker.RetryPolicy{MaxAttempts: f.maxAttempts},
 		Logger: log, Metrics: metrics,
@@ -489,6 +491,7 @@ func (f *serveFlags) check(src sources) error {
 		}
 	}
 	want("concurrency", f.concurrency > 0, f.concurrency, "want 1 or more steps at once")
+	want("max-steps", f.maxSteps >= f.concurrency, f.maxSteps, "want at least --concurrency")
 	want("max-attempts", f.maxAttempts > 0, f.maxAttempts, "want 1 or more calls per step")
 	want("stream-replicas", f.streamReplicas > 0, f.streamReplicas, "want 1 or more (3 on a NATS cluster)")
 	for _, d := range []struct {
