@@ -34,6 +34,7 @@ type opsEnv struct {
 	sandbox    *sandbox.Sandbox
 	sandboxURL string
 	worker     *child
+	args       []string // the worker's command line
 
 	mu       sync.Mutex
 	statuses map[string][]events.StatusEvent // by out_order_id, in arrival order
@@ -69,9 +70,19 @@ func startOpsEnv(t *testing.T, serveArgs ...string) *opsEnv {
 	args := append([]string{"serve", "--nats-url", e.natsURL, "--sandbox-url", srv.URL, "--data-dir", t.TempDir(),
 		"--http-listen", "127.0.0.1:0", "--max-attempts", "3", "--confirm-interval", "50ms", "--confirm-timeout", "2s"},
 		serveArgs...)
+	e.args = args
 	e.worker = startChild(t, args...)
 	e.worker.waitLog(workerStarted, 60*time.Second)
 	return e
+}
+
+// restartWorker stops the worker gracefully and starts it again on the
+// same data dir, with extra flags after the ones it had.
+func (e *opsEnv) restartWorker(extra ...string) {
+	e.t.Helper()
+	e.worker.stop(30 * time.Second)
+	e.worker = startChild(e.t, append(slices.Clone(e.args), extra...)...)
+	e.worker.waitLog(workerStarted, 60*time.Second)
 }
 
 // subscribe records status events and dead letters as they are published,
@@ -258,7 +269,11 @@ func tail(s string, n int) string {
 // failed; once the outage is over, `dlq replay` completes every one with
 // one debit each, and replaying them again charges nothing.
 func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
-	e := startOpsEnv(t)
+	// An outage that outlasts --outage-hold: past the hold, a circuit's
+	// refusals spend the retry budget and the orders are dead-lettered, as
+	// every outage did before the breakers (an outage within the hold makes
+	// no dead letters: worker's TestAnOutageThatEndsMakesNoDeadLetters).
+	e := startOpsEnv(t, "--outage-hold", "1ms")
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", BusyRate: 1})
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", BusyRate: 1})
 
@@ -286,6 +301,11 @@ func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
 		t.Fatalf("a busy pay charged someone: %v", p)
 	}
 	e.sandbox.ClearFaults()
+	// The worker's circuits stay open until a probe succeeds, and past the
+	// hold their refusals fail a replay before that probe is due (the
+	// operator replays once coinsaga_provider_circuit_open is 0 again); a
+	// restart starts with closed circuits and the usual hold.
+	e.restartWorker("--outage-hold", "30m")
 
 	t.Run("list shows each dead letter as a table row and as JSON", func(t *testing.T) {
 		out, errOut, code := e.cli("dlq", "list", "--reason", "failed")
