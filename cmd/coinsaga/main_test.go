@@ -32,7 +32,9 @@ type child struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	stderr bytes.Buffer
-	lines  chan string
+	all    []string      // every stderr line so far
+	read   int           // lines waitLog has looked at
+	more   chan struct{} // a line arrived (coalesced)
 	exited chan struct{}
 	err    error
 }
@@ -40,7 +42,7 @@ type child struct {
 // startChild runs `coinsaga args...` as a separate process.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	c := &child{t: t, lines: make(chan string, 1024), exited: make(chan struct{})}
+	c := &child{t: t, more: make(chan struct{}, 1), exited: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], args...)
 	c.cmd.Env = append(os.Environ(), "COINSAGA_TEST_MAIN=1")
 	stderr, err := c.cmd.StderrPipe()
@@ -57,9 +59,10 @@ func startChild(t *testing.T, args ...string) *child {
 			line := sc.Text()
 			c.mu.Lock()
 			c.stderr.WriteString(line + "\n")
+			c.all = append(c.all, line) // kept whole: a chatty child must not push a line out before it is waited for
 			c.mu.Unlock()
 			select {
-			case c.lines <- line:
+			case c.more <- struct{}{}:
 			default:
 			}
 		}
@@ -82,12 +85,25 @@ func (c *child) waitLog(re *regexp.Regexp, timeout time.Duration) []string {
 	c.t.Helper()
 	deadline := time.After(timeout)
 	for {
-		select {
-		case line := <-c.lines:
+		c.mu.Lock()
+		for c.read < len(c.all) {
+			line := c.all[c.read]
+			c.read++
 			if m := re.FindStringSubmatch(line); m != nil {
+				c.mu.Unlock()
 				return m
 			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.more:
 		case <-c.exited:
+			c.mu.Lock()
+			unread := c.read < len(c.all)
+			c.mu.Unlock()
+			if unread {
+				continue // the last lines came with the exit
+			}
 			c.t.Fatalf("coinsaga exited (%v) before logging %s; stderr:\n%s", c.err, re, c.output())
 		case <-deadline:
 			c.t.Fatalf("no log line matching %s within %s; stderr:\n%s", re, timeout, c.output())
