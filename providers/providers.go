@@ -160,6 +160,8 @@ type NopObserver struct{}
 
 func (NopObserver) ObserveCall(string, string, Class, time.Duration) {}
 
+var _ Observer = NopObserver{} // checked by the compiler, not by a test that could only call it
+
 // NewHTTPClient returns an HTTP client tuned for many concurrent calls to a
 // few hosts: connections are kept and reused, and every request is bounded
 // by timeout even when the caller's context is not.

@@ -164,11 +164,6 @@ func TestNewHTTPClient(t *testing.T) {
 	})
 }
 
-func TestNopObserver(t *testing.T) {
-	var o providers.Observer = providers.NopObserver{}
-	o.ObserveCall("mogs", "pay", providers.OK, time.Millisecond) // must not panic
-}
-
 func TestBillNoRule(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
