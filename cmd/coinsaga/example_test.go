@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/coinsaga/coinsaga/events"
 )
 
@@ -46,9 +49,9 @@ func TestWorkedExample(t *testing.T) {
 		pw.Close()
 		watchDone <- code
 	}()
-	// The watcher subscribes before anything is published; give it a
-	// moment by waiting for its consumer through a harmless round trip.
-	time.Sleep(300 * time.Millisecond)
+	// The watcher must be subscribed before anything is published: wait
+	// for its consumer on the status stream (the worker has none there).
+	waitWatcher(t, ctx, natsURL, events.Subjects{}.StatusStream())
 
 	intent, err := os.ReadFile("../../docs/example-intent.json")
 	if err != nil {
@@ -82,3 +85,27 @@ func TestWorkedExample(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+// waitWatcher waits until the stream has a consumer: a watch is following it.
+func waitWatcher(t *testing.T, ctx context.Context, natsURL, stream string) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if st, err := js.Stream(ctx, stream); err == nil && st.CachedInfo().State.Consumers > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no watcher consumer on %s within 30s", stream)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
