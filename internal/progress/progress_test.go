@@ -9,27 +9,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/coinsaga/coinsaga/internal/testclock"
 )
 
-// clock is a manual clock: tests move time, nothing sleeps.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is a settable Config.Now, so tests move time instead of sleeping.
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return testclock.New(testclock.Start) }
 
 func TestLineFormat(t *testing.T) {
 	tests := []struct {

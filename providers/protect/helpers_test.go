@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/testclock"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
 	"github.com/coinsaga/coinsaga/providers/mogs"
@@ -20,25 +21,10 @@ import (
 	"github.com/coinsaga/coinsaga/providers/sud"
 )
 
-// clock is a settable Config.Now: breaker tests move time, never sleep.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is a settable Config.Now, so tests move time instead of sleeping.
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testclock.New(testclock.Start) }
 
 // logs is a slog.Handler that keeps every record.
 type logs struct {

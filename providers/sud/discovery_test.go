@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/testclock"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
@@ -53,22 +54,7 @@ func (a *asc) point(target string) {
 }
 
 // clock is a manual clock for the discovery TTL.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+type clock = testclock.Clock
 
 type discoveryEnv struct {
 	sb     *sandbox.Sandbox
@@ -81,7 +67,7 @@ type discoveryEnv struct {
 
 func newDiscoveryEnv(t *testing.T, ttl time.Duration) *discoveryEnv {
 	t.Helper()
-	clk := &clock{now: time.Unix(1700000000, 0)}
+	clk := testclock.New(time.Unix(1700000000, 0))
 	// The client signs with its clock: the sandbox checks Sud-Auth
 	// timestamps against the same one.
 	box := sandbox.New(sandbox.Config{Seed: 1, Now: clk.Now})
@@ -122,7 +108,7 @@ func TestDiscovery(t *testing.T) {
 		if _, err := e.client.QueryOrder(ctx, "x"); err == nil {
 			t.Fatal("query of an unknown order succeeded")
 		}
-		e.clock.advance(ttl + time.Second)
+		e.clock.Advance(ttl + time.Second)
 		_, _ = e.client.QueryOrder(ctx, "x")
 		if n := e.asc.hits.Load(); n != 2 {
 			t.Errorf("%d discovery requests, want 2", n)
@@ -135,7 +121,7 @@ func TestDiscovery(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.asc.failing.Store(true)
-		e.clock.advance(ttl + time.Second)
+		e.clock.Advance(ttl + time.Second)
 		if _, err := e.client.CreateOrder(ctx, order("during-outage")); err != nil {
 			t.Fatalf("create during a discovery outage: %v", err)
 		}
@@ -149,7 +135,7 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%d discovery requests right after a failed refresh, want still 2", n)
 		}
 		e.asc.failing.Store(false)
-		e.clock.advance(time.Minute)
+		e.clock.Advance(time.Minute)
 		if _, err := e.client.QueryOrder(ctx, "during-outage"); err != nil {
 			t.Fatal(err)
 		}
