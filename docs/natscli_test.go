@@ -16,6 +16,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/schematest"
 )
 
 // natscliVersion is the nats CLI the contract's lines are written for.
@@ -143,7 +144,7 @@ func TestContractNatsCLI(t *testing.T) {
 	}
 	pubLine := lines[1]
 	natsPath := buildNatsCLI(t)
-	statusSchema := loadSchema(t, "status-event.json")
+	statusSchema := schematest.Load(t, "schema", "status-event.json")
 
 	ns := embednats.StartTest(t)
 	env := cliEnv(t, natsPath, ns.ClientURL())
@@ -210,7 +211,7 @@ func TestContractNatsCLI(t *testing.T) {
 			if !ok {
 				t.Fatalf("nats sub ended after %v", got)
 			}
-			if err := validate(statusSchema, []byte(line)); err != nil {
+			if err := schematest.Validate(statusSchema, []byte(line)); err != nil {
 				t.Errorf("nats sub printed %q, which status-event.json refuses: %v", line, err)
 				continue
 			}

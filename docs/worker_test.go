@@ -18,10 +18,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/schematest"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
 	"github.com/coinsaga/coinsaga/providers/mogs"
@@ -33,59 +33,6 @@ import (
 
 // repoRoot is where the contract's shell lines run ("$(cat docs/...)").
 const repoRoot = ".."
-
-const schemaBase = "https://raw.githubusercontent.com/coinsaga/coinsaga/main/docs/schema/"
-
-// loadSchema compiles one schema of docs/schema, formats asserted.
-func loadSchema(t *testing.T, file string) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open(filepath.Join("schema", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	if err := c.AddResource(schemaBase+file, doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile(schemaBase + file)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return sch
-}
-
-func validate(sch *jsonschema.Schema, data []byte) error {
-	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return err
-	}
-	return sch.Validate(inst)
-}
-
-// headerObject is a message's headers as dead-letter-headers.json sees
-// them: each name with its one value.
-func headerObject(t *testing.T, h nats.Header) []byte {
-	t.Helper()
-	m := map[string]string{}
-	for k, v := range h {
-		if len(v) != 1 {
-			t.Errorf("header %s has %d values", k, len(v))
-		}
-		m[k] = v[0]
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
 
 // startWorker runs one worker in this process on ns, with the sandbox's
 // SUD, MOGS and Midas over loopback HTTP and SQLite in a temp dir, as
@@ -195,8 +142,8 @@ func exampleIntent(t *testing.T, edit func(m map[string]any)) []byte {
 // declined, a rejected, an invalid and a conflicting intent and checks
 // every status event and dead letter it publishes against the schemas.
 func TestWorkerOutputValidates(t *testing.T) {
-	statusSchema := loadSchema(t, "status-event.json")
-	letterSchema := loadSchema(t, "dead-letter-headers.json")
+	statusSchema := schematest.Load(t, "schema", "status-event.json")
+	letterSchema := schematest.Load(t, "schema", "dead-letter-headers.json")
 	ns := embednats.StartTest(t)
 	startWorker(t, ns)
 	nc, err := nats.Connect(ns.ClientURL())
@@ -242,7 +189,7 @@ func TestWorkerOutputValidates(t *testing.T) {
 	}
 	got := map[string][]events.State{}
 	for _, m := range streamMsgs(t, js, "COINSAGA_STATUS", 7, 30*time.Second) {
-		if err := validate(statusSchema, m.Data()); err != nil {
+		if err := schematest.Validate(statusSchema, m.Data()); err != nil {
 			t.Errorf("status event on %s: %v\n%s", m.Subject(), err, m.Data())
 		}
 		var ev events.StatusEvent
@@ -262,7 +209,7 @@ func TestWorkerOutputValidates(t *testing.T) {
 	publish(intents, "w-rejected-again", bytes.Replace(rejected, []byte("paypal"), []byte("venmo"), 1))
 	reasons := map[string]bool{}
 	for _, m := range streamMsgs(t, js, "COINSAGA_DLQ", 3, 30*time.Second) {
-		if err := validate(letterSchema, headerObject(t, m.Headers())); err != nil {
+		if err := schematest.Validate(letterSchema, schematest.HeaderObject(t, m.Headers())); err != nil {
 			t.Errorf("dead letter on %s: %v\n%v", m.Subject(), err, m.Headers())
 		}
 		reasons[m.Headers().Get(events.HeaderReason)] = true

@@ -28,48 +28,14 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/schematest"
 )
 
 const docsDir = "../docs"
 
-// schemaBase is where the schemas' $id live; each $id is schemaBase + file.
-const schemaBase = "https://raw.githubusercontent.com/coinsaga/coinsaga/main/docs/schema/"
+var schemaDir = filepath.Join(docsDir, "schema")
 
 var schemaFiles = []string{"intent.json", "status-event.json", "dead-letter-headers.json"}
-
-// loadSchema compiles one schema of docs/schema with format assertion on
-// (ipv4, ipv6, date-time are checked, as a strict consumer would).
-func loadSchema(t *testing.T, file string) *jsonschema.Schema {
-	t.Helper()
-	doc := readSchemaDoc(t, file)
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	// The $id, not the file's path, so that "#/$defs/..." refs resolve
-	// against the schema's published address.
-	if err := c.AddResource(schemaBase+file, doc); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	sch, err := c.Compile(schemaBase + file)
-	if err != nil {
-		t.Fatalf("%s does not compile: %v", file, err)
-	}
-	return sch
-}
-
-func readSchemaDoc(t *testing.T, file string) any {
-	t.Helper()
-	f, err := os.Open(filepath.Join(docsDir, "schema", file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatalf("%s is not JSON: %v", file, err)
-	}
-	return doc
-}
 
 // schemaVerdict is nil when data is a JSON document the schema accepts.
 func schemaVerdict(sch *jsonschema.Schema, data []byte) error {
@@ -93,13 +59,13 @@ func decoderVerdict(data []byte) error {
 func TestSchemasAreWellFormed(t *testing.T) {
 	for _, file := range schemaFiles {
 		t.Run(file, func(t *testing.T) {
-			loadSchema(t, file) // validates against the 2020-12 meta-schema
-			doc := readSchemaDoc(t, file).(map[string]any)
+			schematest.Load(t, schemaDir, file) // validates against the 2020-12 meta-schema
+			doc := schematest.Doc(t, schemaDir, file).(map[string]any)
 			if got := doc["$schema"]; got != "https://json-schema.org/draft/2020-12/schema" {
 				t.Errorf("$schema = %v, want draft 2020-12", got)
 			}
-			if got := doc["$id"]; got != schemaBase+file {
-				t.Errorf("$id = %v, want %s", got, schemaBase+file)
+			if got := doc["$id"]; got != schematest.Base+file {
+				t.Errorf("$id = %v, want %s", got, schematest.Base+file)
 			}
 			for _, k := range []string{"title", "description"} {
 				if s, _ := doc[k].(string); s == "" {
@@ -179,8 +145,8 @@ func fencedBlocks(t *testing.T, path string) []fencedBlock {
 }
 
 func TestDocExamplesValidate(t *testing.T) {
-	intent := loadSchema(t, "intent.json")
-	status := loadSchema(t, "status-event.json")
+	intent := schematest.Load(t, schemaDir, "intent.json")
+	status := schematest.Load(t, schemaDir, "status-event.json")
 
 	checkIntent := func(t *testing.T, where string, data []byte) {
 		t.Helper()
@@ -499,7 +465,7 @@ func intentCorpus() []intentCase {
 }
 
 func TestIntentSchemaAgreesWithDecoder(t *testing.T) {
-	sch := loadSchema(t, "intent.json")
+	sch := schematest.Load(t, schemaDir, "intent.json")
 	corpus := intentCorpus()
 	if len(corpus) < 30 {
 		t.Fatalf("only %d cases", len(corpus))
@@ -546,7 +512,7 @@ func TestContractListsSchemaDifferences(t *testing.T) {
 		}
 	}
 	// Section 6's table has a row per header of the schema.
-	letters := readSchemaDoc(t, "dead-letter-headers.json").(map[string]any)
+	letters := schematest.Doc(t, schemaDir, "dead-letter-headers.json").(map[string]any)
 	for h := range letters["properties"].(map[string]any) {
 		if !strings.Contains(string(data), "\n| `"+h+"` |") {
 			t.Errorf("docs/contract.md section 6 has no row for the header %s", h)
@@ -637,7 +603,7 @@ func sameFields(t *testing.T, root, node map[string]any, typ reflect.Type, path 
 
 func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 	t.Run("intent", func(t *testing.T) {
-		root := readSchemaDoc(t, "intent.json").(map[string]any)
+		root := schematest.Doc(t, schemaDir, "intent.json").(map[string]any)
 		sameFields(t, root, root, reflect.TypeFor[events.Intent](), "intent")
 		// The provider blocks' rules, applied to the chosen one, list the
 		// same fields as their shapes (which the walk above reached).
@@ -658,11 +624,11 @@ func TestSchemaFieldsMatchGoTypes(t *testing.T) {
 		}
 	})
 	t.Run("status event", func(t *testing.T) {
-		root := readSchemaDoc(t, "status-event.json").(map[string]any)
+		root := schematest.Doc(t, schemaDir, "status-event.json").(map[string]any)
 		sameFields(t, root, root, reflect.TypeFor[events.StatusEvent](), "status event")
 	})
 	t.Run("dead-letter headers", func(t *testing.T) {
-		root := readSchemaDoc(t, "dead-letter-headers.json").(map[string]any)
+		root := schematest.Doc(t, schemaDir, "dead-letter-headers.json").(map[string]any)
 		var inSchema []string
 		for k := range root["properties"].(map[string]any) {
 			inSchema = append(inSchema, k)
@@ -688,8 +654,8 @@ func TestSchemaEnumsMatchGoAndContract(t *testing.T) {
 	if len(states) != 9 || len(reasons) != 5 {
 		t.Fatalf("found states %v and reasons %v in events.go", states, reasons)
 	}
-	status := readSchemaDoc(t, "status-event.json").(map[string]any)
-	letters := readSchemaDoc(t, "dead-letter-headers.json").(map[string]any)
+	status := schematest.Doc(t, schemaDir, "status-event.json").(map[string]any)
+	letters := schematest.Doc(t, schemaDir, "dead-letter-headers.json").(map[string]any)
 	enum := func(doc map[string]any, prop string) []string {
 		var out []string
 		for _, v := range doc["properties"].(map[string]any)[prop].(map[string]any)["enum"].([]any) {
@@ -826,7 +792,7 @@ func workerEvent(s events.State, seq int) events.StatusEvent {
 }
 
 func TestWorkerStatusEventsValidate(t *testing.T) {
-	sch := loadSchema(t, "status-event.json")
+	sch := schematest.Load(t, schemaDir, "status-event.json")
 	mustValidate := func(t *testing.T, ev events.StatusEvent) {
 		t.Helper()
 		data, err := json.Marshal(ev)
@@ -907,26 +873,8 @@ func TestWorkerStatusEventsValidate(t *testing.T) {
 	}
 }
 
-// headerObject is a message's headers as the schema sees them: each name
-// with its value (one each).
-func headerObject(t *testing.T, h nats.Header) []byte {
-	t.Helper()
-	m := map[string]string{}
-	for k, v := range h {
-		if len(v) != 1 {
-			t.Errorf("header %s has %d values", k, len(v))
-		}
-		m[k] = v[0]
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
-}
-
 func TestDeadLetterHeadersValidate(t *testing.T) {
-	sch := loadSchema(t, "dead-letter-headers.json")
+	sch := schematest.Load(t, schemaDir, "dead-letter-headers.json")
 	at := time.Date(2026, 12, 2, 6, 19, 13, 922444722, time.UTC)
 	good := []events.DeadLetter{
 		{Reason: events.ReasonInvalid, Error: "invalid intent: not a JSON object", Attempts: 1, FailedAt: at,
@@ -947,7 +895,7 @@ func TestDeadLetterHeadersValidate(t *testing.T) {
 	for _, d := range good {
 		h := events.DeadLetterHeaders(d)
 		h.Set(events.HeaderMsgID, "1659497694000:dlq:3")
-		if err := schemaVerdict(sch, headerObject(t, h)); err != nil {
+		if err := schemaVerdict(sch, schematest.HeaderObject(t, h)); err != nil {
 			t.Errorf("%s: %v\n%v", d.Reason, err, h)
 		}
 	}
@@ -971,7 +919,7 @@ func TestDeadLetterHeadersValidate(t *testing.T) {
 	for _, c := range bad {
 		h := events.DeadLetterHeaders(good[0])
 		c.edit(h)
-		if schemaVerdict(sch, headerObject(t, h)) == nil {
+		if schemaVerdict(sch, schematest.HeaderObject(t, h)) == nil {
 			t.Errorf("%s: the schema accepts %v", c.name, h)
 		}
 	}
