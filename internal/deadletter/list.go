@@ -163,7 +163,11 @@ func (q *Queue) bySeq(ctx context.Context, f Filter, o options) ([]Letter, error
 		if err != nil {
 			return nil, fmt.Errorf("dead letter %d: %w", seq, err)
 		}
-		if l := fromMsg(m); f.Match(l) {
+		l := fromMsg(m)
+		if !o.bodies {
+			l.raw = nil // as a headers-only read would have it
+		}
+		if f.Match(l) {
 			out = append(out, l)
 			if f.Limit > 0 && len(out) >= f.Limit {
 				break
