@@ -82,6 +82,26 @@ func (d *dlqFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&d.limit, "limit", 0, "at most this many dead letters, oldest first (0: no limit)")
 }
 
+// open parses the command line of list, replay or purge, checks its
+// filter (with check, if given) and only then connects.
+func (d *dlqFlags) open(ctx context.Context, fs *flag.FlagSet, args []string, name string, now time.Time, check func(dlqFilter) error) (*dlqSession, dlqFilter, error) {
+	if _, err := parse(fs, args); err != nil {
+		return nil, dlqFilter{}, err
+	}
+	if fs.NArg() > 0 {
+		return nil, dlqFilter{}, fmt.Errorf("dlq %s takes no arguments (got %q); use --seq to pick dead letters", name, fs.Args())
+	}
+	f, err := d.filter(now)
+	if err == nil && check != nil {
+		err = check(f)
+	}
+	if err != nil {
+		return nil, f, err
+	}
+	s, err := openDLQ(ctx, &d.nats, name)
+	return s, f, err
+}
+
 // dlqFilter is what the selection flags say, checked; lib is it for the
 // deadletter package. The zero value selects every dead letter.
 type dlqFilter struct {
@@ -222,18 +242,8 @@ func runDLQList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlags("dlq list", "dlq list [flags]\n\nPrints the dead letters that match the filters, oldest first: a table, or with --json\none JSON object per line (bodies left out, as they hold player secrets).", stderr)
 	d.register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per dead letter, one per line")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dlq list takes no arguments (got %q); use --seq to pick dead letters", fs.Args())
-	}
 	now := time.Now()
-	f, err := d.filter(now)
-	if err != nil {
-		return err
-	}
-	s, err := openDLQ(ctx, &d.nats, "list")
+	s, f, err := d.open(ctx, fs, args, "list", now, nil)
 	if err != nil {
 		return err
 	}
@@ -379,17 +389,7 @@ truncated one (Coinsaga-Truncated), whose body is not the whole intent.`, stderr
 	r.register(fs)
 	fs.BoolVar(&r.dryRun, "dry-run", false, "print what would be done and change nothing")
 	fs.DurationVar(&r.orderTimeout, "order-timeout", deadletter.DefaultOrderTimeout, "how long to wait for a worker to report an order's state (no answer: replay anyway)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dlq replay takes no arguments (got %q); use --seq to pick dead letters", fs.Args())
-	}
-	f, err := r.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	s, err := openDLQ(ctx, &r.nats, "replay")
+	s, f, err := r.open(ctx, fs, args, "replay", time.Now(), nil)
 	if err != nil {
 		return err
 	}
@@ -477,20 +477,12 @@ func runDLQPurge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	d.register(fs)
 	all := fs.Bool("all", false, "allow purging with no filter: every dead letter")
 	dryRun := fs.Bool("dry-run", false, "print what would be deleted and change nothing")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("dlq purge takes no arguments (got %q); use --seq to pick dead letters", fs.Args())
-	}
-	f, err := d.filter(time.Now())
-	if err != nil {
-		return err
-	}
-	if !f.narrows() && !*all {
-		return errors.New("refusing to purge every dead letter: give --reason, --mg-id, --since or --seq, or --all")
-	}
-	s, err := openDLQ(ctx, &d.nats, "purge")
+	s, f, err := d.open(ctx, fs, args, "purge", time.Now(), func(f dlqFilter) error {
+		if !f.narrows() && !*all {
+			return errors.New("refusing to purge every dead letter: give --reason, --mg-id, --since or --seq, or --all")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}

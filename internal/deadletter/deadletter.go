@@ -114,7 +114,8 @@ func errorCode(s string) string {
 	return code
 }
 
-// Queue is the dead-letter stream of one subject prefix.
+// Queue is the dead-letter stream of one subject prefix. It is safe for
+// concurrent use; each call reads the stream afresh.
 type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
