@@ -448,6 +448,7 @@ func (r *replayer) step(p deadletter.Progress) {
 		l := res.Letter
 		fmt.Fprintf(r.stdout, "would purge seq %d: %s %s %s\n", l.Seq, l.Reason, orDash(l.OutOrderID), truncate(orDash(l.Error), 80))
 	case res.Outcome == deadletter.Purged, res.Outcome == deadletter.Replayed && r.bar != nil:
+		// Counted by the bar and the summary: a line each would drown them.
 	case r.label == "purge":
 		fmt.Fprintf(r.stdout, "seq %d: %s\n", res.Letter.Seq, res.Message())
 	default:
