@@ -130,7 +130,7 @@ func (w *Worker) orderReply(req []byte) OrderReply {
 	if err := json.Unmarshal(req, &r); err != nil || r.OutOrderID == "" {
 		return OrderReply{Error: `bad request: want {"out_order_id":"..."}`}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), orderReadTimeout)
 	defer cancel()
 	o, err := w.cfg.Store.Get(ctx, r.OutOrderID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -145,6 +145,14 @@ func (w *Worker) orderReply(req []byte) OrderReply {
 	}
 	return OrderReply{Order: orderView(o), History: historyView(h)}
 }
+
+// DefaultOrderGetTimeout is how long `coinsaga order get` waits for the
+// workers' answers unless told otherwise.
+const DefaultOrderGetTimeout = 5 * time.Second
+
+// orderReadTimeout bounds a worker's reads of one order and its history
+// for a reply: a reply later than the client waits is no use.
+const orderReadTimeout = DefaultOrderGetTimeout
 
 // notFound is the Error of a reply from a worker without the order.
 func notFound(outOrderID string) string { return "order " + outOrderID + " not found" }
