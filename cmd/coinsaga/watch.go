@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
@@ -64,7 +63,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	errOut := &cli.LockedWriter{W: stderr}
-	tellConnection(nc, errOut)
+	cli.TellConnection(nc, errOut, "coinsaga watch")
 	defer func() {
 		// Closing is no lost connection.
 		nc.SetDisconnectErrHandler(nil)
@@ -101,22 +100,6 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return nil
 		}
 	}
-}
-
-// tellConnection prints one line on w when nc loses its connection and
-// one when it has it back, so that a quiet watch is not mistaken for a
-// quiet system.
-func tellConnection(nc *nats.Conn, w io.Writer) {
-	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
-		why := ""
-		if err != nil {
-			why = " (" + err.Error() + ")"
-		}
-		fmt.Fprintf(w, "coinsaga watch: lost the connection to NATS%s; reconnecting, events will follow once it is back\n", why)
-	})
-	nc.SetReconnectHandler(func(c *nats.Conn) {
-		fmt.Fprintf(w, "coinsaga watch: reconnected to NATS at %s\n", c.ConnectedUrlRedacted())
-	})
 }
 
 // eventTimeLayout is a full UTC date and time to the millisecond.

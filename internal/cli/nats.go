@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"syscall"
@@ -94,4 +95,20 @@ func NATSURLError(url string, src Sources, err error) error {
 		cause = inner
 	}
 	return fmt.Errorf("--nats-url %s%s: %s", url, src.From("nats-url"), strings.TrimPrefix(cause.Error(), "nats: "))
+}
+
+// TellConnection prints one line on w, starting with who, when nc loses
+// its connection and one when it has it back, so that a quiet watch is not
+// mistaken for a quiet system.
+func TellConnection(nc *nats.Conn, w io.Writer, who string) {
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		why := ""
+		if err != nil {
+			why = " (" + err.Error() + ")"
+		}
+		fmt.Fprintf(w, "%s: lost the connection to NATS%s; reconnecting, events will follow once it is back\n", who, why)
+	})
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		fmt.Fprintf(w, "%s: reconnected to NATS at %s\n", who, c.ConnectedUrlRedacted())
+	})
 }
