@@ -228,9 +228,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// Config is the provider configuration serve reads from --config.
-type Config = config.Config
-
 // loadConfig reads and validates a config file (internal/config).
 var loadConfig = config.Load
 
