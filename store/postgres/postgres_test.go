@@ -31,3 +31,10 @@ func TestPostgresWithMaxBatchOneConforms(t *testing.T) {
 		return open(t, pgtest.DB(t), postgres.WithMaxBatch(1), postgres.WithCommitters(1))
 	})
 }
+
+func TestPostgresSharedDatabase(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		url := pgtest.DB(t)
+		return open(t, url), open(t, url)
+	})
+}
