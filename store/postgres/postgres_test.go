@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/coinsaga/coinsaga/internal/pgtest"
 	"github.com/coinsaga/coinsaga/store"
@@ -38,3 +39,5 @@ func TestPostgresSharedDatabase(t *testing.T) {
 		return open(t, url), open(t, url)
 	})
 }
+
+func sqlNow() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }

@@ -5,7 +5,8 @@
 -- Times are BIGINT unix milliseconds (UTC), NULL for "not set", as in
 -- SQLite: the saga compares and orders them, both stores then keep the
 -- same precision, and a timestamptz would add microseconds that the
--- other store drops.
+-- other store drops. Integers are BIGINT, as SQLite's INTEGER and Go's
+-- int are 64 bits.
 
 CREATE TABLE orders (
 	-- A small integer key keeps history rows and indexes small; the
@@ -22,12 +23,12 @@ CREATE TABLE orders (
 	body_hash            TEXT    NOT NULL,
 	state                TEXT    NOT NULL,
 	step                 TEXT    NOT NULL,
-	seq                  INTEGER NOT NULL,
-	attempt              INTEGER NOT NULL,
+	seq                  BIGINT  NOT NULL,
+	attempt              BIGINT  NOT NULL,
 	next_run_at          BIGINT, -- NULL when nothing is scheduled
 	sud_order_id         TEXT    NOT NULL,
 	bill_no              TEXT    NOT NULL,
-	pay_generation       INTEGER NOT NULL,
+	pay_generation       BIGINT  NOT NULL,
 	has_baseline         BOOLEAN NOT NULL,
 	baseline_balance     BIGINT  NOT NULL,
 	baseline_save_amt    BIGINT  NOT NULL,
@@ -69,11 +70,11 @@ CREATE INDEX orders_finished ON orders (updated_at) WHERE next_run_at IS NULL;
 CREATE TABLE history (
 	order_id   BIGINT  NOT NULL REFERENCES orders (id) ON DELETE CASCADE,
 	version    BIGINT  NOT NULL,
-	line       INTEGER NOT NULL,
+	line       BIGINT  NOT NULL,
 	at         BIGINT  NOT NULL,
 	state      TEXT    NOT NULL,
 	step       TEXT    NOT NULL,
-	attempt    INTEGER NOT NULL,
+	attempt    BIGINT  NOT NULL,
 	error_code TEXT    NOT NULL,
 	error      TEXT    NOT NULL,
 	detail     TEXT    NOT NULL,
