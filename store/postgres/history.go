@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -21,14 +19,18 @@ type historyRow struct {
 	Detail    string `db:"detail"`
 }
 
-// insertHistory appends the lines of one version of the order whose row
-// id is orderID, numbered from 0, in one statement. A zero At is stamped
-// with the commit's time.
-func insertHistory(ctx context.Context, tx *sqlx.Tx, orderID, version int64, lines []store.HistoryEntry, now time.Time) error {
+// withHistory wraps write, a statement with nargs parameters that writes
+// one order row and returns its id first (INSERT or UPDATE ... RETURNING
+// id, ...), so that the same statement appends lines as that order's
+// history at version, numbered from 0: one round trip for the order and
+// its history instead of two. When write touches no row (a duplicate, a
+// stale version), no line is written and the statement returns no row. A
+// zero At is stamped with the commit's time.
+func withHistory(write string, nargs int, version int64, lines []store.HistoryEntry, now time.Time) (string, []any) {
 	if len(lines) == 0 {
-		return nil
+		return write, nil
 	}
-	const cols = 10
+	const cols = 9
 	var (
 		values []string
 		args   = make([]any, 0, cols*len(lines))
@@ -38,16 +40,18 @@ func insertHistory(ctx context.Context, tx *sqlx.Tx, orderID, version int64, lin
 		if at.IsZero() {
 			at = now
 		}
-		values = append(values, "("+placeholders(1+i*cols, cols)+")")
-		args = append(args, orderID, version, i, at.UnixMilli(), text(h.State), text(h.Step), h.Attempt,
+		// VALUES in a SELECT takes no type from the target table: cast.
+		n := nargs + 1 + i*cols
+		values = append(values, fmt.Sprintf("($%d::bigint, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::bigint, $%d::text, $%d::text, $%d::text)",
+			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8))
+		args = append(args, version, i, at.UnixMilli(), text(h.State), text(h.Step), h.Attempt,
 			text(h.ErrorCode), text(h.Error), text(h.Detail))
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO history
-		(order_id, version, line, at, state, step, attempt, error_code, error, detail) VALUES `+
-		strings.Join(values, ", "), args...); err != nil {
-		return fmt.Errorf("insert history: %w", err)
-	}
-	return nil
+	return `WITH w AS (` + write + `), h AS (
+		INSERT INTO history (order_id, version, line, at, state, step, attempt, error_code, error, detail)
+		SELECT w.id, v.* FROM w, (VALUES ` + strings.Join(values, ", ") + `)
+			AS v (version, line, at, state, step, attempt, error_code, error, detail))
+		SELECT * FROM w`, args
 }
 
 // History returns the order's history, oldest first; ErrNotFound if there

@@ -245,8 +245,10 @@ func acceptTx(ctx context.Context, tx *sqlx.Tx, a store.Accept, now time.Time) (
 	if o.CreatedAt.IsZero() {
 		o.CreatedAt = now
 	}
+	args := orderArgs(o)
+	q, hargs := withHistory(insertOrder, len(args), o.Version, []store.HistoryEntry{a.History}, now)
 	var id int64
-	err := tx.QueryRowContext(ctx, insertOrder, orderArgs(o)...).Scan(&id)
+	err := tx.QueryRowContext(ctx, q, append(args, hargs...)...).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		existing, err := getOrder(ctx, tx, o.OutOrderID)
 		if err != nil {
@@ -256,9 +258,6 @@ func acceptTx(ctx context.Context, tx *sqlx.Tx, a store.Accept, now time.Time) (
 	}
 	if err != nil {
 		return store.AcceptResult{}, nil, fmt.Errorf("insert order: %w", err)
-	}
-	if err := insertHistory(ctx, tx, id, o.Version, []store.HistoryEntry{a.History}, now); err != nil {
-		return store.AcceptResult{}, nil, err
 	}
 	return store.AcceptResult{Created: true}, a.Outbox, nil
 }
@@ -292,7 +291,9 @@ func (s *Store) Apply(ctx context.Context, t store.Transition) (store.Order, err
 			IntentSubject string `db:"intent_subject"`
 			BodyHash      string `db:"body_hash"`
 		}
-		err := tx.QueryRowxContext(ctx, updateOrder, append(updateArgs(o), id, t.From.Version)...).StructScan(&f)
+		args := append(updateArgs(o), id, t.From.Version)
+		q, hargs := withHistory(updateOrder, len(args), o.Version, t.History, now)
+		err := tx.QueryRowxContext(ctx, q, append(args, hargs...)...).StructScan(&f)
 		if errors.Is(err, sql.ErrNoRows) {
 			outcome = store.ErrStale
 			var one int
@@ -305,9 +306,6 @@ func (s *Store) Apply(ctx context.Context, t store.Transition) (store.Order, err
 		}
 		if err != nil {
 			return nil, fmt.Errorf("apply %s: update: %w", id, err)
-		}
-		if err := insertHistory(ctx, tx, f.ID, o.Version, t.History, now); err != nil {
-			return nil, fmt.Errorf("apply %s: %w", id, err)
 		}
 		o.CreatedAt, o.Intent, o.IntentSubject, o.BodyHash = fromMs(f.CreatedAt), f.Intent, f.IntentSubject, f.BodyHash
 		result = stored(o)
