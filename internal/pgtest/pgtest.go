@@ -42,6 +42,9 @@ import (
 // BinDir is where Debian's postgresql-15 puts initdb and postgres.
 const BinDir = "/usr/lib/postgresql/15/bin"
 
+// binDir is BinDir, except in the test of what happens without it.
+var binDir = BinDir
+
 // EnvURL names a server to use instead of starting one.
 const EnvURL = "COINSAGA_TEST_DATABASE_URL"
 
@@ -139,7 +142,7 @@ func start() {
 		srv, srvErr = external(raw)
 		return
 	}
-	postgres := filepath.Join(BinDir, "postgres")
+	postgres := filepath.Join(binDir, "postgres")
 	if _, err := os.Stat(postgres); err != nil {
 		skipMsg = fmt.Sprintf("PostgreSQL 15 is not installed (%s missing): apt-get install postgresql-15, or set %s", postgres, EnvURL)
 		return
@@ -189,7 +192,7 @@ func launch() (_ *server, err error) {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	initdb := exec.Command(filepath.Join(BinDir, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
+	initdb := exec.Command(filepath.Join(binDir, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if out, err := initdb.CombinedOutput(); err != nil {
@@ -201,7 +204,7 @@ func launch() (_ *server, err error) {
 	}
 	defer logf.Close()
 
-	cmd := exec.Command(filepath.Join(BinDir, "postgres"), "-D", data, "-k", dir,
+	cmd := exec.Command(filepath.Join(binDir, "postgres"), "-D", data, "-k", dir,
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "max_connections=300")
 	cmd.Stdout, cmd.Stderr = logf, logf
