@@ -51,3 +51,34 @@ func TestWithoutPostgreSQLTestsSkipAndFailUnderCI(t *testing.T) {
 		})
 	}
 }
+
+// TestAServerNamedInTheEnvironmentIsUsedInsteadOfOurOwn runs the package's
+// database test again as a child with EnvURL set to this binary's server:
+// the child must pass on it without starting a server of its own.
+func TestAServerNamedInTheEnvironmentIsUsedInsteadOfOurOwn(t *testing.T) {
+	if os.Getenv("PGTEST_CHILD") == "1" {
+		t.Skip("only the parent runs this")
+	}
+	t.Parallel()
+	url := DB(t)
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run", "^TestEachTestGetsItsOwnEmptyDatabase$", "-test.v")
+	cmd.Env = append(os.Environ(), EnvURL+"="+url, "PGTEST_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestEachTestGetsItsOwnEmptyDatabase") {
+		t.Fatalf("child on %s: %v\n%s", url, err, out)
+	}
+	// Our own server's databases are named tN; the child's say they were
+	// made on a server it was given.
+	if !strings.Contains(string(out), "/coinsaga_test_") {
+		t.Errorf("the child did not use the server it was given:\n%s", out)
+	}
+	// The child's databases were made on our server and dropped again.
+	var left int
+	if err := srv.admin.QueryRowContext(t.Context(),
+		"SELECT COUNT(*) FROM pg_database WHERE datname LIKE 'coinsaga_test_%'").Scan(&left); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("%d databases of the child are left on the server", left)
+	}
+}

@@ -16,6 +16,7 @@ func TestEachTestGetsItsOwnEmptyDatabase(t *testing.T) {
 	if urls[0] == urls[1] {
 		t.Fatalf("two calls returned the same database %s", urls[0])
 	}
+	t.Logf("databases %v", urls)
 	for i, u := range urls {
 		db, err := sql.Open("pgx", u)
 		if err != nil {
