@@ -18,6 +18,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/pgtest"
+	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/postgres"
 	"github.com/coinsaga/coinsaga/worker"
 )
@@ -199,5 +200,21 @@ func TestServeRefusesAnEmptyPostgreSQLDatabaseWhereAStoreWasLost(t *testing.T) {
 	}
 	if ok, err := postgres.SchemaExists(context.Background(), empty); err != nil || ok {
 		t.Errorf("after the refusal SchemaExists = %v, %v; want false: a refused start must create no schema", ok, err)
+	}
+}
+
+func TestASecondServeOnTheSameDataDirIsRefusedWithPostgreSQL(t *testing.T) {
+	dataDir := t.TempDir()
+	first := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
+	first.waitServing(t)
+	second := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
+	select {
+	case err := <-second.done:
+		close(second.done)
+		if !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("the second serve ended with %v, want store.ErrLocked", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a second serve started on a data dir in use; its log:\n%s", second.log.String())
 	}
 }

@@ -31,7 +31,7 @@ type storeStart struct {
 // would take for an existing store.
 func openStore(ctx context.Context, opts Options) (*storeStart, error) {
 	if postgres.IsURL(opts.DatabaseURL) {
-		return openPostgres(ctx, opts.DatabaseURL, opts.Logger)
+		return openPostgres(ctx, opts.DatabaseURL, opts.DataDir, opts.Logger)
 	}
 	if opts.DatabaseURL != "" {
 		return nil, fmt.Errorf("database URL %q: want a postgres:// URL, or none for SQLite under the data dir", postgres.Redact(opts.DatabaseURL))
@@ -61,18 +61,23 @@ func openStore(ctx context.Context, opts Options) (*storeStart, error) {
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, url string, log *slog.Logger) (*storeStart, error) {
-	existed, err := postgres.SchemaExists(ctx, url)
+func openPostgres(ctx context.Context, url, dataDir string, log *slog.Logger) (*storeStart, error) {
+	unlock, err := store.LockFile(filepath.Join(dataDir, "coinsaga.lock"))
 	if err != nil {
 		return nil, err
 	}
-	s := &storeStart{existed: existed, where: postgres.Redact(url), abandon: func() {}, close: func() {}}
+	existed, err := postgres.SchemaExists(ctx, url)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	s := &storeStart{existed: existed, where: postgres.Redact(url), abandon: func() {}, close: unlock}
 	s.open = func(ctx context.Context) (store.Store, error) {
 		st, err := postgres.Open(ctx, url, postgres.WithLogger(log))
 		if err != nil {
 			return nil, err
 		}
-		s.close = func() { st.Close() }
+		s.close = func() { st.Close(); unlock() }
 		log.Info("PostgreSQL store opened", "database", s.where)
 		return st, nil
 	}
