@@ -192,7 +192,7 @@ func startSelf(ctx context.Context, f *benchFlags, stderr io.Writer, stops *[]fu
 	if err != nil {
 		return t, err
 	}
-	t.Orders, t.Wallets = sc, wallets
+	t.SUD, t.Wallets = sc, wallets
 	w, err := worker.New(worker.Config{
 		Conn: wc, Subjects: f.load.Subjects, Store: st, SUD: sc, Wallets: wallets,
 		Concurrency: f.load.Concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
@@ -225,7 +225,7 @@ func connectRemote(f *benchFlags, stops *[]func()) (loadgen.Target, error) {
 		if err != nil {
 			return t, err
 		}
-		t.Orders, t.Wallets = sc, wallets
+		t.SUD, t.Wallets = sc, wallets
 	}
 	var err error
 	t.Pub, t.Sub, err = dial(f.nats, stops)

@@ -55,7 +55,7 @@ func (r *run) measureBaselines(ctx context.Context, res *Result) error {
 // (worker.OrderCalls), for Orders orders straight against the providers,
 // Concurrency at a time: no queue, no store. It returns orders/s.
 func (r *run) providerCeiling(ctx context.Context) (float64, error) {
-	if r.t.Orders == nil {
+	if r.t.SUD == nil {
 		return 0, errors.New("provider ceiling: no providers to call")
 	}
 	n := r.cfg.Orders
@@ -76,7 +76,7 @@ func (r *run) providerCeiling(ctx context.Context) (float64, error) {
 				// Decoded from the bytes, as the worker receives it.
 				in, err := events.DecodeIntent(gen.msg(i).Data)
 				if err == nil {
-					err = worker.OrderCalls(ctx, r.t.Orders, r.t.Wallets, &in)
+					err = worker.OrderCalls(ctx, r.t.SUD, r.t.Wallets, &in)
 				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, &err)

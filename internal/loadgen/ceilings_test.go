@@ -96,7 +96,7 @@ func TestProviderCeilingMakesEveryOrdersCallsOnce(t *testing.T) {
 				events.ProviderMidas: countingProviders{provider: events.ProviderMidas, shared: counts},
 			}
 			r := &run{cfg: Config{Run: "1", Orders: tc.orders, Concurrency: tc.concurrency, MidasShare: 0.5, Players: 7, Log: &strings.Builder{}},
-				t: Target{Orders: orders, Wallets: wallets}}
+				t: Target{SUD: orders, Wallets: wallets}}
 			rate, err := r.providerCeiling(context.Background())
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.refuse) {

@@ -59,8 +59,9 @@ type Target struct {
 	Pub, Sub *nats.Conn
 	// Admin sets the sandbox's faults; nil when there is no sandbox.
 	Admin *sandbox.AdminClient
-	// Orders and Wallets reach the providers for the provider ceiling.
-	Orders  worker.OrderService
+	// SUD and Wallets reach the providers for the provider ceiling; nil
+	// when there is no sandbox to call.
+	SUD     worker.OrderService
 	Wallets map[string]providers.Wallet
 	// InProcess says the whole system runs in this process, so that this
 	// process's CPU time is the system's.
