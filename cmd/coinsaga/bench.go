@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
-	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/internal/loadgen"
+	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
@@ -116,20 +114,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	f.load.Subjects = events.Subjects{Prefix: f.nats.prefix}
 	f.load.Run = strconv.FormatInt(time.Now().UnixNano()%1e12, 36) // makes this run's out_order_ids unique
 	f.load.Log = stderr
-	var stops []func() // run in reverse
-	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}()
 	var t loadgen.Target
 	if f.self {
-		t, err = startSelf(ctx, &f, stderr, &stops)
+		s, err := startSelf(ctx, &f, stderr)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		t = s.Target
 	} else {
-		t, err = connectRemote(&f, &stops)
-	}
-	if err != nil {
-		return err
+		if t, err = connectRemote(&f); err != nil {
+			return err
+		}
+		defer t.Sub.Close()
+		defer t.Pub.Close()
 	}
 	res, err := loadgen.Run(ctx, f.load, t)
 	if err != nil {
@@ -146,103 +144,57 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-// startSelf starts the whole system in this process, on loopback only.
-func startSelf(ctx context.Context, f *benchFlags, stderr io.Writer, stops *[]func()) (loadgen.Target, error) {
-	t := loadgen.Target{InProcess: true}
-	dir := f.dataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "coinsaga-bench-")
-		if err != nil {
-			return t, fmt.Errorf("bench data dir: %w", err)
-		}
-		*stops = append(*stops, func() { _ = os.RemoveAll(tmp) })
-		dir = tmp
-	} else if err := os.MkdirAll(dir, 0o750); err != nil {
-		return t, fmt.Errorf("bench data dir: %w", err)
-	}
+// startSelf starts the whole system in this process, on loopback only,
+// wired from serve's pieces.
+func startSelf(ctx context.Context, f *benchFlags, stderr io.Writer) (*loadgen.Self, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
-	t.DBPath = filepath.Join(dir, "coinsaga.db")
-	st, err := store.OpenSQLite(ctx, t.DBPath, store.WithLogger(log))
-	if err != nil {
-		return t, err
+	c := loadgen.SelfConfig{Dir: f.dataDir, Log: log,
+		Worker: worker.Config{Subjects: f.load.Subjects, Concurrency: f.load.Concurrency,
+			ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout},
+		Connect: func(url, name string) (*nats.Conn, error) {
+			n := f.nats
+			n.url = url
+			return n.connect(name)
+		},
+		StartSandbox: func() (string, func(), error) {
+			_, url, stop, err := startSandbox("127.0.0.1:0", log)
+			return url, stop, err
+		},
+		Providers: benchProviders,
 	}
-	t.Store = st
-	*stops = append(*stops, func() { _ = st.Close() })
-
-	srv, err := embednats.Start(embednats.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "jetstream")})
-	if err != nil {
-		return t, fmt.Errorf("embedded NATS: %w", err)
-	}
-	*stops = append(*stops, srv.Shutdown)
-	_, url, stopSandbox, err := startSandbox("127.0.0.1:0", log)
-	if err != nil {
-		return t, err
-	}
-	*stops = append(*stops, stopSandbox)
-	t.Admin = sandbox.NewAdminClient(url)
-
-	f.nats.url = srv.ClientURL()
-	wc, err := f.nats.connect("bench worker")
-	if err != nil {
-		return t, err
-	}
-	*stops = append(*stops, wc.Close)
-	sc, wallets, err := newProviders(sandboxConfig(url), nil)
-	if err != nil {
-		return t, err
-	}
-	t.SUD, t.Wallets = sc, wallets
-	w, err := worker.New(worker.Config{
-		Conn: wc, Subjects: f.load.Subjects, Store: st, SUD: sc, Wallets: wallets,
-		Concurrency: f.load.Concurrency, ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout,
-		Logger: log,
-	})
-	if err != nil {
-		return t, err
-	}
-	if t.Pub, t.Sub, err = dial(f.nats, stops); err != nil {
-		return t, err
-	}
-	fmt.Fprintf(stderr, "bench: self: JetStream at %s, sandbox at %s, store %s\n", f.nats.url, url, t.DBPath)
-	var also []func(context.Context)
 	if f.retention > 0 {
-		also = append(also, func(ctx context.Context) { pruneLoop(ctx, st, f.retention, log) })
+		c.Also = append(c.Also, func(ctx context.Context, st store.Store) { pruneLoop(ctx, st, f.retention, log) })
 	}
-	stopWorker, err := loadgen.StartWorker(ctx, w, also...)
-	// The worker stops before the store, NATS and sandbox it uses.
-	*stops = append(*stops, stopWorker)
-	return t, err
+	s, err := loadgen.StartSelf(ctx, c)
+	if err == nil {
+		fmt.Fprintf(stderr, "bench: self: JetStream at %s, sandbox at %s, store %s\n", s.NATSURL, s.SandboxURL, s.DBPath)
+	}
+	return s, err
 }
 
-// connectRemote targets a running serve, and its sandbox when given.
-func connectRemote(f *benchFlags, stops *[]func()) (loadgen.Target, error) {
-	var t loadgen.Target
+// connectRemote targets a running serve, and its sandbox when given. The
+// publishing and the subscribing connection are separate, so a burst of
+// publishes never delays the status events timed.
+func connectRemote(f *benchFlags) (t loadgen.Target, err error) {
 	if f.sandboxURL != "" {
 		url := strings.TrimRight(f.sandboxURL, "/")
 		t.Admin = sandbox.NewAdminClient(url)
-		sc, wallets, err := newProviders(sandboxConfig(url), nil)
-		if err != nil {
+		if t.SUD, t.Wallets, err = benchProviders(url); err != nil {
 			return t, err
 		}
-		t.SUD, t.Wallets = sc, wallets
 	}
-	var err error
-	t.Pub, t.Sub, err = dial(f.nats, stops)
+	if t.Pub, err = f.nats.connect("bench publisher"); err != nil {
+		return t, err
+	}
+	if t.Sub, err = f.nats.connect("bench subscriber"); err != nil {
+		t.Pub.Close()
+	}
 	return t, err
 }
 
-// dial opens the publishing and the subscribing connection.
-func dial(f natsFlags, stops *[]func()) (pub, sub *nats.Conn, err error) {
-	if pub, err = f.connect("bench publisher"); err != nil {
-		return nil, nil, err
-	}
-	*stops = append(*stops, pub.Close)
-	if sub, err = f.connect("bench subscriber"); err != nil {
-		return nil, nil, err
-	}
-	*stops = append(*stops, sub.Close)
-	return pub, sub, nil
+// benchProviders are serve's provider clients for the sandbox at url.
+func benchProviders(url string) (worker.OrderService, map[string]providers.Wallet, error) {
+	return newProviders(sandboxConfig(url), nil)
 }
 
 // statusLite and readStatusLite keep their old names for bench_test.go,

@@ -32,7 +32,7 @@ func TestStartWorkerReturnsOnceTheWorkerIsReady(t *testing.T) {
 	t.Parallel()
 	w := &fakeWorker{}
 	alongside := make(chan struct{})
-	stop, err := StartWorker(context.Background(), w, func(ctx context.Context) {
+	stop, err := startWorker(context.Background(), w, func(ctx context.Context) {
 		<-ctx.Done()
 		close(alongside)
 	})
@@ -57,7 +57,7 @@ func TestStartWorkerReturnsOnceTheWorkerIsReady(t *testing.T) {
 func TestStartWorkerReportsAWorkerThatStopsBeforeItIsReady(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("streams: no JetStream")
-	_, err := StartWorker(context.Background(), &fakeWorker{fail: boom})
+	_, err := startWorker(context.Background(), &fakeWorker{fail: boom})
 	if err == nil || !strings.Contains(err.Error(), boom.Error()) {
 		t.Errorf("StartWorker error %v, want one saying the worker stopped: %v", err, boom)
 	}
@@ -68,7 +68,7 @@ func TestStartWorkerGivesUpWhenItsContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	never := &neverReady{}
-	if _, err := StartWorker(ctx, never); !errors.Is(err, context.Canceled) {
+	if _, err := startWorker(ctx, never); !errors.Is(err, context.Canceled) {
 		t.Errorf("StartWorker error %v, want context.Canceled", err)
 	}
 	if !never.stopped.Load() {
