@@ -1,8 +1,10 @@
 // Package loadgen offers orders to a running coinsaga and measures how it
 // takes them: throughput, latency percentiles, CPU and memory, the store's
 // growth, and the two ceilings a run is compared to (the provider calls
-// alone, JetStream alone). `coinsaga bench` wires it to a system started
-// in its own process or to a running serve; the measurements live here.
+// alone, JetStream alone). `coinsaga bench` wires it to a running serve,
+// or to a whole system StartSelf assembles in this process; the
+// measurements live here. The provider ceiling makes the worker's own
+// calls (worker.OrderCalls), so it cannot drift from the saga.
 //
 // A run publishes intents for out_order_ids <phase><run>-<i> and follows
 // each to its target state through the status events, so several phases
