@@ -15,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/config"
 	"github.com/coinsaga/coinsaga/internal/loadgen"
+	"github.com/coinsaga/coinsaga/internal/service"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
@@ -157,13 +159,13 @@ func startSelf(ctx context.Context, f *benchFlags, stderr io.Writer) (*loadgen.S
 			return n.connect(name)
 		},
 		StartSandbox: func() (string, func(), error) {
-			_, url, stop, err := startSandbox("127.0.0.1:0", log)
+			_, url, stop, err := service.StartSandbox("127.0.0.1:0", "", log)
 			return url, stop, err
 		},
 		Providers: benchProviders,
 	}
 	if f.retention > 0 {
-		c.Also = append(c.Also, func(ctx context.Context, st store.Store) { pruneLoop(ctx, st, f.retention, log) })
+		c.Also = append(c.Also, func(ctx context.Context, st store.Store) { worker.PruneLoop(ctx, st, f.retention, time.Now, log) })
 	}
 	s, err := loadgen.StartSelf(ctx, c)
 	if err == nil {
@@ -194,7 +196,7 @@ func connectRemote(f *benchFlags) (t loadgen.Target, err error) {
 
 // benchProviders are serve's provider clients for the sandbox at url.
 func benchProviders(url string) (worker.OrderService, map[string]providers.Wallet, error) {
-	return newProviders(sandboxConfig(url), nil)
+	return service.NewProviders(config.Sandbox(url), nil)
 }
 
 // statusLite and readStatusLite keep their old names for bench_test.go,
