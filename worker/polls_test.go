@@ -33,7 +33,7 @@ func TestAWaitingOrderKeepsWhatItsPollsRead(t *testing.T) {
 		other := row
 		other.OutOrderID = "o2"
 		same := providers.Account{OpenID: "p1", Midas: providers.MidasLogin{OpenKey: "k", PF: "pf", PFKey: "pfk", ZoneID: "1"}}
-		if waitingOf(row, acct).facts.account != waitingOf(other, same).facts.account {
+		if waitingOf(row, acct).acct != waitingOf(other, same).acct {
 			t.Error("equal accounts were not interned to one")
 		}
 	})
