@@ -22,7 +22,7 @@ const commitMemory = 2 * time.Second
 
 // forgetCommits drops commits too old to make any held row stale.
 func (w *Worker) forgetCommits() {
-	now := time.Now()
+	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if now.Sub(w.lastForget) < commitMemory {
@@ -97,18 +97,17 @@ func (w *Worker) drive(o store.Order, in *events.Intent, c change, log *slog.Log
 	}
 }
 
-// settle decides what follows the steps recorded in c, the order now
-// being o: the next step at once in memory, a commit, or a wait. It
-// returns the order as it goes on and whether its next step runs now.
+// settle carries out what commitPolicy decides follows the steps recorded
+// in c, the order now being o: the next step at once in memory, a wait in
+// memory, or a commit and then what afterCommit decides. It returns the
+// order as it goes on and whether its next step runs now.
 func (w *Worker) settle(o store.Order, in *events.Intent, c *change, log *slog.Logger) (store.Order, bool) {
-	if c.onlyPolls(o) && o.NextRunAt.After(w.now()) {
-		// Polls that saw nothing change nothing a restart needs (see
-		// waitingOrders): wait in memory for the next one.
+	switch commitPolicy(o, c.onlyPolls(o), w.now(), w.draining.Load()) {
+	case thenRun:
+		return o, true
+	case thenWait:
 		w.wait(o, in, log)
 		return o, false
-	}
-	if !w.mustCommit(o) {
-		return o, true // the next step is due now and moves no money
 	}
 	stored, ok := w.commit(*c, log)
 	if !ok {
@@ -118,12 +117,14 @@ func (w *Worker) settle(o store.Order, in *events.Intent, c *change, log *slog.L
 		return o, false
 	}
 	*c = change{}
-	if stored.Step == StepConfirm && !stored.NextRunAt.IsZero() {
+	switch afterCommit(stored, w.now(), w.draining.Load()) {
+	case thenWait:
 		w.wait(stored, in, log)
 		return stored, false
+	case thenRun:
+		return stored, true
 	}
-	due := !stored.NextRunAt.IsZero() && !stored.NextRunAt.After(w.now()) && !w.draining.Load()
-	return stored, due
+	return stored, false
 }
 
 // current returns o as last committed, now that this goroutine owns it,
@@ -167,18 +168,6 @@ func (w *Worker) step(o store.Order, in *events.Intent) (outcome, error) {
 		w.metrics.stepDone(o.Step, out, w.now().Sub(started))
 	}
 	return out, nil
-}
-
-// mustCommit reports whether the steps run so far must be durable before
-// anything else happens to o: before a call that moves money (so that a
-// retry after a crash confirms against the recorded baseline, and a
-// cancel is never lost), before any wait, and at the end of the saga.
-// Other steps chain in memory and commit together: a crash before the
-// commit only repeats calls whose idempotency keys make them harmless
-// (create_order, a balance read, a pay with the same bill_no).
-func (w *Worker) mustCommit(o store.Order) bool {
-	return o.Step == StepPay || o.Step == StepCancel || o.NextRunAt.IsZero() ||
-		o.NextRunAt.After(w.now()) || w.draining.Load()
 }
 
 // change is what consecutive steps of one order did since its row was
@@ -257,14 +246,14 @@ func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
 	}
 	w.storeWriteOK()
 	w.mu.Lock()
-	w.committed[c.from.OutOrderID] = time.Now()
+	w.committed[c.from.OutOrderID] = w.now()
 	w.mu.Unlock()
 	if len(c.outbox) > 0 {
 		wake(w.wakeRelay)
 	}
 	for _, m := range c.moves {
 		if w.metrics != nil {
-			w.metrics.transition(m)
+			w.metrics.transition(m, w.now())
 		}
 		if m.from != m.to {
 			log.Debug("order state", "from", m.from, "to", m.to)

@@ -122,12 +122,12 @@ func stepResult(step string, out outcome) string {
 	return "ok"
 }
 
-func (m *Metrics) transition(mv move) {
+func (m *Metrics) transition(mv move, now time.Time) {
 	if mv.to != mv.from {
 		m.transitions.WithLabelValues(string(mv.to)).Inc()
 	}
 	if mv.to.Terminal() && mv.ended && !mv.createdAt.IsZero() {
-		m.orderSeconds.WithLabelValues(string(mv.to)).Observe(time.Since(mv.createdAt).Seconds())
+		m.orderSeconds.WithLabelValues(string(mv.to)).Observe(now.Sub(mv.createdAt).Seconds())
 	}
 }
 

@@ -26,10 +26,10 @@ package worker
 // it. completed means both halves: the debit is confirmed and SUD reports
 // EXECUTE_SUCCESS; an action that ends EXECUTE_FAIL is never left charged.
 //
-// Each step is two parts: run* makes the provider call (the only I/O), and
-// the decide* function turns (order, reply) into the next order row. The
-// decide functions are pure: everything they need is in their arguments, so
-// the whole machine is tested without a network and reads top to bottom.
+// Each step is two parts: saga.run (steps.go) makes the provider call, the
+// only I/O, and a decide function here turns (order, reply, policy) into
+// the next order row. The decide functions are pure, so the whole machine
+// is tested without a network and reads top to bottom.
 //
 // Crash safety rests on three rules: every call reuses the idempotency key
 // derived from the order (out_order_id for SUD, billNo for the wallet); the
@@ -38,9 +38,8 @@ package worker
 // the debit; and a step's outcome, the next step and the status event
 // reporting it commit together.
 //
-// The I/O lives beside: steps.go makes each step's provider call,
-// rules.go holds the predicates the decisions apply, bills.go the bill
-// numbers, and execute.go and confirm.go carry the outcomes out.
+// rules.go holds the predicates the decisions apply, outcome.go what they
+// return, bills.go the bill numbers.
 
 import (
 	"fmt"
@@ -64,97 +63,6 @@ const (
 	StepCancel   = "cancel"
 	StepDone     = "done"
 )
-
-// Error codes the saga itself assigns (provider failures keep their code).
-const (
-	codeConfirmTimeout    = "confirm_timeout"
-	codeRetriesExhausted  = "retries_exhausted"
-	codeNotConfigured     = "provider_not_configured"
-	codeSUDExecuteFailed  = "sud_execute_failed"
-	codeSUDExecuteTimeout = "sud_execute_timeout"
-	codeSUDOrderConflict  = "sud_order_conflict"
-	codeBillExpired       = "bill_expired"
-)
-
-// outcome is what one step decided: the next order row plus what to
-// report. The caller turns it into one store transition.
-type outcome struct {
-	next   store.Order
-	detail string        // history line
-	dead   events.Reason // non-empty: publish a dead letter
-	// declinedAfterSUD: the pay was declined for want of coins after SUD
-	// had the order (a player spending elsewhere since the baseline): the
-	// action may have run unpaid. Counted, as the one case the baseline
-	// cannot catch.
-	declinedAfterSUD bool
-	// held: an open circuit refused the step's call; the order waits in
-	// its step without spending a retry (see holding).
-	held bool
-}
-
-// policy is what the decide functions need to know besides the reply.
-type policy struct {
-	now               time.Time
-	retry             RetryPolicy // baseline, order, pay
-	cancelRetry       RetryPolicy // cancel
-	confirmInterval   time.Duration
-	confirmTimeout    time.Duration
-	sudExecuteTimeout time.Duration
-	outageHold        time.Duration
-}
-
-// count unchanged.
-func hold(o store.Order, err error, since time.Time, p policy) outcome {
-	o.NextRunAt = p.now.Add(holdDelay)
-	o.ErrorCode, o.Error = string(providers.CodeOf(err)), err.Error()
-	return outcome{next: o, held: true,
-		detail: fmt.Sprintf("%s held: the provider's circuit has been open for %s; waiting without spending a retry", o.Step, p.now.Sub(since).Round(time.Second))}
-}
-
-// --- transitions shared by every step ---------------------------------------
-
-// advance moves to the next step, due now, with a fresh attempt count.
-func advance(o store.Order, state events.State, step string, now time.Time) store.Order {
-	o.State, o.Step, o.Attempt, o.NextRunAt = string(state), step, 0, now
-	o.ErrorCode, o.Error = "", ""
-	return o
-}
-
-// retryLater keeps the step and schedules another attempt.
-func retryLater(o store.Order, err error, at time.Time) store.Order {
-	o.Attempt++
-	o.NextRunAt = at
-	o.ErrorCode, o.Error = string(providers.CodeOf(err)), err.Error()
-	return o
-}
-
-// stop ends the saga in a terminal state; resumeStep is where a replay
-// picks up.
-func stop(o store.Order, state events.State, resumeStep, code, msg string) store.Order {
-	o.State, o.Step, o.NextRunAt = string(state), resumeStep, time.Time{}
-	o.ErrorCode, o.Error = code, msg
-	return o
-}
-
-// retryOrGiveUp applies the step's retry budget to a retryable failure.
-func retryOrGiveUp(o store.Order, err error, rp RetryPolicy, p policy, giveUp func(store.Order, string) outcome) outcome {
-	if since, ok := holding(err, p); ok {
-		return hold(o, err, since, p)
-	}
-	now := p.now
-	if o.Attempt+1 < rp.attempts() {
-		return outcome{next: retryLater(o, err, now.Add(rp.Delay(o.Attempt))),
-			detail: fmt.Sprintf("%s attempt %d: %v; retrying", o.Step, o.Attempt+1, err)}
-	}
-	return giveUp(o, fmt.Sprintf("%s: %s after %d attempts: %v", o.Step, codeRetriesExhausted, o.Attempt+1, err))
-}
-
-// failAt ends o failed at step with a dead letter for an operator.
-func failAt(step string, err error) func(store.Order, string) outcome {
-	return func(o store.Order, msg string) outcome {
-		return outcome{next: stop(o, events.StateFailed, step, string(providers.CodeOf(err)), msg), detail: msg, dead: events.ReasonFailed}
-	}
-}
 
 // --- step: baseline (balance before anything else) ------------------------
 
@@ -195,26 +103,7 @@ func decideBaseline(o store.Order, bal providers.Balance, err error, p policy) o
 	return outcome{next: advance(o, events.State(o.State), StepOrder, p.now), detail: detail}
 }
 
-// toPay schedules the pay and notes the bill's first use, committed before
-// the call (mustCommit), so that its age is known even if the reply is lost.
-func toPay(o store.Order, state events.State, now time.Time) store.Order {
-	o = advance(o, state, StepPay, now)
-	if o.FirstPayAt.IsZero() {
-		o.FirstPayAt = now
-	}
-	return o
-}
-
 // --- step: order (SUD create_order) ----------------------------------------
-
-// orderReply is what the order step learned from SUD.
-type orderReply struct {
-	orderID string
-	status  string // the action's state when query_order was asked (70501), else ""
-	// mismatch, when SUD answered 70501, names how the order SUD holds
-	// under this out_order_id differs from ours; empty when it is ours.
-	mismatch string
-}
 
 // decideOrder: SUD now knows the order (orderID non-empty) or it failed.
 func decideOrder(o store.Order, r orderReply, err error, p policy) outcome {
@@ -449,4 +338,117 @@ func decideCancel(o store.Order, r providers.CancelReply, err error, p policy) o
 	}
 	msg := fmt.Sprintf("cancel %s: %v", o.BillNo, err)
 	return outcome{next: stop(o, events.StateNeedsAttention, StepCancel, string(providers.CodeOf(err)), msg), detail: msg, dead: events.ReasonNeedsAttention}
+}
+
+// --- accept, reject, replay, notification -------------------------------------
+
+// decideAccept makes the new order o (as its intent describes it) accepted
+// and due now, or, when invalid says why it cannot run, rejected for good
+// with a dead letter. A rejected order resumes at the baseline if a replay
+// ever finds its intent valid.
+func decideAccept(o store.Order, invalid error, now time.Time) outcome {
+	if invalid != nil {
+		o.State, o.Step = string(events.StateRejected), StepBaseline
+		o.ErrorCode, o.Error = events.CodeInvalidIntent, invalid.Error()
+		return outcome{next: o, detail: "rejected: " + invalid.Error(), dead: events.ReasonRejected}
+	}
+	o.State, o.Step, o.NextRunAt = string(events.StateAccepted), StepBaseline, now
+	return outcome{next: o, detail: "accepted from " + o.IntentSubject}
+}
+
+// repeat is what an intent does whose out_order_id is already an order.
+type repeat int
+
+const (
+	repeatAbsorbed repeat = iota // a duplicate, or a replay with nothing to do
+	repeatConflict               // another body under the id: a dead letter; the order is untouched
+	repeatResume                 // a replay of a stopped order: the outcome resumes it
+)
+
+// decideRepeat decides an intent for the stored order o: sameBody when its
+// content is o's, replay when an operator replayed it. A replay resumes a
+// failed, compensated, needs_attention or rejected order at its step, due
+// now with a fresh attempt count; a rejected one whose intent is still
+// invalid (validate says why) is rejected again, which is news.
+func decideRepeat(o store.Order, sameBody, replay bool, validate func() error, now time.Time) (repeat, outcome) {
+	if !sameBody {
+		return repeatConflict, outcome{dead: events.ReasonConflict,
+			detail: fmt.Sprintf("out_order_id %s already names a different intent (order state %s)", o.OutOrderID, o.State)}
+	}
+	switch st := events.State(o.State); {
+	case !replay:
+		return repeatAbsorbed, outcome{detail: "duplicate intent absorbed"}
+	case st == events.StateCompleted:
+		return repeatAbsorbed, outcome{detail: "replay of a completed order: already done, nothing charged"}
+	case !st.Terminal():
+		return repeatAbsorbed, outcome{detail: "replay of an order still in progress: nothing to do"}
+	}
+	resumed := o
+	resumed.NextRunAt, resumed.Attempt = now, 0
+	out := outcome{detail: fmt.Sprintf("replayed: resuming at step %s", o.Step)}
+	if events.State(o.State) == events.StateRejected {
+		if verr := validate(); verr != nil {
+			resumed.NextRunAt = time.Time{}
+			resumed.Seq++
+			resumed.Error = verr.Error()
+			out = outcome{detail: "replayed, still rejected: " + verr.Error(), dead: events.ReasonRejected}
+		}
+	}
+	out.next = resumed
+	return repeatResume, out
+}
+
+// decideNotified applies SUD's notification of a final status to o: an
+// order waiting in the verdict step for a later poll asks at once. It is
+// false when the notification changes nothing (the order is not waiting
+// for it, or is about to ask anyway).
+func decideNotified(o store.Order, status string, now time.Time) (outcome, bool) {
+	if o.Step != StepVerdict || o.NextRunAt.IsZero() || !o.NextRunAt.After(now) {
+		return outcome{}, false
+	}
+	o.NextRunAt = now
+	return outcome{next: o, detail: "SUD notified " + status + "; asking at once"}, true
+}
+
+// --- when outcomes become durable ---------------------------------------------
+
+// then is what follows the steps an order ran since its row was stored.
+type then int
+
+const (
+	thenRun    then = iota // the next step, at once, in memory
+	thenWait               // polls that saw nothing: wait in memory, storing nothing
+	thenCommit             // store the steps before anything else
+	thenStored             // stored, waiting in the store for its next run
+)
+
+// commitPolicy decides what follows the steps run so far, the order now
+// being o; onlyPolls when they were confirmation polls that saw nothing.
+//
+// Such polls change nothing a restart needs (see waitingOrders). Other
+// steps must be durable before a call that moves money (so that a retry
+// after a crash confirms against the recorded baseline, and a cancel is
+// never lost), before any wait, at the end of the saga, and on drain;
+// otherwise they chain in memory and commit together: a crash before the
+// commit only repeats calls whose idempotency keys make them harmless
+// (create_order, a balance read, a pay with the same bill_no).
+func commitPolicy(o store.Order, onlyPolls bool, now time.Time, draining bool) then {
+	switch {
+	case onlyPolls && o.NextRunAt.After(now):
+		return thenWait
+	case o.Step == StepPay || o.Step == StepCancel || o.NextRunAt.IsZero() || o.NextRunAt.After(now) || draining:
+		return thenCommit
+	}
+	return thenRun
+}
+
+// afterCommit decides what follows a commit that stored the order as o.
+func afterCommit(o store.Order, now time.Time, draining bool) then {
+	switch {
+	case o.Step == StepConfirm && !o.NextRunAt.IsZero():
+		return thenWait
+	case !o.NextRunAt.IsZero() && !o.NextRunAt.After(now) && !draining:
+		return thenRun
+	}
+	return thenStored
 }

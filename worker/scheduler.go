@@ -38,8 +38,7 @@ const dueRecheck = 50 * time.Millisecond
 // goroutine touches it.
 type dueBatch struct {
 	orders  []store.Order
-	fetched time.Time
-	readAt  time.Time // monotonic, taken before the read: see current
+	fetched time.Time // by the worker's clock, before the read: see current
 	// more: the store may hold due orders of this queue that are not in
 	// the batch (the last read was full, new work arrived, or time
 	// passed). Without it, a freed slot needs no read: everything due was
@@ -75,8 +74,8 @@ func (w *Worker) schedule(ctx context.Context) {
 	defer timer.Stop()
 	var (
 		q       dueQueues
-		timerAt = time.Now() // when the timer fires; zero once it has
-		paused  bool         // the store's writes were failing at the last pass
+		timerAt = w.now() // when the timer fires; zero once it has
+		paused  bool      // the store's writes were failing at the last pass
 	)
 	for {
 		select {
@@ -104,11 +103,11 @@ func (w *Worker) schedule(ctx context.Context) {
 			q = dueQueues{} // the store has them; the waiting orders stay
 		}
 		w.forgetCommits()
-		if !timerAt.IsZero() && time.Until(timerAt) <= dueRecheck {
+		if !timerAt.IsZero() && timerAt.Sub(w.now()) <= dueRecheck {
 			continue // fires soon enough whatever the store says
 		}
 		d := w.untilNextDue(ctx, &q)
-		if at := time.Now().Add(d); timerAt.IsZero() || at.Before(timerAt) {
+		if at := w.now().Add(d); timerAt.IsZero() || at.Before(timerAt) {
 			timer.Reset(d)
 			timerAt = at
 		}
@@ -135,7 +134,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
 		*batch = dueBatch{more: true}
 	}
-	if fresh != nil && len(*fresh) > 0 && time.Since((*fresh)[0].at) > dueBatchMaxAge {
+	if fresh != nil && len(*fresh) > 0 && w.now().Sub((*fresh)[0].at) > dueBatchMaxAge {
 		// Held too long for the commit memory to vouch for them: the
 		// store has them.
 		clear(*fresh)
@@ -150,7 +149,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			o := batch.orders[0]
 			batch.orders[0] = store.Order{} // let the intent bytes go
 			batch.orders = batch.orders[1:]
-			w.tryStart(o, batch.readAt)
+			w.tryStart(o, batch.fetched)
 		}
 		for fresh != nil && len(*fresh) > 0 {
 			if room() <= 0 {
@@ -166,7 +165,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			return
 		}
 		limit := max(n, dueFetchFactor*w.slots.capacity())
-		readAt, fetched := time.Now(), w.now()
+		fetched := w.now() // before the read: see current
 		due, err := w.cfg.Store.Due(ctx, fetched, limit, steps, w.isRunning)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -174,7 +173,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			}
 			return
 		}
-		*batch = dueBatch{orders: due, fetched: fetched, readAt: readAt, more: len(due) == limit}
+		*batch = dueBatch{orders: due, fetched: fetched, more: len(due) == limit}
 		if len(due) == 0 {
 			return
 		}
@@ -191,7 +190,7 @@ func (w *Worker) startPolls() {
 		if !ok {
 			return
 		}
-		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, time.Now(), &wo) {
+		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, w.now(), &wo) {
 			w.waiting.pushBack(wo) // draining, or lost the slot: later
 			return
 		}

@@ -15,6 +15,15 @@ import (
 	"github.com/coinsaga/coinsaga/store"
 )
 
+// orderReply is what the order step learned from SUD.
+type orderReply struct {
+	orderID string
+	status  string // the action's state when query_order was asked (70501), else ""
+	// mismatch, when SUD answered 70501, names how the order SUD holds
+	// under this out_order_id differs from ours; empty when it is ours.
+	mismatch string
+}
+
 // OrderService is SUD's order API as the saga uses it.
 type OrderService interface {
 	CreateOrder(ctx context.Context, req sud.CreateOrderRequest) (sud.CreateOrderReply, error)

@@ -256,20 +256,20 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	// Drain, saying what it waits for: an operator watching a stop that
 	// takes seconds wants to know it is not stuck.
-	drainStart := time.Now()
+	drainStart := w.now()
 	w.draining.Store(true)
 	w.ready.Store(false)
 	w.log.Info("draining: taking no new intents; running steps finish and record their outcome", "running_steps", w.slots.used())
 	consumer.stop()
 	w.steps.Wait()
 	<-healthDone
-	w.log.Info("draining: every running step recorded; publishing the outbox", "took", time.Since(drainStart).Round(time.Millisecond))
+	w.log.Info("draining: every running step recorded; publishing the outbox", "took", w.now().Sub(drainStart).Round(time.Millisecond))
 	// The flush takes over from the relay goroutine: the cursor is theirs
 	// one at a time.
 	stopRelay()
 	<-relayDone
 	w.flushOutbox(5 * time.Second)
-	w.log.Info("worker stopped", "drain_took", time.Since(drainStart).Round(time.Millisecond))
+	w.log.Info("worker stopped", "drain_took", w.now().Sub(drainStart).Round(time.Millisecond))
 	if err := context.Cause(ctx); errors.Is(err, ErrOwnershipLost) {
 		return fmt.Errorf("worker: %w", err)
 	}
