@@ -54,7 +54,8 @@ type confirmState struct {
 	version int64 // the stored row these polls follow
 
 	// The debit, as the stored row says: never changed by a poll.
-	provider, state, billNo                           string
+	provider, billNo                                  string
+	state                                             events.State
 	amount                                            int64
 	baselineBalance, baselineSaveAmt, baselineCostSum int64
 	baselineGenBalance, usedGenAmt                    int64
@@ -73,7 +74,8 @@ type confirmState struct {
 // confirmOf is o's confirm state, polled on acct.
 func confirmOf(o store.Order, acct unique.Handle[providers.Account]) confirmState {
 	c := confirmState{id: o.OutOrderID, version: o.Version,
-		provider: canonical(o.Provider), state: canonical(o.State), billNo: o.BillNo,
+		provider: canonical(o.Provider, events.ProviderMOGS, events.ProviderMidas),
+		state:    canonical(o.State, events.StateDebited), billNo: o.BillNo,
 		amount: o.Amount, baselineBalance: o.BaselineBalance, baselineSaveAmt: o.BaselineSaveAmt,
 		baselineCostSum: o.BaselineCostSum, baselineGenBalance: o.BaselineGenBalance, usedGenAmt: o.UsedGenAmt,
 		payBalance: o.PayBalance, hasPayBalance: o.HasPayBalance, debitedAt: o.DebitedAt, acct: acct,
@@ -102,14 +104,11 @@ func confirmView(o store.Order) store.Order {
 
 // canonical returns the constant for a provider or state name, so that
 // waiting orders share it rather than each keep the copy its row read.
-func canonical(name string) string {
-	switch name {
-	case events.ProviderMOGS:
-		return events.ProviderMOGS
-	case events.ProviderMidas:
-		return events.ProviderMidas
-	case string(events.StateDebited):
-		return string(events.StateDebited)
+func canonical[T ~string](name T, constants ...T) T {
+	for _, c := range constants {
+		if c == name {
+			return c
+		}
 	}
 	return name
 }
@@ -227,7 +226,7 @@ func (w *Worker) loadWaiting(ctx context.Context) error {
 	}
 	loaded := 0
 	for {
-		page, err := w.cfg.Store.Due(ctx, never, waitingLoadPage, []string{StepConfirm}, queued)
+		page, err := w.cfg.Store.Due(ctx, never, waitingLoadPage, []Step{StepConfirm}, queued)
 		if err != nil {
 			return fmt.Errorf("loading orders waiting for confirmation: %w", err)
 		}

@@ -165,7 +165,7 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 				w.fresh.put(created, acceptedAt)
 			}
 			if w.metrics != nil {
-				w.metrics.intentReceived(p.req.Order.State)
+				w.metrics.intentReceived(string(p.req.Order.State))
 			}
 			ack(p.msg)
 			continue

@@ -213,7 +213,7 @@ func (c *change) record(w *Worker, from store.Order, out outcome) store.Order {
 	}
 	c.history = append(c.history, store.HistoryEntry{At: now, State: to.State, Step: from.Step,
 		Attempt: from.Attempt + 1, ErrorCode: to.ErrorCode, Error: to.Error, Detail: out.detail})
-	c.moves = append(c.moves, move{from: events.State(from.State), to: events.State(to.State),
+	c.moves = append(c.moves, move{from: from.State, to: to.State,
 		ended: to.NextRunAt.IsZero() && !from.NextRunAt.IsZero(), createdAt: to.CreatedAt})
 	c.to = to
 	return to

@@ -62,8 +62,8 @@ func hold(o store.Order, err error, since time.Time, p policy) outcome {
 // The row edits every decide function shares.
 
 // advance moves to the next step, due now, with a fresh attempt count.
-func advance(o store.Order, state events.State, step string, now time.Time) store.Order {
-	o.State, o.Step, o.Attempt, o.NextRunAt = string(state), step, 0, now
+func advance(o store.Order, state events.State, step Step, now time.Time) store.Order {
+	o.State, o.Step, o.Attempt, o.NextRunAt = state, step, 0, now
 	o.ErrorCode, o.Error = "", ""
 	return o
 }
@@ -78,8 +78,8 @@ func retryLater(o store.Order, err error, at time.Time) store.Order {
 
 // stop ends the saga in a terminal state; resumeStep is where a replay
 // picks up.
-func stop(o store.Order, state events.State, resumeStep, code, msg string) store.Order {
-	o.State, o.Step, o.NextRunAt = string(state), resumeStep, time.Time{}
+func stop(o store.Order, state events.State, resumeStep Step, code, msg string) store.Order {
+	o.State, o.Step, o.NextRunAt = state, resumeStep, time.Time{}
 	o.ErrorCode, o.Error = code, msg
 	return o
 }
@@ -98,7 +98,7 @@ func retryOrGiveUp(o store.Order, err error, rp RetryPolicy, p policy, giveUp fu
 }
 
 // failAt ends o failed at step with a dead letter for an operator.
-func failAt(step string, err error) func(store.Order, string) outcome {
+func failAt(step Step, err error) func(store.Order, string) outcome {
 	return func(o store.Order, msg string) outcome {
 		return outcome{next: stop(o, events.StateFailed, step, string(providers.CodeOf(err)), msg), detail: msg, dead: events.ReasonFailed}
 	}

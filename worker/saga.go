@@ -46,23 +46,32 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/protect"
 	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/store"
 )
 
-// Step names: what the saga does next for an order. A terminal order keeps
-// the step a replay resumes at.
+// Step is what the saga does next for an order; a terminal order keeps
+// the step a replay resumes at. The store keeps it as a name it does not
+// interpret (internal/orderstate).
+type Step = orderstate.Step
+
 const (
-	StepBaseline = "baseline"
-	StepOrder    = "order"
-	StepPay      = "pay"
-	StepConfirm  = "confirm"
-	StepVerdict  = "verdict"
-	StepCancel   = "cancel"
-	StepDone     = "done"
+	StepBaseline Step = "baseline"
+	StepOrder    Step = "order"
+	StepPay      Step = "pay"
+	StepConfirm  Step = "confirm"
+	StepVerdict  Step = "verdict"
+	StepCancel   Step = "cancel"
+	StepDone     Step = "done"
 )
+
+// Steps returns every step in saga order: the one list of steps.
+func Steps() []Step {
+	return []Step{StepBaseline, StepOrder, StepPay, StepConfirm, StepVerdict, StepCancel, StepDone}
+}
 
 // --- step: baseline (balance before anything else) ------------------------
 
@@ -98,9 +107,9 @@ func decideBaseline(o store.Order, bal providers.Balance, err error, p policy) o
 	}
 	if o.SudOrderID != "" {
 		// A replay: SUD has the order (and may have run it) already.
-		return outcome{next: toPay(o, events.State(o.State), p.now), detail: detail}
+		return outcome{next: toPay(o, o.State, p.now), detail: detail}
 	}
-	return outcome{next: advance(o, events.State(o.State), StepOrder, p.now), detail: detail}
+	return outcome{next: advance(o, o.State, StepOrder, p.now), detail: detail}
 }
 
 // --- step: order (SUD create_order) ----------------------------------------
@@ -223,7 +232,7 @@ func decideConfirm(o store.Order, r balanceReading, err error, p policy) outcome
 		source = fmt.Sprintf(" (balance read %s earlier for another order)", max(0, p.now.Sub(r.at)).Round(time.Millisecond))
 	}
 	if err == nil && debitVisible(o, r.Balance) {
-		next := advance(o, events.State(o.State), StepVerdict, p.now)
+		next := advance(o, o.State, StepVerdict, p.now)
 		next.PayBalance, next.HasPayBalance = r.Balance.Balance, true
 		return outcome{next: next, detail: fmt.Sprintf("debit confirmed by poll %d, balance %d%s", o.Attempt+1, r.Balance.Balance, source)}
 	}
@@ -348,11 +357,11 @@ func decideCancel(o store.Order, r providers.CancelReply, err error, p policy) o
 // ever finds its intent valid.
 func decideAccept(o store.Order, invalid error, now time.Time) outcome {
 	if invalid != nil {
-		o.State, o.Step = string(events.StateRejected), StepBaseline
+		o.State, o.Step = events.StateRejected, StepBaseline
 		o.ErrorCode, o.Error = events.CodeInvalidIntent, invalid.Error()
 		return outcome{next: o, detail: "rejected: " + invalid.Error(), dead: events.ReasonRejected}
 	}
-	o.State, o.Step, o.NextRunAt = string(events.StateAccepted), StepBaseline, now
+	o.State, o.Step, o.NextRunAt = events.StateAccepted, StepBaseline, now
 	return outcome{next: o, detail: "accepted from " + o.IntentSubject}
 }
 
@@ -375,7 +384,7 @@ func decideRepeat(o store.Order, sameBody, replay bool, validate func() error, n
 		return repeatConflict, outcome{dead: events.ReasonConflict,
 			detail: fmt.Sprintf("out_order_id %s already names a different intent (order state %s)", o.OutOrderID, o.State)}
 	}
-	switch st := events.State(o.State); {
+	switch st := o.State; {
 	case !replay:
 		return repeatAbsorbed, outcome{detail: "duplicate intent absorbed"}
 	case st == events.StateCompleted:
@@ -386,7 +395,7 @@ func decideRepeat(o store.Order, sameBody, replay bool, validate func() error, n
 	resumed := o
 	resumed.NextRunAt, resumed.Attempt = now, 0
 	out := outcome{detail: fmt.Sprintf("replayed: resuming at step %s", o.Step)}
-	if events.State(o.State) == events.StateRejected {
+	if o.State == events.StateRejected {
 		if verr := validate(); verr != nil {
 			resumed.NextRunAt = time.Time{}
 			resumed.Seq++

@@ -53,7 +53,15 @@ type dueBatch struct {
 // to show must not stop new orders, and a flood of new orders must not
 // stop the polls that complete (or compensate) the waiting ones. The work
 // queue is read from the store; the polls wait in memory (waitingOrders).
-var workSteps = []string{StepBaseline, StepOrder, StepPay, StepVerdict, StepCancel}
+var workSteps = func() []Step {
+	var work []Step
+	for _, s := range Steps() {
+		if s != StepConfirm && s != StepDone { // polls wait in memory; done is never due
+			work = append(work, s)
+		}
+	}
+	return work
+}()
 
 // dueQueues are the work queue's batch in hand and the new orders the
 // consumer handed over (see handoff), which start after that batch.
@@ -130,7 +138,7 @@ func (w *Worker) workRoom() int {
 // fill starts due orders of one queue while room() allows, from the batch
 // while it lasts and is fresh, then from the handed-over new orders (when
 // fresh is not nil), then from the store.
-func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room func() int, fresh *[]freshOrder) {
+func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room func() int, fresh *[]freshOrder) {
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
 		*batch = dueBatch{more: true}
 	}
