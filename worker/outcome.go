@@ -59,6 +59,25 @@ func hold(o store.Order, err error, since time.Time, p policy) outcome {
 		detail: fmt.Sprintf("%s held: the provider's circuit has been open for %s; waiting without spending a retry", o.Step, p.now.Sub(since).Round(time.Second))}
 }
 
+// repeat is what an intent does whose out_order_id is already an order.
+type repeat int
+
+const (
+	repeatAbsorbed repeat = iota // a duplicate, or a replay with nothing to do
+	repeatConflict               // another body under the id: a dead letter; the order is untouched
+	repeatResume                 // a replay of a stopped order: the outcome resumes it
+)
+
+// then is what follows the steps an order ran since its row was stored.
+type then int
+
+const (
+	thenRun    then = iota // the next step, at once, in memory
+	thenWait               // polls that saw nothing: wait in memory, storing nothing
+	thenCommit             // store the steps before anything else
+	thenStored             // stored, waiting in the store for its next run
+)
+
 // The row edits every decide function shares.
 
 // advance moves to the next step, due now, with a fresh attempt count.
@@ -112,4 +131,11 @@ func toPay(o store.Order, state events.State, now time.Time) store.Order {
 		o.FirstPayAt = now
 	}
 	return o
+}
+
+// compensate starts the cancel of the order's bill, now.
+func compensate(o store.Order, code, msg string, now time.Time) outcome {
+	next := advance(o, events.StateCompensating, StepCancel, now)
+	next.ErrorCode, next.Error = code, msg
+	return outcome{next: next, detail: msg + "; compensating"}
 }

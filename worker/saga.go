@@ -152,9 +152,8 @@ func decideOrder(o store.Order, r orderReply, err error, p policy) outcome {
 
 // --- step: pay ----------------------------------------------------------
 
-// decidePayBefore decides a pay that must not be made: SUD reported the
-// action failed, or the bill is too old to trust. ok is false when the pay
-// may go ahead.
+// decidePayBefore stops a pay that must not be made: SUD reported the
+// action failed, or the bill is too old to trust (false: pay).
 func decidePayBefore(o store.Order, sudStatus string, p policy) (outcome, bool) {
 	if sudStatus == sud.StatusExecuteFail {
 		o.SudStatus = sudStatus
@@ -214,12 +213,7 @@ func decidePay(o store.Order, r providers.DebitReply, err error, p policy) outco
 	return compensate(o, string(code), msg, p.now)
 }
 
-// compensate starts the cancel of the order's bill, now.
-func compensate(o store.Order, code, msg string, now time.Time) outcome {
-	next := advance(o, events.StateCompensating, StepCancel, now)
-	next.ErrorCode, next.Error = code, msg
-	return outcome{next: next, detail: msg + "; compensating"}
-}
+// --- step: confirm (balance polling) -----------------------------------------
 
 // decideConfirm applies the rule to a balance reading. Time is the
 // reading's: the next poll is one interval after it was taken (which lines
@@ -365,20 +359,10 @@ func decideAccept(o store.Order, invalid error, now time.Time) outcome {
 	return outcome{next: o, detail: "accepted from " + o.IntentSubject}
 }
 
-// repeat is what an intent does whose out_order_id is already an order.
-type repeat int
-
-const (
-	repeatAbsorbed repeat = iota // a duplicate, or a replay with nothing to do
-	repeatConflict               // another body under the id: a dead letter; the order is untouched
-	repeatResume                 // a replay of a stopped order: the outcome resumes it
-)
-
-// decideRepeat decides an intent for the stored order o: sameBody when its
-// content is o's, replay when an operator replayed it. A replay resumes a
-// failed, compensated, needs_attention or rejected order at its step, due
-// now with a fresh attempt count; a rejected one whose intent is still
-// invalid (validate says why) is rejected again, which is news.
+// decideRepeat decides an intent for the stored order o (sameBody: its
+// content is o's; replay: an operator replayed it). A replay resumes a
+// stopped order at its step, due now with a fresh attempt count; a
+// rejected one whose intent is still invalid is rejected again.
 func decideRepeat(o store.Order, sameBody, replay bool, validate func() error, now time.Time) (repeat, outcome) {
 	if !sameBody {
 		return repeatConflict, outcome{dead: events.ReasonConflict,
@@ -420,16 +404,6 @@ func decideNotified(o store.Order, status string, now time.Time) (outcome, bool)
 }
 
 // --- when outcomes become durable ---------------------------------------------
-
-// then is what follows the steps an order ran since its row was stored.
-type then int
-
-const (
-	thenRun    then = iota // the next step, at once, in memory
-	thenWait               // polls that saw nothing: wait in memory, storing nothing
-	thenCommit             // store the steps before anything else
-	thenStored             // stored, waiting in the store for its next run
-)
 
 // commitPolicy decides what follows the steps run so far, the order now
 // being o; onlyPolls when they were confirmation polls that saw nothing.

@@ -3,16 +3,35 @@
 // wallet provider step by step, and relays the status events and dead
 // letters the steps write to the store's outbox.
 //
-// Three loops share one Worker:
+// The saga itself is saga.go: every transition of an order, accept,
+// reject, replay and the commit policy included, as pure decide
+// functions; steps.go makes the provider calls they decide on. Around it
+// run these loops, sharing one Worker and one clock (Config.Now):
 //
-//   - the consumer acks an intent only once its order is durable;
-//   - the scheduler runs due steps, at most Concurrency at a time, and
-//     carries an order straight on to its next step when that is due now;
-//   - the relay publishes outbox messages and deletes each only after
-//     JetStream acknowledged it.
+//   - the consumer (consumer.go) records intents in batches, one
+//     transaction each, and acks an intent only once its order is
+//     durable; it hands new orders straight to the scheduler (handoff.go);
+//   - the scheduler (scheduler.go) starts due work in a bounded, adaptive
+//     number of step slots (limit.go): an order's own steps, from the
+//     handoff and the store's due index, first, and confirmation polls in
+//     the slots left over, a quarter being kept for them;
+//   - each started order (execute.go) runs its steps for as long as the
+//     next is due at once, chaining them in memory and committing their
+//     outcome, next step and status events together when saga.go's
+//     commitPolicy says so;
+//   - orders waiting for their debit to show (confirm.go) wait in memory,
+//     not in the due index: a poll that sees nothing stores nothing, polls
+//     of one account share a balance read (readings.go), and only the poll
+//     that decides commits;
+//   - the relay (relay.go) publishes outbox messages and deletes each only
+//     after JetStream acknowledged it;
+//   - a health watcher keeps Ready honest, and with Config.Owner a lease
+//     keeper holds the prefix (owner.go).
 //
-// The store is the source of truth: waiting (backoff, confirmation polls)
-// is a time in an order row, so a restart resumes every order where it was.
+// The store is the source of truth: an order's next step and when it is
+// due are in its row, so a restart resumes every order where its last
+// commit left it, and reloads the orders that were waiting for a poll
+// (loadWaiting), polling them no later than the previous run would have.
 package worker
 
 import (
