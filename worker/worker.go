@@ -137,9 +137,26 @@ type Worker struct {
 
 // New checks cfg and returns a Worker ready to Run.
 func New(cfg Config) (*Worker, error) {
-	switch {
-	case cfg.Conn == nil:
+	if cfg.Conn == nil {
 		return nil, errors.New("worker: Config.Conn is required")
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	w, err := newWorker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.js = js
+	return w, nil
+}
+
+// newWorker is New without NATS: a Worker whose scheduler, steps and
+// store work run, for the scheduler's own tests; the consumer, relay and
+// API need the JetStream that New adds.
+func newWorker(cfg Config) (*Worker, error) {
+	switch {
 	case cfg.Store == nil:
 		return nil, errors.New("worker: Config.Store is required")
 	case cfg.SUD == nil:
@@ -181,10 +198,6 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	js, err := jetstream.New(cfg.Conn)
-	if err != nil {
-		return nil, fmt.Errorf("worker: jetstream: %w", err)
-	}
 	// Every real provider call tells the step limit how long it took.
 	limit := newStepLimit(cfg.Concurrency, cfg.MaxSteps)
 	timedWallets := make(map[string]providers.Wallet, len(cfg.Wallets))
@@ -194,7 +207,7 @@ func New(cfg Config) (*Worker, error) {
 	cfg.Wallets = timedWallets
 	cfg.SUD = timedOrders{OrderService: cfg.SUD, observe: limit.observe, now: cfg.Now}
 	return &Worker{
-		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		stepCtx:   context.Background(), // Run sets the real one
 		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval), verdicts: newVerdicts(cfg.Now)},
 		slots:     limit,
