@@ -273,13 +273,21 @@ func TestSchedulerKeepsToItsConcurrencyLimit(t *testing.T) {
 		e.nextRead(t, "a baseline read")
 	}
 	e.poke() // a wake while the slots are full starts nothing
-	e.eventually(t, "the slots the work may use are full", func() bool { return e.w.workRoom() == 0 })
+	inflight := func() int {
+		e.wallet.mu.Lock()
+		defer e.wallet.mu.Unlock()
+		return e.wallet.inflight
+	}
+	e.eventually(t, "the slots the work may use are full", func() bool { return inflight() == work && e.w.workRoom() == 0 })
+	if used := e.w.slots.used(); used != work || len(e.wallet.reads) != 0 {
+		t.Fatalf("%d slots in use and %d more reads with %d orders due, want %d (%d slots, %d kept for polls)",
+			used, len(e.wallet.reads), orders, work, limit, limit/4)
+	}
 	e.wallet.mu.Lock()
-	inflight := e.wallet.inflight
+	gatedPeak := e.wallet.peak
 	e.wallet.mu.Unlock()
-	if inflight != work || e.w.slots.used() != work {
-		t.Fatalf("%d balance reads and %d slots in use with %d orders due, want %d (%d slots, %d kept for polls)",
-			inflight, e.w.slots.used(), orders, work, limit, limit/4)
+	if gatedPeak != work {
+		t.Errorf("%d baseline reads at once, want %d", gatedPeak, work)
 	}
 	close(e.wallet.gate)
 	for _, id := range ids {
@@ -298,6 +306,7 @@ func TestSchedulerDoesNotRerunACommittedOrder(t *testing.T) {
 	t0 := e.clock.Now()
 	e.add(t, "o-1", t0)
 	e.eventually(t, "o-1 completed", func() bool { return e.order(t, "o-1").State == events.StateCompleted })
+	e.eventually(t, "o-1's last step let go of it", func() bool { return !e.w.isRunning("o-1") })
 	debits, _ := e.wallet.calls()
 	reads := len(e.wallet.reads)
 
