@@ -44,16 +44,30 @@ type waitingOrders struct {
 // poll that sees nothing needs no row read and no intent decode; only the
 // poll that decides reads the row, to store the outcome on it.
 //
-// 50,000 of them are live heap the collector marks on every cycle, so they
-// are kept small: provider and state names are the shared constants
-// (canonical), and the account is interned, one copy per player however
-// many of their orders wait. It holds the player's login fields, as a
-// decoded intent does, and like it is never logged.
+// 50,000 of them are live heap the collector marks on every cycle, and a
+// poll that sees nothing requeues a copy, so they are kept small: the
+// debit is behind a pointer that every copy of one stored version shares,
+// provider and state names are the shared constants (canonical), and the
+// account is interned, one copy per player however many of their orders
+// wait. It holds the player's login fields, as a decoded intent does, and
+// like it is never logged.
 type confirmState struct {
 	id      string
 	version int64 // the stored row these polls follow
 
-	// The debit, as the stored row says: never changed by a poll.
+	// The polls since the row: what each one that sees nothing changes.
+	due     time.Time // next poll
+	polls   int       // the row's Attempt after these polls
+	errCode string    // the last read's error, if it failed
+	err     string
+
+	*confirmDebit // shared by every copy; never changed
+}
+
+// confirmDebit is the debit a confirm state's polls look for, as the stored
+// row says, and the account they read: the part of confirmState no poll
+// changes.
+type confirmDebit struct {
 	provider, billNo                                  string
 	state                                             events.State
 	amount                                            int64
@@ -63,27 +77,20 @@ type confirmState struct {
 	hasPayBalance                                     bool
 	debitedAt                                         time.Time
 	acct                                              unique.Handle[providers.Account]
-
-	// The polls since the row: what each one that sees nothing changes.
-	due     time.Time // next poll
-	polls   int       // the row's Attempt after these polls
-	errCode string    // the last read's error, if it failed
-	err     string
 }
 
 // confirmOf is o's confirm state, polled on acct.
 func confirmOf(o store.Order, acct unique.Handle[providers.Account]) confirmState {
-	c := confirmState{id: o.OutOrderID, version: o.Version,
-		provider: canonical(o.Provider, events.ProviderMOGS, events.ProviderMidas),
-		state:    canonical(o.State, events.StateDebited), billNo: o.BillNo,
+	d := &confirmDebit{provider: canonical(o.Provider, events.ProviderMOGS, events.ProviderMidas),
+		state: canonical(o.State, events.StateDebited), billNo: o.BillNo,
 		amount: o.Amount, baselineBalance: o.BaselineBalance, baselineSaveAmt: o.BaselineSaveAmt,
 		baselineCostSum: o.BaselineCostSum, baselineGenBalance: o.BaselineGenBalance, usedGenAmt: o.UsedGenAmt,
-		payBalance: o.PayBalance, hasPayBalance: o.HasPayBalance, debitedAt: o.DebitedAt, acct: acct,
-		due: o.NextRunAt, polls: o.Attempt, errCode: o.ErrorCode, err: o.Error}
-	if c.billNo == c.id {
-		c.billNo = c.id // the first bill of an order: one string for both
+		payBalance: o.PayBalance, hasPayBalance: o.HasPayBalance, debitedAt: o.DebitedAt, acct: acct}
+	if d.billNo == o.OutOrderID {
+		d.billNo = o.OutOrderID // the first bill of an order: one string for both
 	}
-	return c
+	return confirmState{id: o.OutOrderID, version: o.Version,
+		due: o.NextRunAt, polls: o.Attempt, errCode: o.ErrorCode, err: o.Error, confirmDebit: d}
 }
 
 // waitingOf is o, a stored row in the confirm step, waiting for its polls
@@ -94,7 +101,7 @@ func waitingOf(o store.Order, acct providers.Account) confirmState {
 
 // confirmView is the part of o that pollSince and decideConfirm read, and
 // nothing else: o through its confirm state and back. A field either of
-// them starts reading belongs in confirmState too
+// them starts reading belongs in confirmState (or its debit) too
 // (TestConfirmViewDecidesAsTheWholeRow checks that they agree).
 func confirmView(o store.Order) store.Order {
 	v := confirmOf(o, unique.Handle[providers.Account]{}).view()
