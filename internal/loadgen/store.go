@@ -37,11 +37,11 @@ func (r *run) preload(ctx context.Context, n int) error {
 			Order: store.Order{
 				OutOrderID: in.OutOrderID, MgID: in.MgID, RoomID: in.RoomID, FromUID: in.FromUID,
 				Provider: in.Payment.Provider, Amount: in.Payment.Amount, Intent: m.Data, IntentSubject: m.Subject,
-				BodyHash: in.Hash(), State: string(events.StateCompleted), Step: worker.StepDone, Seq: 4,
+				BodyHash: in.Hash(), State: events.StateCompleted, Step: worker.StepDone, Seq: 4,
 				SudOrderID: "sud-" + in.OutOrderID, BillNo: in.OutOrderID, HasBaseline: true, BaselineBalance: 1000000,
 				HasPayBalance: true, PayBalance: 1000000 - in.Payment.Amount, DebitedAt: now, CreatedAt: now, UpdatedAt: now,
 			},
-			History: store.HistoryEntry{At: now, State: string(events.StateCompleted), Step: worker.StepConfirm, Attempt: 1,
+			History: store.HistoryEntry{At: now, State: events.StateCompleted, Step: worker.StepConfirm, Attempt: 1,
 				Detail: "debit confirmed, balance 999900"},
 		})
 		if len(reqs) == batch || i == n-1 {
