@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +46,7 @@ func (s *syncBuffer) String() string {
 // and sandbox in dataDir, on the PostgreSQL database dbURL.
 type running struct {
 	natsURL string
+	http    string // the listener's address: /readyz says when the worker takes intents
 	log     *syncBuffer
 	done    chan error
 	stop    context.CancelFunc
@@ -56,7 +58,7 @@ func startService(t *testing.T, dataDir, natsListen, dbURL string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{http: ln.Addr().String(), log: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	opts := Options{
@@ -89,11 +91,12 @@ func (r *running) close(t *testing.T) error {
 	}
 }
 
-// waitServing waits for the service's "coinsaga serving" line.
+// waitServing waits until /readyz says the worker takes intents (its
+// streams exist and it holds the prefix).
 func (r *running) waitServing(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.log.String(), "coinsaga serving") {
+	for !r.ready() {
 		select {
 		case err := <-r.done:
 			t.Fatalf("the service ended before serving: %v; its log:\n%s", err, r.log.String())
@@ -103,6 +106,15 @@ func (r *running) waitServing(t *testing.T) {
 			t.Fatalf("the service did not serve within 30 s; its log:\n%s", r.log.String())
 		}
 	}
+}
+
+func (r *running) ready() bool {
+	resp, err := http.Get("http://" + r.http + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 func intent(i int) events.Intent {
