@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/console"
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
@@ -62,6 +63,7 @@ type serveFlags struct {
 	jsMaxStore      byteSize
 	logFormat       string
 	logLevel        string
+	console         console.Flags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -98,6 +100,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.jsMaxStore, "jetstream-max-store", "disk the embedded JetStream may use, a `size` like 10GiB (0: 75% of the free disk under --data-dir)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.console.Register(fs)
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -112,6 +115,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErrorf("serve takes no arguments (got %q)", fs.Args())
 	}
 	if err := f.check(src); err != nil {
+		return err
+	}
+	if err := f.console.Check(f.httpListen); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
@@ -275,7 +281,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				return w.SUDNotified(ctx, n.Order.OutOrderID, n.Order.Status)
 			})
 	}
-	httpSrv, httpAddr := startHTTP(httpLn, reg, w, st, nc, f.sudNotifyPath, notify, log)
+	ui, err := f.console.Handler(ctx, console.Serve{Conn: nc, Subjects: subjects, Orders: st, Metrics: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	httpSrv, httpAddr := startHTTP(httpLn, reg, w, st, nc, f.sudNotifyPath, notify, ui, log)
 	defer shutdownHTTP(httpSrv)
 	if sb != nil && notify != nil {
 		sb.SetSUDNotifyURL("http://" + httpAddr + f.sudNotifyPath)
@@ -400,10 +410,14 @@ func startSandboxState(addr, stateFile string, log *slog.Logger) (*sandbox.Sandb
 
 // startHTTP serves /metrics, /healthz (the process is up) and /readyz (it is
 // taking work: NATS and the store answer) on ln.
-// notify, when not nil, takes SUD's notifications at POST notifyPath.
+// notify, when not nil, takes SUD's notifications at POST notifyPath; ui,
+// the operator console, takes every other path.
 func startHTTP(ln net.Listener, reg *prometheus.Registry, w *worker.Worker, st store.Store, nc *nats.Conn,
-	notifyPath string, notify http.Handler, log *slog.Logger) (*http.Server, string) {
+	notifyPath string, notify, ui http.Handler, log *slog.Logger) (*http.Server, string) {
 	mux := http.NewServeMux()
+	if ui != nil {
+		mux.Handle("/", ui)
+	}
 	if notify != nil {
 		mux.Handle("POST "+notifyPath, notify)
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,12 +54,21 @@ func ParseToken(s string) (Token, error) {
 // Flags are serve's console flags, registered by one call so that the
 // command's wiring stays one block.
 type Flags struct {
+	Off       bool // --console=false: no console at all
 	Token     string
 	TokenFile string
+
+	access Access // as Check found it
 }
 
 // Register adds --console-token and --console-token-file to fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
+	fs.Func("console", "serve the operator console at / on --http-listen (default true; false: only /metrics, /healthz, /readyz and SUD's notify path)", func(s string) error {
+		on, err := strconv.ParseBool(s)
+		f.Off = !on
+		return err
+	})
+	fs.Lookup("console").DefValue = "true"
 	fs.StringVar(&f.Token, "console-token", "", "token for the console's replay and purge, `name:secret` or a bare secret (named operator); without one they are disabled. Prefer COINSAGA_CONSOLE_TOKEN or --console-token-file: a flag shows in ps")
 	fs.StringVar(&f.TokenFile, "console-token-file", "", "file of console tokens, one name:secret per line (# comments), e.g. a mounted secret")
 }
@@ -100,19 +110,27 @@ func (f *Flags) Tokens() ([]Token, error) {
 }
 
 // Check refuses to serve the console beyond loopback without a token:
-// there, anyone who reaches the port would read every order. It returns
-// the access the console then has (read pages open on loopback only).
-func (f *Flags) Check(httpListen string) (Access, error) {
+// there, anyone who reaches the port would read every order. It keeps
+// the access the console then has (read pages open on loopback only) for
+// Handler; serve calls it before it starts anything.
+func (f *Flags) Check(httpListen string) error {
+	if f.Off {
+		return nil
+	}
 	tokens, err := f.Tokens()
 	if err != nil {
-		return Access{}, err
+		return err
 	}
 	loop := IsLoopback(httpListen)
 	if !loop && len(tokens) == 0 {
-		return Access{}, fmt.Errorf("--http-listen %s reaches beyond loopback and the console has no token: give --console-token NAME:SECRET or --console-token-file FILE, or listen on 127.0.0.1", httpListen)
+		return fmt.Errorf("--http-listen %s reaches beyond loopback and the console has no token: give --console-token NAME:SECRET or --console-token-file FILE, listen on 127.0.0.1, or turn the console off with --console=false", httpListen)
 	}
-	return Access{Tokens: tokens, OpenReads: loop}, nil
+	f.access = Access{Tokens: tokens, OpenReads: loop}
+	return nil
 }
+
+// Access is what Check found.
+func (f *Flags) Access() Access { return f.access }
 
 // IsLoopback reports whether a listen address accepts loopback
 // connections only. An empty or unspecified host (":8080", "0.0.0.0")

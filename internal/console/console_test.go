@@ -429,7 +429,8 @@ func TestListeningBeyondLoopbackWithoutATokenRefusesToStart(t *testing.T) {
 		{"a token file gives every token in it", Flags{TokenFile: file}, "0.0.0.0:8080", false, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := tc.flags.Check(tc.listen)
+			err := tc.flags.Check(tc.listen)
+			a := tc.flags.Access()
 			if tc.refuse {
 				if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "--console-token") {
 					t.Fatalf("Check(%s) = %v, want one line naming --console-token", tc.listen, err)

@@ -96,7 +96,9 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func (q dlqQuery) narrows() bool { return len(q.Reasons) > 0 || q.Game != "" || q.Order != "" || q.Since != "" }
+func (q dlqQuery) narrows() bool {
+	return len(q.Reasons) > 0 || q.Game != "" || q.Order != "" || q.Since != ""
+}
 
 // values is the query as URL values, without the page.
 func (q dlqQuery) values() url.Values {

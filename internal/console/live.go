@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -124,7 +125,12 @@ func (c *Console) liveEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	ctx := r.Context()
+	// A stopping serve ends the feed too: http.Server.Shutdown waits for
+	// connections to go idle, which a stream never does.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(c.ctx, cancel)
+	defer stop()
 	wf := events.WatchFilter{MgID: f.Game, RoomID: f.Room, OutOrderID: f.Order, LastPerOrder: f.Order != ""}
 	watch, err := c.cfg.Status.Watch(ctx, wf)
 	if err != nil {
