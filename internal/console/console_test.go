@@ -60,31 +60,45 @@ type fakeLetters struct {
 	purges  [][]uint64
 }
 
-func (f *fakeLetters) pick(lf LetterFilter) []Letter {
+func (f *fakeLetters) pick(lf LetterFilter, after uint64) []Letter {
 	var out []Letter
 	for _, l := range f.letters {
 		switch {
-		case len(lf.Seqs) > 0 && !slices.Contains(lf.Seqs, l.StreamSeq),
+		case l.Seq <= after,
+			len(lf.Seqs) > 0 && !slices.Contains(lf.Seqs, l.Seq),
 			len(lf.Reasons) > 0 && !slices.Contains(lf.Reasons, l.Reason),
 			lf.MgID != "" && l.MgID != lf.MgID,
 			lf.OutOrderID != "" && l.OutOrderID != lf.OutOrderID:
 			continue
 		}
-		out = append(out, l)
+		if out = append(out, l); lf.Limit > 0 && len(out) == lf.Limit {
+			break
+		}
 	}
 	return out
 }
 
-func (f *fakeLetters) List(_ context.Context, lf LetterFilter) ([]Letter, error) {
+func (f *fakeLetters) List(_ context.Context, lf LetterFilter, after uint64) ([]Letter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.pick(lf), nil
+	ls := f.pick(lf, after)
+	for i := range ls {
+		ls[i].Body = ""
+	}
+	return ls, nil
+}
+
+func (f *fakeLetters) Count(_ context.Context, lf LetterFilter) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lf.Limit = 0
+	return len(f.pick(lf, 0)), nil
 }
 
 func (f *fakeLetters) Get(_ context.Context, seq uint64) (Letter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if ls := f.pick(LetterFilter{Seqs: []uint64{seq}}); len(ls) == 1 {
+	if ls := f.pick(LetterFilter{Seqs: []uint64{seq}}, 0); len(ls) == 1 {
 		return ls[0], nil
 	}
 	return Letter{}, ErrNoLetter
@@ -92,17 +106,17 @@ func (f *fakeLetters) Get(_ context.Context, seq uint64) (Letter, error) {
 
 func (f *fakeLetters) act(lf LetterFilter, dry bool, out Outcome, into *[][]uint64, each func(Result)) error {
 	f.mu.Lock()
-	picked := f.pick(lf)
+	picked := f.pick(lf, 0)
 	var seqs []uint64
 	for _, l := range picked {
-		seqs = append(seqs, l.StreamSeq)
+		seqs = append(seqs, l.Seq)
 	}
 	if !dry {
 		*into = append(*into, seqs)
 	}
 	f.mu.Unlock()
 	for _, l := range picked {
-		each(Result{Seq: l.StreamSeq, OutOrderID: l.OutOrderID, Outcome: out})
+		each(Result{Seq: l.Seq, OutOrderID: l.OutOrderID, Outcome: out})
 	}
 	return nil
 }
@@ -134,9 +148,9 @@ func testConsole(t *testing.T, access Access) (*httptest.Server, *fakeLetters) {
 			{At: time.Now(), State: "failed", Step: "pay", Attempt: 3, ErrorCode: "retries_exhausted", Error: "pay: mogs pay: busy"}}}}
 	letters := &fakeLetters{}
 	for i, r := range []events.Reason{events.ReasonFailed, events.ReasonFailed, events.ReasonInvalid} {
-		l := Letter{DeadLetter: events.DeadLetter{StreamSeq: uint64(i + 1), Reason: r, MgID: o.MgID, RoomID: o.RoomID,
-			OutOrderID: "order-" + string(rune('1'+i)), Error: "retries_exhausted: busy", Data: o.Intent,
-			Subject: "coinsaga.dlq." + o.MgID + ".9009.order-" + string(rune('1'+i))}, StoredAt: time.Now(),
+		l := Letter{Seq: uint64(i + 1), Reason: r, MgID: o.MgID, RoomID: o.RoomID,
+			OutOrderID: "order-" + string(rune('1'+i)), Error: "retries_exhausted: busy", Body: string(events.MaskSecrets(o.Intent)),
+			Subject: "coinsaga.dlq." + o.MgID + ".9009.order-" + string(rune('1'+i)), StoredAt: time.Now(),
 			Header: map[string][]string{"Coinsaga-Reason": {string(r)}}}
 		letters.letters = append(letters.letters, l)
 	}
@@ -211,8 +225,9 @@ func TestPagesRenderWithoutSecrets(t *testing.T) {
 		{"/live?order=bad.id", http.StatusBadRequest, "not a valid id"},
 		{"/orders/order-1", http.StatusOK, "1795306795555000001"},
 		{"/orders/nope", http.StatusNotFound, "No such order"},
-		{"/dlq", http.StatusOK, "3 dead letter(s): failed 2, invalid 1"},
-		{"/dlq?reason=invalid", http.StatusOK, "1 dead letter(s): invalid 1"},
+		{"/dlq", http.StatusOK, "3 dead letter(s) match"},
+		{"/dlq?reason=invalid", http.StatusOK, "1 dead letter(s) match"},
+		{"/dlq/1", http.StatusOK, "&#34;***&#34;"},
 		{"/dlq?since=yesterday", http.StatusBadRequest, "want a duration"},
 		{"/dlq/1", http.StatusOK, "Coinsaga-Reason"},
 		{"/dlq/99", http.StatusNotFound, "No such dead letter"},

@@ -24,7 +24,8 @@ type dlqQuery struct {
 	Game    string
 	Order   string
 	Since   string
-	Page    int
+	Page    int    // shown only: the position is After
+	After   uint64 // the last sequence of the previous page
 }
 
 func readDLQQuery(get func(string) string, all func(string) []string) dlqQuery {
@@ -37,6 +38,7 @@ func readDLQQuery(get func(string) string, all func(string) []string) dlqQuery {
 		}
 	}
 	q.Page, _ = strconv.Atoi(get("page"))
+	q.After, _ = strconv.ParseUint(get("after"), 10, 64)
 	if q.Page < 1 {
 		q.Page = 1
 	}
@@ -139,9 +141,10 @@ type dlqData struct {
 	Letters   []Letter // this page
 	Total     int
 	ByReason  []reasonRow
+	Counted   letterCounts
 	Page      int
 	Pages     int
-	PrevURL   string
+	FirstURL  string
 	NextURL   string
 	Filter    url.Values
 	Available bool
@@ -167,36 +170,35 @@ func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusBadRequest, "dlq", "Dead letters", d)
 		return
 	}
-	all, err := c.cfg.DeadLetters.List(r.Context(), f)
+	ctx := r.Context()
+	f.Limit = letterPageSize
+	d.Letters, err = c.cfg.DeadLetters.List(ctx, f, q.After)
+	if err == nil {
+		d.Total, err = c.cfg.DeadLetters.Count(ctx, f)
+	}
 	if err != nil {
 		d.Problem = "reading the dead-letter stream: " + err.Error()
 		c.render(w, r, http.StatusBadGateway, "dlq", "Dead letters", d)
 		return
 	}
-	d.Total = len(all)
-	counts := map[events.Reason]int{}
-	for _, l := range all {
-		counts[l.Reason]++
-	}
+	// Stream-wide counts come from the overview's background count: a
+	// count per reason would read every letter's headers five times.
+	d.Counted = c.letterCounts()
 	for _, rs := range allReasons {
-		if counts[rs] > 0 {
-			d.ByReason = append(d.ByReason, reasonRow{Reason: string(rs), Count: counts[rs]})
+		if n := d.Counted.ByReason[rs]; n > 0 {
+			d.ByReason = append(d.ByReason, reasonRow{Reason: string(rs), Count: n})
 		}
 	}
-	d.Pages = max(1, (len(all)+letterPageSize-1)/letterPageSize)
+	d.Pages = max(1, (d.Total+letterPageSize-1)/letterPageSize)
 	d.Page = min(q.Page, d.Pages)
-	from := (d.Page - 1) * letterPageSize
-	d.Letters = all[from:min(from+letterPageSize, len(all))]
-	link := func(p int) string {
+	if q.After > 0 {
+		d.FirstURL = "/dlq?" + q.values().Encode()
+	}
+	if len(d.Letters) == letterPageSize {
 		v := q.values()
-		v.Set("page", strconv.Itoa(p))
-		return "/dlq?" + v.Encode()
-	}
-	if d.Page > 1 {
-		d.PrevURL = link(d.Page - 1)
-	}
-	if d.Page < d.Pages {
-		d.NextURL = link(d.Page + 1)
+		v.Set("after", strconv.FormatUint(d.Letters[len(d.Letters)-1].Seq, 10))
+		v.Set("page", strconv.Itoa(d.Page+1))
+		d.NextURL = "/dlq?" + v.Encode()
 	}
 	c.render(w, r, http.StatusOK, "dlq", "Dead letters", d)
 }
@@ -205,9 +207,8 @@ type header struct{ Name, Value string }
 
 type letterData struct {
 	Now     time.Time
-	Letter  Letter
+	Letter  Letter // its Body is masked
 	Headers []header
-	Body    string // masked
 }
 
 func (c *Console) letterPage(w http.ResponseWriter, r *http.Request) {
@@ -229,15 +230,13 @@ func (c *Console) letterPage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadGateway, "The dead-letter stream did not answer", err.Error())
 		return
 	}
-	d := letterData{Now: c.now(), Letter: l, Body: string(events.MaskSecrets(l.Data))}
+	d := letterData{Now: c.now(), Letter: l}
 	for k, vs := range l.Header {
 		for _, v := range vs {
 			d.Headers = append(d.Headers, header{k, v})
 		}
 	}
 	sort.Slice(d.Headers, func(i, j int) bool { return d.Headers[i].Name < d.Headers[j].Name })
-	// The body is shown masked; the raw bytes never reach the page.
-	d.Letter.Data = nil
 	c.render(w, r, http.StatusOK, "letter", fmt.Sprintf("Dead letter %d", seq), d)
 }
 

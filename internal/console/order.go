@@ -68,7 +68,7 @@ func (c *Console) orderPage(w http.ResponseWriter, r *http.Request) {
 	d.Intent = string(events.MaskSecrets(o.Intent))
 	if c.cfg.DeadLetters != nil {
 		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		d.Letters, err = c.cfg.DeadLetters.List(lctx, LetterFilter{MgID: o.MgID, OutOrderID: o.OutOrderID})
+		d.Letters, err = c.cfg.DeadLetters.List(lctx, LetterFilter{MgID: o.MgID, OutOrderID: o.OutOrderID, Limit: 20}, 0)
 		cancel()
 		if err != nil {
 			d.LetErr = err.Error()

@@ -36,7 +36,7 @@ func (c *Console) countLettersLoop(ctx context.Context) {
 func (c *Console) countLetters(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ls, err := c.cfg.DeadLetters.List(ctx, LetterFilter{})
+	ls, err := c.cfg.DeadLetters.List(ctx, LetterFilter{}, 0)
 	n := letterCounts{At: c.now(), ByReason: map[events.Reason]int{}}
 	if err != nil {
 		n.Err = err.Error()

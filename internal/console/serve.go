@@ -34,7 +34,7 @@ func (f *Flags) Handler(ctx context.Context, s Serve) (http.Handler, error) {
 	}
 	c, err := New(ctx, Config{
 		Orders:      s.Orders,
-		DeadLetters: natsDeadLetters(s.Conn, s.Subjects),
+		DeadLetters: NATSDeadLetters(s.Conn, s.Subjects),
 		Status:      NATSStatus(js, s.Subjects),
 		Metrics:     s.Metrics,
 		Access:      f.access,

@@ -44,12 +44,16 @@ func (n natsStatus) Watch(ctx context.Context, f events.WatchFilter) (StatusStre
 }
 
 // DeadLetters is what the /dlq pages need; the implementation is shared
-// with `coinsaga dlq` so that both follow the same rules.
+// with `coinsaga dlq` (internal/deadletter) so that both follow the same
+// rules.
 type DeadLetters interface {
-	// List returns the dead letters f selects, oldest first, without
-	// bodies.
-	List(ctx context.Context, f LetterFilter) ([]Letter, error)
-	// Get returns one dead letter with its body; ErrNoLetter if gone.
+	// List returns up to f.Limit dead letters f selects past the sequence
+	// after, oldest first, without bodies.
+	List(ctx context.Context, f LetterFilter, after uint64) ([]Letter, error)
+	// Count says how many dead letters f selects.
+	Count(ctx context.Context, f LetterFilter) (int, error)
+	// Get returns one dead letter with its masked body; ErrNoLetter if
+	// it is gone.
 	Get(ctx context.Context, seq uint64) (Letter, error)
 	// Replay replays what f selects (dryRun: says what it would do),
 	// calling each once per dead letter as it goes.
@@ -68,11 +72,26 @@ type LetterFilter struct {
 	Limit      int
 }
 
-// Letter is a dead letter as the stream stored it.
+// Letter is a dead letter as an operator sees it. The intent's exact
+// bytes are not in it: Body is masked (events.MaskSecrets), and only Get
+// fills it.
 type Letter struct {
-	events.DeadLetter
-	StoredAt time.Time
-	Header   map[string][]string
+	Seq             uint64
+	StoredAt        time.Time
+	FailedAt        time.Time
+	Reason          events.Reason
+	Error           string
+	State           string
+	Attempts        int
+	Subject         string
+	OriginalSubject string
+	OutOrderID      string
+	MgID            string
+	RoomID          string
+	TruncatedFrom   int
+	Size            int
+	Header          map[string][]string
+	Body            string
 }
 
 // At is when the order failed, or when the letter was stored if its
