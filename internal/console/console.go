@@ -281,6 +281,7 @@ var funcs = template.FuncMap{
 		return fmt.Sprintf("%.1f%%", v*100)
 	},
 	"f1":    func(v float64) string { return fmt.Sprintf("%.1f", v) },
+	"span":  ageText,
 	"num":   thousands,
 	"chart": chart,
 	"dash": func(s string) string {

@@ -108,7 +108,6 @@ type history struct {
 	mu      sync.RWMutex
 	samples []sample // oldest first
 	keep    time.Duration
-	view    rates // recomputed on each add, so that a page only reads it
 }
 
 func (h *history) add(s sample) {
@@ -120,13 +119,19 @@ func (h *history) add(s sample) {
 		cut++
 	}
 	h.samples = append(h.samples[:0], h.samples[cut:]...)
-	h.view = computeRates(h.samples)
 }
 
-func (h *history) rates() rates {
+// rates computes the view over the kept samples and now, a reading taken
+// for this page, so that a page never shows counters older than itself.
+func (h *history) rates(now sample) rates {
 	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.view
+	ss := make([]sample, len(h.samples), len(h.samples)+1)
+	copy(ss, h.samples)
+	h.mu.RUnlock()
+	if len(ss) > 0 && !now.at.After(ss[len(ss)-1].at) {
+		return computeRates(ss)
+	}
+	return computeRates(append(ss, now))
 }
 
 // rates is the overview's view of the samples.

@@ -122,7 +122,11 @@ func (c *Console) overviewData(ctx context.Context) overviewData {
 	if !st.OldestOutbox.IsZero() {
 		d.OutboxLag = durationText(d.Now.Sub(st.OldestOutbox).Seconds())
 	}
-	d.Rates = c.hist.rates()
+	if c.cfg.Metrics != nil {
+		if now, err := readSample(c.cfg.Metrics, d.Now); err == nil {
+			d.Rates = c.hist.rates(now)
+		}
+	}
 	d.RateChart = chart(d.Rates.RateSeries)
 	d.P99Chart = chart(d.Rates.P99Series)
 	d.Letters = c.letterCounts()
