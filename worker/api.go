@@ -17,12 +17,96 @@ type OrderRequest struct {
 	OutOrderID string `json:"out_order_id"`
 }
 
-// OrderReply answers an OrderRequest. Order never carries the intent (it
-// holds the player's login secrets).
+// OrderReply answers an OrderRequest.
 type OrderReply struct {
-	Order   *store.Order         `json:"order,omitempty"`
-	History []store.HistoryEntry `json:"history,omitempty"`
-	Error   string               `json:"error,omitempty"`
+	Order   *OrderView     `json:"order,omitempty"`
+	History []HistoryEntry `json:"history,omitempty"`
+	Error   string         `json:"error,omitempty"`
+}
+
+// OrderView is an order as the order API sends it: its own type, so that
+// the store's row can change without changing what operators' tools read.
+// It never carries the intent, which holds the player's login secrets.
+// The fields and their JSON names are what the API has always sent.
+type OrderView struct {
+	OutOrderID string `json:"out_order_id"`
+	MgID       string `json:"mg_id"`
+	RoomID     string `json:"room_id"`
+	FromUID    string `json:"from_uid"`
+	Provider   string `json:"provider"`
+	Amount     int64  `json:"amount"`
+
+	State     string    `json:"state"`
+	Step      string    `json:"step"`
+	Seq       int       `json:"seq"`
+	Attempt   int       `json:"attempt"`
+	NextRunAt time.Time `json:"next_run_at"`
+
+	SudOrderID    string `json:"sud_order_id,omitempty"`
+	BillNo        string `json:"bill_no,omitempty"`
+	PayGeneration int    `json:"pay_generation"`
+
+	HasBaseline        bool  `json:"has_baseline"`
+	BaselineBalance    int64 `json:"baseline_balance"`
+	BaselineSaveAmt    int64 `json:"baseline_save_amt"`
+	BaselineCostSum    int64 `json:"baseline_cost_sum"`
+	BaselineGenBalance int64 `json:"baseline_gen_balance"`
+
+	HasPayBalance bool      `json:"has_pay_balance"`
+	PayBalance    int64     `json:"pay_balance"`
+	UsedGenAmt    int64     `json:"used_gen_amt"`
+	DebitedAt     time.Time `json:"debited_at"`
+
+	SudStatus  string    `json:"sud_status,omitempty"`
+	OrderedAt  time.Time `json:"ordered_at"`
+	FirstPayAt time.Time `json:"first_pay_at"`
+	PayUnknown bool      `json:"pay_unknown,omitempty"`
+
+	ErrorCode string `json:"error_code,omitempty"`
+	Error     string `json:"error,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int64     `json:"version"`
+}
+
+// HistoryEntry is one line of an order's history as the order API sends it.
+type HistoryEntry struct {
+	At        time.Time `json:"at"`
+	State     string    `json:"state"`
+	Step      string    `json:"step"`
+	Attempt   int       `json:"attempt"`
+	ErrorCode string    `json:"error_code,omitempty"`
+	Error     string    `json:"error,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
+
+// orderView is the wire form of o, without its intent.
+func orderView(o store.Order) *OrderView {
+	return &OrderView{
+		OutOrderID: o.OutOrderID, MgID: o.MgID, RoomID: o.RoomID, FromUID: o.FromUID, Provider: o.Provider, Amount: o.Amount,
+		State: string(o.State), Step: string(o.Step), Seq: o.Seq, Attempt: o.Attempt, NextRunAt: o.NextRunAt,
+		SudOrderID: o.SudOrderID, BillNo: o.BillNo, PayGeneration: o.PayGeneration,
+		HasBaseline: o.HasBaseline, BaselineBalance: o.BaselineBalance, BaselineSaveAmt: o.BaselineSaveAmt,
+		BaselineCostSum: o.BaselineCostSum, BaselineGenBalance: o.BaselineGenBalance,
+		HasPayBalance: o.HasPayBalance, PayBalance: o.PayBalance, UsedGenAmt: o.UsedGenAmt, DebitedAt: o.DebitedAt,
+		SudStatus: o.SudStatus, OrderedAt: o.OrderedAt, FirstPayAt: o.FirstPayAt, PayUnknown: o.PayUnknown,
+		ErrorCode: o.ErrorCode, Error: o.Error,
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt, Version: o.Version,
+	}
+}
+
+// historyView is the wire form of an order's history.
+func historyView(h []store.HistoryEntry) []HistoryEntry {
+	if h == nil {
+		return nil
+	}
+	out := make([]HistoryEntry, len(h))
+	for i, e := range h {
+		out[i] = HistoryEntry{At: e.At, State: string(e.State), Step: string(e.Step), Attempt: e.Attempt,
+			ErrorCode: e.ErrorCode, Error: e.Error, Detail: e.Detail}
+	}
+	return out
 }
 
 // serveAPI answers order requests on the subject OrderGetAPI, so that an
@@ -46,7 +130,7 @@ func (w *Worker) orderReply(req []byte) OrderReply {
 	if err := json.Unmarshal(req, &r); err != nil || r.OutOrderID == "" {
 		return OrderReply{Error: `bad request: want {"out_order_id":"..."}`}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), orderReadTimeout)
 	defer cancel()
 	o, err := w.cfg.Store.Get(ctx, r.OutOrderID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -59,9 +143,16 @@ func (w *Worker) orderReply(req []byte) OrderReply {
 	if err != nil {
 		return OrderReply{Error: "reading history: " + err.Error()}
 	}
-	o.Intent = nil
-	return OrderReply{Order: &o, History: h}
+	return OrderReply{Order: orderView(o), History: historyView(h)}
 }
+
+// DefaultOrderGetTimeout is how long `coinsaga order get` waits for the
+// workers' answers unless told otherwise.
+const DefaultOrderGetTimeout = 5 * time.Second
+
+// orderReadTimeout bounds a worker's reads of one order and its history
+// for a reply: a reply later than the client waits is no use.
+const orderReadTimeout = DefaultOrderGetTimeout
 
 // notFound is the Error of a reply from a worker without the order.
 func notFound(outOrderID string) string { return "order " + outOrderID + " not found" }

@@ -17,7 +17,7 @@ func runOrder(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("order", "order get [flags] <out_order_id>\n\nAsks a running worker (over NATS) for an order's state and whole history.", stderr)
 	n.register(fs)
 	asJSON := fs.Bool("json", false, "print the reply as JSON")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for a worker to answer")
+	timeout := fs.Duration("timeout", worker.DefaultOrderGetTimeout, "how long to wait for a worker to answer")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
-	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -63,9 +62,9 @@ func TestOrderGetPrefersTheWorkerThatHasTheOrder(t *testing.T) {
 		if request(m) == id {
 			now := time.Now()
 			reply = worker.OrderReply{
-				Order: &store.Order{OutOrderID: id, MgID: "1468180338417074177", RoomID: "9009", FromUID: "001",
+				Order: &worker.OrderView{OutOrderID: id, MgID: "1468180338417074177", RoomID: "9009", FromUID: "001",
 					Provider: "mogs", Amount: 10, State: "completed", Step: "done", CreatedAt: now, UpdatedAt: now},
-				History: []store.HistoryEntry{{At: now, State: "completed", Step: "confirm", Attempt: 1}},
+				History: []worker.HistoryEntry{{At: now, State: "completed", Step: "confirm", Attempt: 1}},
 			}
 		}
 		data, _ := json.Marshal(reply)

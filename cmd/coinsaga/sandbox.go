@@ -2,21 +2,24 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
-	"net/http"
-	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/cli"
+	"github.com/coinsaga/coinsaga/internal/service"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
+
+// defaultSandboxListen is where `coinsaga sandbox` and `serve --sandbox`
+// serve the fake providers.
+const defaultSandboxListen = "127.0.0.1:9311"
 
 func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d := sandbox.DefaultConfig()
 	cfg := d
 	fs := newFlags("sandbox", "sandbox [flags]", stderr)
-	listen := fs.String("listen", "127.0.0.1:9311", "listen address of the fake SUD, MOGS and Midas APIs")
+	listen := fs.String("listen", defaultSandboxListen, "listen address of the fake SUD, MOGS and Midas APIs")
 	fs.Int64Var(&cfg.InitialBalance, "initial-balance", d.InitialBalance, "coins a new account starts with")
 	fs.StringVar(&cfg.MOGSAppID, "mogs-appid", d.MOGSAppID, "MOGS appid the fake accepts")
 	fs.StringVar(&cfg.MidasAppID, "midas-appid", d.MidasAppID, "Midas appid (offer id) the fake accepts")
@@ -24,8 +27,8 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&cfg.SUDAppID, "sud-app-id", d.SUDAppID, "SUD app_id the fake accepts")
 	fs.StringVar(&cfg.SUDAppSecret, "sud-app-secret", d.SUDAppSecret, "SUD app_secret the fake verifies Sud-Auth with")
 	fs.Int64Var(&cfg.Seed, "seed", 0, "seed of the fault randomness (0: time-based)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	var logFormat, logLevel string
+	cli.RegisterLogFlags(fs, &logFormat, &logLevel)
 	src, err := parseSources(fs, args)
 	if err != nil {
 		return err
@@ -34,9 +37,9 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usageErrorf("sandbox takes no arguments (got %q)", fs.Args())
 	}
 	if cfg.InitialBalance < 0 {
-		return usageErrorf("--initial-balance %d%s: want 0 or more coins", cfg.InitialBalance, src.from("initial-balance"))
+		return usageErrorf("--initial-balance %d%s: want 0 or more coins", cfg.InitialBalance, src.From("initial-balance"))
 	}
-	log, err := newLogger(stderr, *logFormat, *logLevel)
+	log, err := cli.NewLogger(stderr, logFormat, logLevel)
 	if err != nil {
 		return err
 	}
@@ -44,21 +47,11 @@ func runSandbox(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg.Logger = log
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		return listenError("listen", *listen, src, err, "another coinsaga sandbox, or a serve --sandbox?", "")
+		return cli.ListenError("listen", *listen, src, err, "another coinsaga sandbox, or a serve --sandbox?", "")
 	}
-	srv := &http.Server{Handler: sandbox.New(cfg), ReadHeaderTimeout: 10 * time.Second}
 	log.Info("sandbox listening", "url", "http://"+ln.Addr().String(),
 		"mogs_appid", cfg.MOGSAppID, "midas_appid", cfg.MidasAppID, "sud_app_id", cfg.SUDAppID, "initial_balance", cfg.InitialBalance)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := service.ServeSandbox(ctx, ln, cfg); err != nil {
 		return err
 	}
 	log.Info("sandbox stopped")

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/cli"
 )
 
 const watchSynopsis = `watch [--mg-id ID] [--room ID] [--order ID [--follow]] [--all | --since DURATION|TIME] [--json]
@@ -63,8 +62,8 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	errOut := &lockedWriter{w: stderr}
-	tellConnection(nc, errOut)
+	errOut := &cli.LockedWriter{W: stderr}
+	cli.TellConnection(nc, errOut, "coinsaga watch")
 	defer func() {
 		// Closing is no lost connection.
 		nc.SetDisconnectErrHandler(nil)
@@ -103,34 +102,6 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 }
 
-// tellConnection prints one line on w when nc loses its connection and
-// one when it has it back, so that a quiet watch is not mistaken for a
-// quiet system.
-func tellConnection(nc *nats.Conn, w io.Writer) {
-	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
-		why := ""
-		if err != nil {
-			why = " (" + err.Error() + ")"
-		}
-		fmt.Fprintf(w, "coinsaga watch: lost the connection to NATS%s; reconnecting, events will follow once it is back\n", why)
-	})
-	nc.SetReconnectHandler(func(c *nats.Conn) {
-		fmt.Fprintf(w, "coinsaga watch: reconnected to NATS at %s\n", c.ConnectedUrlRedacted())
-	})
-}
-
-// lockedWriter serialises writes from the NATS callbacks and the watch.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
 // eventTimeLayout is a full UTC date and time to the millisecond.
 const eventTimeLayout = "2006-01-02 15:04:05.000Z07:00"
 
@@ -166,12 +137,12 @@ func (s *sinceFlag) Set(v string) error {
 	return nil
 }
 
-// parseWatchSince is dlq's parseSince (a duration back from now, or an
+// parseWatchSince is cli.ParseSince (a duration back from now, or an
 // RFC 3339 time) that also takes a time as watch prints it, so a line's
 // time can be pasted back.
 func parseWatchSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(eventTimeLayout, v); err == nil {
 		return t, nil
 	}
-	return parseSince(v, now)
+	return cli.ParseSince(v, now)
 }

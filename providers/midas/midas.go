@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/internal/wire"
 )
 
 // Provider is the name the client reports in errors and observations.
@@ -33,7 +34,7 @@ const (
 // DefaultTimeout bounds every call when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// providers.MaxReply caps how much of a reply is read.
+// wire.MaxReply caps how much of a reply is read.
 
 // Config configures a Client.
 type Config struct {
@@ -92,13 +93,13 @@ func (c *Client) Provider() string { return Provider }
 // absent field from a zero one. The echoed billno is not read: the key that
 // matters is the one we sent, which the replies report.
 type reply struct {
-	Ret        *providers.FlexInt `json:"ret"`
-	Msg        string             `json:"msg"`
-	Balance    *providers.FlexInt `json:"balance"`
-	GenBalance providers.FlexInt  `json:"gen_balance"`
-	FirstSave  providers.FlexBool `json:"first_save"`
-	SaveAmt    providers.FlexInt  `json:"save_amt"`
-	UsedGenAmt providers.FlexInt  `json:"used_gen_amt"`
+	Ret        *wire.FlexInt `json:"ret"`
+	Msg        string        `json:"msg"`
+	Balance    *wire.FlexInt `json:"balance"`
+	GenBalance wire.FlexInt  `json:"gen_balance"`
+	FirstSave  wire.FlexBool `json:"first_save"`
+	SaveAmt    wire.FlexInt  `json:"save_amt"`
+	UsedGenAmt wire.FlexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -258,17 +259,17 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
 	}
-	defer providers.DrainClose(resp.Body)
+	defer wire.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, providers.MaxReply+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReply+1))
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
 	}
-	if len(raw) > providers.MaxReply {
+	if len(raw) > wire.MaxReply {
 		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
 	}
 	var rep reply
@@ -293,7 +294,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: providers.Scrub(rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey),
+		Msg: wire.Scrub(rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey),
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/internal/wire"
 )
 
 // Provider is the name the client reports in errors and observations.
@@ -32,7 +33,7 @@ const (
 // DefaultTimeout bounds every call when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// providers.MaxReply caps how much of a reply is read: MOGS replies are a few hundred
+// wire.MaxReply caps how much of a reply is read: MOGS replies are a few hundred
 // bytes, and an unbounded read lets a broken peer exhaust memory.
 
 // Config configures a Client.
@@ -95,16 +96,16 @@ type request struct {
 // string, and either way the key that matters is the one we sent, which the
 // replies report.
 type reply struct {
-	Ret         *providers.FlexInt `json:"ret"`
-	ErrMsg      string             `json:"errmsg"`
-	Balance     *providers.FlexInt `json:"balance"`
-	GenBalance  providers.FlexInt  `json:"gen_balance"`
-	IsFirst     providers.FlexBool `json:"is_first"`
-	SaveAmt     providers.FlexInt  `json:"save_amt"`
-	SaveSum     providers.FlexInt  `json:"save_sum"`
-	CostSum     providers.FlexInt  `json:"cost_sum"`
-	PresentSums providers.FlexInt  `json:"present_sums"`
-	UsedGenAmt  providers.FlexInt  `json:"used_gen_amt"`
+	Ret         *wire.FlexInt `json:"ret"`
+	ErrMsg      string        `json:"errmsg"`
+	Balance     *wire.FlexInt `json:"balance"`
+	GenBalance  wire.FlexInt  `json:"gen_balance"`
+	IsFirst     wire.FlexBool `json:"is_first"`
+	SaveAmt     wire.FlexInt  `json:"save_amt"`
+	SaveSum     wire.FlexInt  `json:"save_sum"`
+	CostSum     wire.FlexInt  `json:"cost_sum"`
+	PresentSums wire.FlexInt  `json:"present_sums"`
+	UsedGenAmt  wire.FlexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -234,17 +235,17 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
 	}
-	defer providers.DrainClose(resp.Body)
+	defer wire.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, providers.MaxReply+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReply+1))
 	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, providers.RedactURL(err))
+		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
 	}
-	if len(raw) > providers.MaxReply {
+	if len(raw) > wire.MaxReply {
 		return nil, c.badReply(endpoint, "reply larger than 1 MiB", nil)
 	}
 	var rep reply
@@ -269,7 +270,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: providers.Scrub(rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey),
+		Msg: wire.Scrub(rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey),
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/internal/wire"
 )
 
 // EventOrderChanged is the notify_event of an order's status change.
@@ -113,11 +113,11 @@ type notifyHandler struct {
 // notifyEnvelope is a notification as SUD sends it. Fields may be added
 // (SUD's docs say so): unknown ones are ignored.
 type notifyEnvelope struct {
-	NotifyID    providers.FlexString `json:"notify_id"`
-	NotifyTime  providers.FlexString `json:"notify_time"`
-	AppID       providers.FlexString `json:"app_id"`
-	NotifyEvent string               `json:"notify_event"`
-	Data        json.RawMessage      `json:"data"`
+	NotifyID    wire.FlexString `json:"notify_id"`
+	NotifyTime  wire.FlexString `json:"notify_time"`
+	AppID       wire.FlexString `json:"app_id"`
+	NotifyEvent string          `json:"notify_event"`
+	Data        json.RawMessage `json:"data"`
 }
 
 func (h *notifyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/internal/wire"
 )
 
 // Provider is the name the client reports in errors and observations.
@@ -191,26 +192,26 @@ type Order struct {
 
 // envelope is SUD's BaseResp.
 type envelope struct {
-	RetCode *providers.FlexInt `json:"ret_code"`
-	RetMsg  string             `json:"ret_msg"`
-	Data    json.RawMessage    `json:"data"`
+	RetCode *wire.FlexInt   `json:"ret_code"`
+	RetMsg  string          `json:"ret_msg"`
+	Data    json.RawMessage `json:"data"`
 }
 
 // orderData is create_order's and query_order's data, and a notification's.
 // The field names are those of SUD's public query_order doc
 // (AppServerQueryOrderResp), which are create_order's own.
 type orderData struct {
-	OutOrderID providers.FlexString `json:"out_order_id"`
-	OrderID    providers.FlexString `json:"order_id"`
-	Status     string               `json:"status"`
-	OutGroupID providers.FlexString `json:"out_group_id"`
-	MgID       providers.FlexString `json:"mg_id"`
-	RoomID     providers.FlexString `json:"room_id"`
-	Cmd        string               `json:"cmd"`
-	FromUID    providers.FlexString `json:"from_uid"`
-	ToUID      providers.FlexString `json:"to_uid"`
-	Value      providers.FlexInt    `json:"value"`
-	Payload    json.RawMessage      `json:"payload"`
+	OutOrderID wire.FlexString `json:"out_order_id"`
+	OrderID    wire.FlexString `json:"order_id"`
+	Status     string          `json:"status"`
+	OutGroupID wire.FlexString `json:"out_group_id"`
+	MgID       wire.FlexString `json:"mg_id"`
+	RoomID     wire.FlexString `json:"room_id"`
+	Cmd        string          `json:"cmd"`
+	FromUID    wire.FlexString `json:"from_uid"`
+	ToUID      wire.FlexString `json:"to_uid"`
+	Value      wire.FlexInt    `json:"value"`
+	Payload    json.RawMessage `json:"payload"`
 }
 
 // order is d as an Order.
@@ -364,25 +365,25 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: providers.Scrub(env.RetMsg, c.appSecret),
+		Msg: wire.Scrub(env.RetMsg, c.appSecret),
 	}
 }
 
-// fetch sends req and returns the body of a 200 reply, read up to providers.MaxReply.
+// fetch sends req and returns the body of a 200 reply, read up to wire.MaxReply.
 func (c *Client) fetch(endpoint string, req *http.Request) ([]byte, *providers.Error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, providers.TransportError(Provider, endpoint, err)
 	}
-	defer providers.DrainClose(resp.Body)
+	defer wire.DrainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, providers.MaxReply+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReply+1))
 	if err != nil {
 		return nil, providers.TransportError(Provider, endpoint, err)
 	}
-	if len(raw) > providers.MaxReply {
+	if len(raw) > wire.MaxReply {
 		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
 	}
 	return raw, nil

@@ -1,4 +1,8 @@
-package providers
+// Package wire is what the provider clients share about reading replies:
+// tolerant number decoding, connection-friendly body handling, and keeping
+// secrets out of errors. It is internal: only the clients under providers
+// use it, and it is no part of the providers API.
+package wire
 
 import (
 	"bytes"
@@ -10,10 +14,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// What the three clients share about reading replies: tolerant number
-// decoding, connection-friendly body handling, and keeping secrets out of
-// errors.
 
 // MaxReply bounds a provider reply; anything longer is not a reply we know.
 const MaxReply = 1 << 20

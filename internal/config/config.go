@@ -1,4 +1,8 @@
-package main
+// Package config reads the file `coinsaga serve --config` names: provider
+// endpoints, app ids and secrets, and the provider protection settings.
+// Every problem in a file is reported, one line each, naming the file, the
+// line and the key (docs/configuration.md documents every key).
+package config
 
 import (
 	"bytes"
@@ -18,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/coinsaga/coinsaga/providers/protect"
+	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
 // Config is what serve reads from the --config file (YAML): provider
@@ -33,7 +38,7 @@ type Config struct {
 	}
 	MOGS  struct{ BaseURL, AppID string }
 	Midas struct{ BaseURL, AppID, AppKey string }
-	// Timeout bounds one provider HTTP call; default 5s.
+	// Timeout bounds one provider HTTP call; default DefaultTimeout.
 	Timeout time.Duration
 	// Now is the clients' clock for signatures and timestamps; nil is
 	// time.Now. An in-process sandbox lends its own, which tests move.
@@ -41,6 +46,21 @@ type Config struct {
 	// Protect limits the calls to each provider endpoint: rate limits,
 	// calls in flight and the circuit breaker (docs/configuration.md).
 	Protect protect.Config
+}
+
+// DefaultTimeout bounds one provider HTTP call when the file does not say.
+const DefaultTimeout = 5 * time.Second
+
+// Sandbox points every client at a sandbox serving at base with its
+// default credentials (contract section 5).
+func Sandbox(base string) *Config {
+	d := sandbox.DefaultConfig()
+	c := &Config{Timeout: DefaultTimeout}
+	c.SUD.AppID, c.SUD.AppSecret = d.SUDAppID, d.SUDAppSecret
+	c.SUD.CreateOrderURL, c.SUD.QueryOrderURL = base+"/sud/create_order", base+"/sud/query_order"
+	c.MOGS.BaseURL, c.MOGS.AppID = base+"/mogs", d.MOGSAppID
+	c.Midas.BaseURL, c.Midas.AppID, c.Midas.AppKey = base, d.MidasAppID, d.MidasAppKey
+	return c
 }
 
 // rawConfig is the file's shape, with the three keys of each secret.
@@ -102,9 +122,9 @@ func (f *configFile) say(p problem) string {
 	return where + ": " + p.key + ": " + p.msg
 }
 
-// loadConfig reads and validates a config file. Every problem found is
+// Load reads and validates a config file. Every problem found is
 // reported, one line each, naming the file, the line and the key.
-func loadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	file := &configFile{path: path, lines: map[string]int{}}
 	fail := func(ps ...problem) error {
 		lines := make([]string, len(ps))
@@ -115,7 +135,7 @@ func loadConfig(path string) (*Config, error) {
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %s", path, pathCause(err))
+		return nil, fmt.Errorf("config %s: %s", path, PathCause(err))
 	}
 	var raw rawConfig
 	if p := file.decode(data, &raw); p != nil {
@@ -142,7 +162,7 @@ func loadConfig(path string) (*Config, error) {
 	for _, msg := range c.Protect.Problems() {
 		problems = append(problems, problem{key: "protect", msg: msg})
 	}
-	c.Timeout = 5 * time.Second
+	c.Timeout = DefaultTimeout
 	if raw.Timeout != "" {
 		if c.Timeout, err = time.ParseDuration(raw.Timeout); err != nil || c.Timeout <= 0 {
 			problems = append(problems, problem{key: "timeout", msg: fmt.Sprintf("%q is not a positive duration like 5s", raw.Timeout)})
@@ -196,7 +216,7 @@ func (f *configFile) decode(data []byte, raw *rawConfig) *problem {
 }
 
 // goTypes are the Go type names the yaml package puts in its messages.
-var goTypes = regexp.MustCompile(`(main\.\w+|struct \{.*\}|!!\w+)`)
+var goTypes = regexp.MustCompile(`((?:config|main)\.\w+|struct \{.*\}|!!\w+)`)
 
 // yamlLine is the line number the yaml package puts in its errors.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
@@ -330,9 +350,9 @@ func nearKey(t reflect.Type, name string) string {
 	return ""
 }
 
-// pathCause is the reason in a file error, without the Go operation
+// PathCause is the reason in a file error, without the Go operation
 // ("open", "read") in front of it.
-func pathCause(err error) string {
+func PathCause(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err.Error()
@@ -365,7 +385,7 @@ func resolveSecret(key, inline, env, file string) (string, *problem) {
 	case file != "":
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return "", &problem{key: key + "_file", msg: fmt.Sprintf("%s: %s", file, pathCause(err))}
+			return "", &problem{key: key + "_file", msg: fmt.Sprintf("%s: %s", file, PathCause(err))}
 		}
 		v := strings.TrimSpace(string(b))
 		if v == "" {
