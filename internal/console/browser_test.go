@@ -392,9 +392,6 @@ func TestConsoleInABrowser(t *testing.T) {
 		e.shot(t, "console-order.png")
 	})
 
-	if e.letters == nil {
-		t.Skip("no dead-letter service yet (internal/deadletter)")
-	}
 	// A dead letter: SUD refuses every create_order until the faults clear.
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "sud.create_order", ErrorRate: 1})
 	failed := e.publish(t, events.ProviderMOGS)
@@ -434,6 +431,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		}
 		e.shot(t, "console-preview.png")
 		e.run(t, chromedp.Click(css("#run")), chromedp.WaitVisible(css(`#job-status[data-finished="true"]`)))
+		e.shot(t, "console-job.png")
 		if s := e.text(t, "#job-status"); !strings.Contains(s, "replayed 1") {
 			t.Errorf("the job says %q", s)
 		}
