@@ -21,14 +21,16 @@ type letterCounts struct {
 }
 
 func (c *Console) countLettersLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.LetterCountsEvery)
-	defer t.Stop()
 	for {
+		start := time.Now()
 		c.countLetters(ctx)
+		// A long queue takes long to read: count it at most a tenth of
+		// the time, so that the console never keeps NATS busy with it.
+		wait := max(c.cfg.LetterCountsEvery, 10*time.Since(start))
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
