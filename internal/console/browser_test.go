@@ -404,8 +404,8 @@ func TestConsoleInABrowser(t *testing.T) {
 		e.run(t, chromedp.Navigate(e.base+fmt.Sprintf("/dlq/%d", seq)), chromedp.WaitVisible(css("#body")))
 		e.noSecrets(t)
 		e.run(t, chromedp.Navigate(e.base+"/dlq"), chromedp.WaitVisible(css(pick)),
-			chromedp.Click(css(pick)), chromedp.Click(css("#replay-selected")), chromedp.WaitVisible(css("main h1")))
-		if h := e.text(t, "main h1"); h != "Log in first" {
+			chromedp.Click(css(pick)), chromedp.Click(css("#replay-selected")), chromedp.WaitVisible(css("#failure")))
+		if h := e.text(t, "#failure"); h != "Log in first" {
 			t.Errorf("replay without logging in shows %q, want Log in first", h)
 		}
 		if _, err := e.letters.Get(context.Background(), seq); err != nil {
