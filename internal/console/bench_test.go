@@ -1,12 +1,14 @@
 package console_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,4 +114,100 @@ func BenchmarkOverview50kWaiting(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkLiveFeedCost runs batches of orders through a worker with and
+// without an open live feed (/live/events read to its end by a client), to
+// show what a feed costs order processing (issue 18: at most 5%) and that
+// it keeps up: feed-behind is how many status events it had not delivered
+// 10 s after the last order completed (0 is keeping up).
+//
+//	go test -run '^$' -bench LiveFeed -benchtime 4x ./internal/console/
+func BenchmarkLiveFeedCost(b *testing.B) {
+	const batch = 500
+	for _, feed := range []bool{false, true} {
+		name := "without a feed"
+		if feed {
+			name = "with an open feed"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := startConsoleEnv(b, false)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			// Every status event, as the stream has it.
+			var events, completed atomic.Int64
+			w, err := eventsWatch(ctx, e)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Stop()
+			tick := make(chan struct{}, 1)
+			go func() {
+				for {
+					got, err := w.Next(ctx)
+					if err != nil {
+						if ctx.Err() != nil {
+							return
+						}
+						continue
+					}
+					events.Add(1)
+					if got.Event.State == "completed" {
+						completed.Add(1)
+						select {
+						case tick <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}()
+			var fed atomic.Int64
+			if feed {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.base+"/live/events", nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer resp.Body.Close()
+				sc := bufio.NewScanner(resp.Body)
+				for sc.Scan() && sc.Text() != "event: ready" {
+				}
+				go func() {
+					for sc.Scan() {
+						if strings.HasPrefix(sc.Text(), "data: {\"out_order_id\"") {
+							fed.Add(1)
+						}
+					}
+				}()
+			}
+			want := int64(0)
+			start := time.Now()
+			for b.Loop() {
+				for range batch {
+					e.publish(b, "mogs")
+				}
+				want += batch
+				deadline := time.After(2 * time.Minute)
+				for completed.Load() < want {
+					select {
+					case <-tick:
+					case <-deadline:
+						b.Fatalf("%d of %d orders completed in 2 minutes", completed.Load(), want)
+					}
+				}
+			}
+			b.ReportMetric(float64(want)/time.Since(start).Seconds(), "orders/s")
+			if feed {
+				deadline := time.Now().Add(10 * time.Second)
+				for fed.Load() < events.Load() && time.Now().Before(deadline) {
+					time.Sleep(10 * time.Millisecond) // a measurement, not a test: polls a counter
+				}
+				b.ReportMetric(float64(events.Load()-fed.Load()), "feed-behind")
+			}
+		})
+	}
+}
+
+func eventsWatch(ctx context.Context, e *consoleEnv) (*events.Watcher, error) {
+	return events.Watch(ctx, e.js, e.subjects, events.WatchFilter{})
 }

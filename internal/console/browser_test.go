@@ -48,10 +48,11 @@ type consoleEnv struct {
 	n        int
 }
 
-// startConsoleEnv starts everything and the browser; everything stops at
-// the test's end. Without Chromium it skips, naming the Debian package;
-// under CI (CI=true) a missing Chromium fails the test instead.
-func startConsoleEnv(t *testing.T) *consoleEnv {
+// startConsoleEnv starts everything and, with browser, the browser;
+// everything stops at the test's end. Without Chromium a browser test
+// skips, naming the Debian package; under CI (CI=true) a missing Chromium
+// fails it instead.
+func startConsoleEnv(t testing.TB, browser bool) *consoleEnv {
 	t.Helper()
 	chromium := ""
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -60,7 +61,7 @@ func startConsoleEnv(t *testing.T) *consoleEnv {
 			break
 		}
 	}
-	if chromium == "" {
+	if chromium == "" && browser {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("chromium is not installed, and CI must run the console's browser tests: apt-get install -y chromium")
 		}
@@ -150,6 +151,9 @@ func startConsoleEnv(t *testing.T) *consoleEnv {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	e.base = "http://" + ln.Addr().String()
+	if !browser {
+		return e
+	}
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -167,14 +171,14 @@ func startConsoleEnv(t *testing.T) *consoleEnv {
 	return e
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -185,7 +189,7 @@ func listen(t *testing.T) net.Listener {
 
 // publish sends a purchase intent whose login fields are secrets unique
 // to this run, and returns its out_order_id.
-func (e *consoleEnv) publish(t *testing.T, provider string) string {
+func (e *consoleEnv) publish(t testing.TB, provider string) string {
 	t.Helper()
 	e.n++
 	id := fmt.Sprintf("br%x-%d", e.seed%0xffffff, e.n)
@@ -339,7 +343,7 @@ func (e *consoleEnv) shot(t *testing.T, name string) {
 }
 
 func TestConsoleInABrowser(t *testing.T) {
-	e := startConsoleEnv(t)
+	e := startConsoleEnv(t, true)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 
 	var done string // an order that completed

@@ -1,9 +1,11 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -100,11 +102,17 @@ func (c *Console) livePage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, status, "live", "Live feed", d)
 }
 
-// liveEvent is what the feed's script receives: the status event's own
-// fields (they hold no secret) and its stream sequence.
-type liveEvent struct {
-	events.StatusEvent
-	StreamSeq uint64 `json:"stream_seq"`
+// writeEvent sends one status event as it was published (its fields hold
+// no secret), which spares encoding it again; a body on several lines,
+// which SSE cannot carry in one data field, is encoded afresh.
+func writeEvent(w io.Writer, enc *json.Encoder, ev events.Watched) {
+	if len(ev.Raw) > 0 && !bytes.ContainsAny(ev.Raw, "\r\n") {
+		_, _ = w.Write(append(append([]byte("data: "), ev.Raw...), "\n\n"...))
+		return
+	}
+	_, _ = io.WriteString(w, "data: ")
+	_ = enc.Encode(ev.Event) // ends the line
+	_, _ = io.WriteString(w, "\n")
 }
 
 // liveEvents streams status events as server-sent events. An order
@@ -189,9 +197,7 @@ func (c *Console) liveEvents(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				if f.wants(string(ev.Event.State)) {
-					fmt.Fprint(w, "data: ")
-					_ = enc.Encode(liveEvent{StatusEvent: ev.Event, StreamSeq: ev.Seq}) // ends the line
-					fmt.Fprint(w, "\n")
+					writeEvent(w, enc, ev)
 				}
 				if len(got) == 0 || n%256 == 0 {
 					break
