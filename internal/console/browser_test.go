@@ -433,8 +433,10 @@ func TestConsoleInABrowser(t *testing.T) {
 		if _, err := e.letters.Get(context.Background(), seq); err != nil {
 			t.Errorf("the dry run removed the dead letter: %v", err)
 		}
+		e.noSecrets(t)
 		e.shot(t, "console-preview.png")
 		e.run(t, chromedp.Click(css("#run")), chromedp.WaitVisible(css(`#job-status[data-finished="true"]`)))
+		e.noSecrets(t)
 		e.shot(t, "console-job.png")
 		if s := e.text(t, "#job-status"); !strings.Contains(s, "replayed 1") {
 			t.Errorf("the job says %q", s)

@@ -22,7 +22,8 @@
     var tr = document.createElement("tr");
     tr.dataset.order = ev.out_order_id;
     tr.dataset.state = ev.state;
-    cell(tr, (ev.at || "").replace("T", " ").replace("Z", ""));
+    // "2026-11-21T10:00:00.123456Z" reads as 2026-11-21 10:00:00.123.
+    cell(tr, String(ev.at || "").replace("T", " ").replace(/(\.\d{3})\d*/, "$1").replace("Z", ""));
     var td = cell(tr, "");
     var a = document.createElement("a");
     a.href = "/orders/" + encodeURIComponent(ev.out_order_id);
