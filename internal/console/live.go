@@ -168,7 +168,7 @@ func (c *Console) liveEvents(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				if ev.Raw == nil {
-					return // the watch ended
+					return // the watch broke: end the feed, the browser reconnects
 				}
 				continue // one undecodable event; go on
 			}

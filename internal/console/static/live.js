@@ -54,7 +54,9 @@
     table.dataset.ready = "true";
     say(count ? count + " event(s); connected." : "Connected: waiting for events.");
   });
-  es.addEventListener("end", function () { say("The status stream ended."); es.close(); });
+  // The server ends a feed whose watch broke; EventSource then connects
+  // again by itself (after the server's retry: 2 s).
+  es.addEventListener("end", function () { say("The status stream ended; reconnecting…"); });
   es.onmessage = function (m) {
     var ev;
     try { ev = JSON.parse(m.data); } catch (e) { return; }
