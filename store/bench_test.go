@@ -251,3 +251,17 @@ func BenchmarkStoragePerCompletedOrder(b *testing.B) {
 		b.ReportMetric(n*5/elapsed.Seconds(), "writes/s")
 	}
 }
+
+// BenchmarkAcceptApply is storetest.BenchAcceptApply on SQLite; the
+// PostgreSQL store runs the same (store/postgres).
+func BenchmarkAcceptApply(b *testing.B) {
+	for _, callers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("%d callers", callers), func(b *testing.B) {
+			s, _ := openTemp(b)
+			defer s.Close()
+			c0, w0 := store.CommitCounts(s)
+			storetest.BenchAcceptApply(b, s, callers)
+			reportBatching(b, s, c0, w0)
+		})
+	}
+}

@@ -65,3 +65,15 @@ func (l *fileLock) release() {
 	_ = l.f.Close()
 	l.f = nil
 }
+
+// LockFile takes the same lock on path for a store that has no file of its
+// own (PostgreSQL): serve holds it on its data dir, because the prefix
+// lease lets the same host and data dir take over at once on the ground
+// that whoever held them before is dead. release drops it.
+func LockFile(path string) (release func(), err error) {
+	l, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}

@@ -23,18 +23,22 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version int
-	name    string
-	sql     string
+// Migration is one numbered schema file.
+type Migration struct {
+	Version int
+	Name    string // the file name, NNNN_what.sql
+	SQL     string
 }
 
-func loadMigrations(fsys fs.FS) ([]migration, error) {
+// LoadMigrations reads the migrations in fsys's migrations directory,
+// checks their names and returns them in version order. Every store keeps
+// its own schema files under the same rules (see migrationFS).
+func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 	names, err := fs.Glob(fsys, "migrations/*.sql")
 	if err != nil {
 		return nil, fmt.Errorf("list migrations: %w", err)
 	}
-	var ms []migration
+	var ms []Migration
 	seen := map[int]string{}
 	for _, n := range names {
 		base := path.Base(n)
@@ -51,16 +55,16 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read migration %s: %w", base, err)
 		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+		ms = append(ms, Migration{Version: v, Name: base, SQL: string(b)})
 	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	return ms, nil
 }
 
 // migrate brings the schema up to date. It is safe to run on every open:
 // applied versions are skipped.
 func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.Logger) error {
-	ms, err := loadMigrations(migrationFS)
+	ms, err := LoadMigrations(migrationFS)
 	if err != nil {
 		return err
 	}
@@ -79,10 +83,10 @@ func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.L
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sqlx.DB, m migration, now func() time.Time, log *slog.Logger) (err error) {
+func applyMigration(ctx context.Context, db *sqlx.DB, m Migration, now func() time.Time, log *slog.Logger) (err error) {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", m.name, err)
+		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
 	}
 	defer func() {
 		if err != nil {
@@ -90,22 +94,22 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m migration, now func() ti
 		}
 	}()
 	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.version); err != nil {
-		return fmt.Errorf("migration %s: check: %w", m.name, err)
+	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
+		return fmt.Errorf("migration %s: check: %w", m.Name, err)
 	}
 	if n > 0 {
 		return tx.Rollback()
 	}
-	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("migration %s: %w", m.name, err)
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("migration %s: %w", m.Name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.version, m.name, now().UnixMilli()); err != nil {
-		return fmt.Errorf("migration %s: record: %w", m.name, err)
+		m.Version, m.Name, now().UnixMilli()); err != nil {
+		return fmt.Errorf("migration %s: record: %w", m.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.name, err)
+		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
 	}
-	log.Info("store migration applied", "version", m.version, "name", m.name)
+	log.Info("store migration applied", "version", m.Version, "name", m.Name)
 	return nil
 }

@@ -44,6 +44,23 @@ func TestSQLiteWithMaxBatchOneConforms(t *testing.T) {
 	})
 }
 
+func TestSQLiteSharedDatabaseCases(t *testing.T) {
+	// SQLite admits one process per database: a second handle is refused
+	// with ErrLocked (checked here), so the two-handle cases run between
+	// goroutines of the one handle, which is how a single worker shares it.
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		s, path := openTemp(t)
+		if second, err := store.OpenSQLite(t.Context(), path); !errors.Is(err, store.ErrLocked) {
+			if second != nil {
+				second.Close()
+			}
+			t.Fatalf("second handle on one database: err = %v, want ErrLocked", err)
+		}
+		t.Log("a second SQLite handle is refused (ErrLocked): both sides use one handle")
+		return s, s
+	})
+}
+
 func TestSQLiteLockRefusesASecondOpen(t *testing.T) {
 	s, path := openTemp(t)
 	defer s.Close()

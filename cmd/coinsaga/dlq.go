@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/cli"
 	"github.com/coinsaga/coinsaga/internal/deadletter"
 	"github.com/coinsaga/coinsaga/internal/progress"
 )
@@ -133,7 +134,7 @@ func (d *dlqFlags) filter(now time.Time) (dlqFilter, error) {
 		f.mgID = d.mgID
 	}
 	if d.since != "" {
-		t, err := parseSince(d.since, now)
+		t, err := cli.ParseSince(d.since, now)
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
@@ -181,21 +182,6 @@ type deadLetter struct {
 
 func (d deadLetter) letter() deadletter.Letter {
 	return deadletter.FromDeadLetter(d.DeadLetter, d.StoredAt, nil)
-}
-
-// parseSince reads "newer than": a duration back from now, or a time.
-func parseSince(s string, now time.Time) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil {
-		if d < 0 {
-			return time.Time{}, fmt.Errorf("--since %q: a duration back from now must not be negative", s)
-		}
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q: want a duration (10m, 2h) or an RFC 3339 time (2026-11-21T10:00:00Z)", s)
-	}
-	return t, nil
 }
 
 // dlqSession is a connection to the dead-letter stream.

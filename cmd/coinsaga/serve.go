@@ -22,6 +22,7 @@ import (
 	"github.com/coinsaga/coinsaga/internal/console"
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/internal/service"
+	"github.com/coinsaga/coinsaga/store/postgres"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -32,6 +33,7 @@ type serveFlags struct {
 	nats            natsFlags
 	natsListen      string
 	dataDir         string
+	databaseURL     string
 	sandbox         bool
 	sandboxListen   string
 	sandboxURL      string
@@ -68,6 +70,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 		"or starts the embedded one there when none does: COINSAGA_NATS_URL exported for the tools keeps serve working"
 	fs.StringVar(&f.natsListen, "nats-listen", cli.DefaultNATSListen, "listen address of the embedded JetStream server (when --nats-url is unset, or names this address and no NATS answers there)")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "folder for the SQLite store and the embedded JetStream files")
+	fs.StringVar(&f.databaseURL, "database-url", "", "PostgreSQL database of the orders, a `postgres://` URL (prefer COINSAGA_DATABASE_URL: it holds a password); unset: SQLite under --data-dir")
 	fs.BoolVar(&f.sandbox, "sandbox", false, "start the sandbox providers in-process and use them")
 	fs.StringVar(&f.sandboxListen, "sandbox-listen", defaultSandboxListen, "listen address of the in-process sandbox (with --sandbox)")
 	fs.StringVar(&f.sandboxURL, "sandbox-url", "", "use a sandbox already running at this URL (a separate `coinsaga sandbox`)")
@@ -105,6 +108,8 @@ func (f *serveFlags) check(src sources) error {
 	want("concurrency", f.concurrency > 0, f.concurrency, "want 1 or more steps at once")
 	want("max-steps", f.maxSteps >= f.concurrency, f.maxSteps, "want at least --concurrency")
 	want("max-attempts", f.maxAttempts > 0, f.maxAttempts, "want 1 or more calls per step")
+	want("database-url", f.databaseURL == "" || postgres.IsURL(f.databaseURL), postgres.Redact(f.databaseURL),
+		"want a postgres:// URL, or leave it unset for SQLite under --data-dir")
 	want("stream-replicas", f.streamReplicas > 0, f.streamReplicas, "want 1 or more (3 on a NATS cluster)")
 	for _, d := range []struct {
 		name string
@@ -135,7 +140,7 @@ func (f *serveFlags) options(log *slog.Logger) service.Options {
 			n.url = url
 			return n.connect("serve")
 		},
-		DataDir: f.dataDir, SyncFull: f.syncFull, InitStore: f.initStore,
+		DatabaseURL: f.databaseURL, DataDir: f.dataDir, SyncFull: f.syncFull, InitStore: f.initStore,
 		Sandbox: f.sandbox, SandboxListen: f.sandboxListen, NotifyPath: f.sudNotifyPath, Retention: f.retention,
 		Worker: worker.Config{
 			Streams:     events.StreamOptions{Replicas: f.streamReplicas, StatusMaxAge: f.statusMaxAge, StatusMaxBytes: int64(f.statusMaxBytes)},
@@ -179,6 +184,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	case !f.sandbox && f.sandboxURL == "":
 		return errors.New("no providers: give --sandbox, --sandbox-url URL or --config FILE")
+	}
+	if opts.DatabaseURL == "" && opts.Providers != nil {
+		opts.DatabaseURL = opts.Providers.DatabaseURL // the flag and its variable win over the file
 	}
 	// --sandbox-url points the clients at the sandbox although --config
 	// was given too (its file is still checked); --sandbox does the same

@@ -29,7 +29,18 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("error %v, want line 8: timeout: holds a list", err)
 			}
 		}},
+		{"the database URL may come from the environment", valid + "database:\n  url_env: COINSAGA_TEST_CONFIG_DB\n", func(t *testing.T, c *Config, err error) {
+			if err != nil || c.DatabaseURL != "postgres://u:p@db/coinsaga" {
+				t.Fatalf("config %+v, %v; want the URL from COINSAGA_TEST_CONFIG_DB", c, err)
+			}
+		}},
+		{"a database URL that is not postgres:// is refused on its key", valid + "database:\n  url: ./coinsaga.db\n", func(t *testing.T, _ *Config, err error) {
+			if err == nil || !strings.Contains(err.Error(), "database.url: want a postgres:// URL") {
+				t.Fatalf("error %v, want database.url: want a postgres:// URL", err)
+			}
+		}},
 	}
+	os.Setenv("COINSAGA_TEST_CONFIG_DB", "postgres://u:p@db/coinsaga") // read by one case; no other test reads it
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

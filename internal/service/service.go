@@ -24,7 +24,6 @@ import (
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
-	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -49,6 +48,9 @@ type Options struct {
 	Connect    func(url string) (*nats.Conn, error)
 	Subjects   events.Subjects
 
+	// DatabaseURL, when it is a postgres:// URL, names the PostgreSQL
+	// database of the orders; empty keeps SQLite in DataDir.
+	DatabaseURL string
 	// DataDir holds the SQLite store, the embedded JetStream's files and
 	// the sandbox's ledger.
 	DataDir   string
@@ -80,30 +82,12 @@ type Options struct {
 // done; on the way out it stops what it started, in reverse.
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
-	dbPath := filepath.Join(opts.DataDir, "coinsaga.db")
-	existed, err := store.SQLiteExists(dbPath)
+	db, err := openStore(ctx, opts)
 	if err != nil {
 		return err
 	}
-	// The store first: its lock says whether another process owns this
-	// data dir, before anything else starts.
-	storeOpts := []store.Option{store.WithLogger(log)}
-	if opts.SyncFull {
-		storeOpts = append(storeOpts, store.WithSynchronousFull())
-	}
-	st, err := store.OpenSQLite(ctx, dbPath, storeOpts...)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	// abandon removes a store this start created, so that the next start
-	// checks NATS for an earlier store's work again (CheckNewStore).
-	abandon := func() {
-		if !existed {
-			st.Close()
-			store.RemoveSQLite(dbPath)
-		}
-	}
+	defer func() { db.close() }() // open replaces close once a PostgreSQL store is open
+	abandon := db.abandon
 
 	nc, natsURL := opts.Conn, opts.NATSURL
 	if natsURL == "" {
@@ -125,20 +109,23 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	switch {
-	case !existed && opts.InitStore:
-		log.Warn("starting with an empty store on purpose (--init-store)", "store", dbPath)
-	case !existed:
+	case !db.existed && opts.InitStore:
+		log.Warn("starting with an empty store on purpose (--init-store)", "store", db.where)
+	case !db.existed:
 		checkCtx, cancel := context.WithTimeout(ctx, CheckNewStoreTimeout)
-		err := worker.CheckNewStore(checkCtx, nc, opts.Subjects, dbPath)
+		err := worker.CheckNewStore(checkCtx, nc, opts.Subjects, db.where)
 		cancel()
 		if err != nil {
 			// Leave no empty database behind: the next start must ask again.
-			st.Close()
-			store.RemoveSQLite(dbPath)
+			db.abandon()
 			return err
 		}
 	case opts.InitStore:
-		log.Info("--init-store ignored: the store exists and keeps its orders", "store", dbPath)
+		log.Info("--init-store ignored: the store exists and keeps its orders", "store", db.where)
+	}
+	st, err := db.open(ctx)
+	if err != nil {
+		return err
 	}
 
 	metrics := worker.NewMetrics(opts.Registry)
@@ -198,6 +185,6 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Retention > 0 {
 		go w.RunRetention(ctx, opts.Retention)
 	}
-	log.Info("coinsaga serving", "nats", natsURL, "http", httpAddr, "data_dir", opts.DataDir)
+	log.Info("coinsaga serving", "nats", natsURL, "http", httpAddr, "data_dir", opts.DataDir, "store", db.where)
 	return w.Run(ctx)
 }

@@ -1,0 +1,220 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/pgtest"
+	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/postgres"
+	"github.com/coinsaga/coinsaga/worker"
+)
+
+// syncBuffer is a log sink that the service writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// running is one service.Run in this process, with an embedded JetStream
+// and sandbox in dataDir, on the PostgreSQL database dbURL.
+type running struct {
+	natsURL string
+	log     *syncBuffer
+	done    chan error
+	stop    context.CancelFunc
+}
+
+func startService(t *testing.T, dataDir, natsListen, dbURL string) *running {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{log: &syncBuffer{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	opts := Options{
+		NATSListen: natsListen, Subjects: events.Subjects{Prefix: "coinsaga"},
+		Connect:     func(url string) (*nats.Conn, error) { r.natsURL = url; return nats.Connect(url) },
+		DatabaseURL: dbURL, DataDir: dataDir,
+		Sandbox: true, SandboxListen: "127.0.0.1:0",
+		HTTP: ln, Registry: prometheus.NewRegistry(),
+		Worker: worker.Config{}, Logger: slog.New(slog.NewTextHandler(r.log, nil)),
+	}
+	go func() { r.done <- Run(ctx, opts) }()
+	t.Cleanup(func() { r.close(t) })
+	return r
+}
+
+// close stops the service and returns what Run returned.
+func (r *running) close(t *testing.T) error {
+	t.Helper()
+	r.stop()
+	select {
+	case err, ok := <-r.done:
+		if ok {
+			close(r.done)
+			return err
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the service did not stop within 30 s; its log:\n%s", r.log.String())
+		return nil
+	}
+}
+
+// waitServing waits for the service's "coinsaga serving" line.
+func (r *running) waitServing(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(r.log.String(), "coinsaga serving") {
+		select {
+		case err := <-r.done:
+			t.Fatalf("the service ended before serving: %v; its log:\n%s", err, r.log.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the service did not serve within 30 s; its log:\n%s", r.log.String())
+		}
+	}
+}
+
+func intent(i int) events.Intent {
+	data := fmt.Sprintf(`{"out_order_id":"pg-%04d","out_group_id":"g","mg_id":"1468180338417074177","room_id":"9009","cmd":"specify_dice_roll","from_uid":"p%d","to_uid":"002","value":100,"payload":{"point":6,"seq":1},"payment":{"provider":"mogs","amount":10,"openid":"pg-player-%d","mogs":{"js_code":"xxx","app_plat":1,"os_plat_id":1,"pay_item":"dice"}}}`, i, i, i)
+	in, err := events.DecodeIntent([]byte(data))
+	if err != nil {
+		panic(err)
+	}
+	return in
+}
+
+// publishAndWait publishes n intents from first and waits for each to end.
+func publishAndWait(t *testing.T, natsURL string, first, n int) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := events.Subjects{Prefix: "coinsaga"}
+	for i := first; i < first+n; i++ {
+		if _, err := events.Publish(ctx, js, s, intent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := first; i < first+n; i++ {
+		ev, err := events.WaitTerminal(ctx, js, s, intent(i).OutOrderID)
+		if err != nil {
+			t.Fatalf("order %s: %v", intent(i).OutOrderID, err)
+		}
+		if ev.State != events.StateCompleted {
+			t.Fatalf("order %s ended %s (%s), want completed", ev.OutOrderID, ev.State, ev.Error)
+		}
+	}
+}
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func TestServeRunsOrdersOnPostgreSQLAndKeepsThemAcrossARestart(t *testing.T) {
+	dbURL := pgtest.DB(t)
+	dataDir := t.TempDir()
+	first := startService(t, dataDir, "127.0.0.1:0", dbURL)
+	first.waitServing(t)
+	publishAndWait(t, first.natsURL, 0, 20)
+	if err := first.close(t); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run ended with %v", err)
+	}
+	if !strings.Contains(first.log.String(), "PostgreSQL store opened") {
+		t.Errorf("the log does not say the PostgreSQL store was opened:\n%s", first.log.String())
+	}
+
+	st, err := postgres.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.Stats(context.Background())
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stats.ByState[string(events.StateCompleted)]; got != 20 {
+		t.Errorf("PostgreSQL holds %d completed orders, want 20 (%v)", got, stats.ByState)
+	}
+
+	// The same data dir (JetStream's files) and database again: the store
+	// exists, so no lost-store check refuses the start.
+	second := startService(t, dataDir, "127.0.0.1:0", dbURL)
+	second.waitServing(t)
+	publishAndWait(t, second.natsURL, 20, 5)
+}
+
+func TestServeRefusesAnEmptyPostgreSQLDatabaseWhereAStoreWasLost(t *testing.T) {
+	dataDir := t.TempDir()
+	first := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
+	first.waitServing(t)
+	publishAndWait(t, first.natsURL, 0, 3)
+	first.close(t)
+
+	// The same JetStream files with a new, empty database: the orders of
+	// the first are gone, and serve must say so rather than start afresh.
+	empty := pgtest.DB(t)
+	second := startService(t, dataDir, "127.0.0.1:0", empty)
+	var err error
+	select {
+	case err = <-second.done:
+		close(second.done)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve started on an empty database where a store was lost; its log:\n%s", second.log.String())
+	}
+	if !errors.Is(err, worker.ErrStoreLost) {
+		t.Fatalf("serve ended with %v, want ErrStoreLost", err)
+	}
+	if ok, err := postgres.SchemaExists(context.Background(), empty); err != nil || ok {
+		t.Errorf("after the refusal SchemaExists = %v, %v; want false: a refused start must create no schema", ok, err)
+	}
+}
+
+func TestASecondServeOnTheSameDataDirIsRefusedWithPostgreSQL(t *testing.T) {
+	dataDir := t.TempDir()
+	first := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
+	first.waitServing(t)
+	second := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
+	select {
+	case err := <-second.done:
+		close(second.done)
+		if !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("the second serve ended with %v, want store.ErrLocked", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a second serve started on a data dir in use; its log:\n%s", second.log.String())
+	}
+}

@@ -1,0 +1,236 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/store"
+)
+
+// op is one order's part of a write request. run may be called several
+// times (a retried or re-split batch) and must overwrite, not append to,
+// the outcome it records. It returns the messages to put in the outbox
+// when the transaction commits; an error aborts the transaction.
+type op struct {
+	key string // out_order_id: ops run in key order
+	run func(ctx context.Context, tx *sqlx.Tx, now time.Time) ([]store.Message, error)
+}
+
+type writeReq struct {
+	ctx  context.Context
+	ops  []op
+	done chan error // buffered: a committer never blocks on a caller that left
+}
+
+// submit hands ops to a committer and waits for their transaction to end.
+func (s *Store) submit(ctx context.Context, ops []op) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed() {
+		return store.ErrClosed
+	}
+	r := &writeReq{ctx: ctx, ops: ops, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.quit:
+		return store.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) commitLoop() {
+	batch := make([]*writeReq, 0, s.max)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case r := <-s.reqs:
+			batch = append(batch[:0], r)
+		}
+		s.gather(&batch)
+		s.commit(batch)
+		clear(batch)
+	}
+}
+
+// gatherYields bounds how often gather lets the callers run before it
+// commits what it has (as in the SQLite store's committer).
+const gatherYields = 4
+
+func (s *Store) gather(batch *[]*writeReq) {
+	for yields := 0; ; yields++ {
+		took := 0
+	fill:
+		for len(*batch) < s.max {
+			select {
+			case r := <-s.reqs:
+				*batch = append(*batch, r)
+				took++
+			default:
+				break fill
+			}
+		}
+		if len(*batch) >= s.max || yields == gatherYields || (took == 0 && yields > 0) {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// txTimeout bounds one batch transaction. It must not die with one
+// caller's ctx (it carries the others' writes too), but a transaction
+// stuck behind another handle's row lock must not hold its callers for
+// ever either.
+const txTimeout = 30 * time.Second
+
+func (s *Store) commit(batch []*writeReq) {
+	live := make([]*writeReq, 0, len(batch))
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := s.runWithRetry(live)
+	if err == nil {
+		for _, r := range live {
+			r.done <- nil
+		}
+		return
+	}
+	if len(live) == 1 {
+		live[0].done <- err
+		return
+	}
+	// One request's bad data (say, text PostgreSQL refuses) must not fail
+	// the requests that shared its transaction: run each on its own.
+	s.log.Debug("store group commit failed; committing its writes one by one", "writes", len(live), "err", err)
+	for _, r := range live {
+		r.done <- s.runWithRetry([]*writeReq{r})
+	}
+}
+
+// maxRetries bounds the retries of a transaction PostgreSQL aborted for a
+// conflict with another one (deadlock, serialization failure).
+const maxRetries = 8
+
+func (s *Store) runWithRetry(reqs []*writeReq) error {
+	for attempt := 0; ; attempt++ {
+		err := s.runBatch(reqs)
+		if err == nil || !retryable(err) || attempt == maxRetries {
+			return err
+		}
+		// The other transaction has committed or is about to: a short,
+		// jittered pause keeps the two from meeting again at once.
+		time.Sleep(time.Duration(1+rand.IntN(4<<min(attempt, 5))) * time.Millisecond)
+	}
+}
+
+// retryable reports PostgreSQL's answers that mean "run it again": a
+// deadlock (40P01) or a serialization failure (40001).
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// runBatch runs the ops of reqs in one transaction, in out_order_id order
+// (stable, so one order's ops keep their request order): every
+// transaction locks order rows in the same order, so two of them wait for
+// each other only one way round. The outbox rows go in last, under the
+// outbox lock (outbox.go).
+func (s *Store) runBatch(reqs []*writeReq) (err error) {
+	var ops []op
+	for _, r := range reqs {
+		ops = append(ops, r.ops...)
+	}
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
+
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	defer cancel()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin group commit: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	now := s.now()
+	var msgs []store.Message
+	for _, o := range ops {
+		m, err := runGuarded(ctx, o, tx, now)
+		if err != nil {
+			return fmt.Errorf("store: group commit of %d writes rolled back: %w", len(reqs), err)
+		}
+		msgs = append(msgs, m...)
+	}
+	if err := insertOutbox(ctx, tx, msgs, now); err != nil {
+		return fmt.Errorf("store: group commit of %d writes rolled back: %w", len(reqs), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit %d writes: %w", len(reqs), err)
+	}
+	s.commits.Add(1)
+	s.writes.Add(int64(len(reqs)))
+	return nil
+}
+
+// runGuarded turns a panic in an op into a failed batch, so that a
+// committer never dies and leaves later writes hanging.
+func runGuarded(ctx context.Context, o op, tx *sqlx.Tx, now time.Time) (msgs []store.Message, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write request panicked: %v", p)
+		}
+	}()
+	return o.run(ctx, tx, now)
+}
+
+// withRetry runs f in a transaction of its own, again on a deadlock or
+// serialization failure, for the writes that bypass the committers.
+func (s *Store) withRetry(ctx context.Context, f func(tx *sqlx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := s.inTx(ctx, f)
+		if err == nil || !retryable(err) || attempt == maxRetries {
+			return err
+		}
+		time.Sleep(time.Duration(1+rand.IntN(4<<min(attempt, 5))) * time.Millisecond)
+	}
+}
+
+func (s *Store) inTx(ctx context.Context, f func(tx *sqlx.Tx) error) (err error) {
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

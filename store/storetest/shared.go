@@ -1,0 +1,334 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coinsaga/coinsaga/store"
+)
+
+// RunShared runs the cases of two store handles on one database, as two
+// worker processes have them: open returns both handles on a fresh, empty
+// database. A store that admits one handle per database (SQLite: a second
+// open fails with ErrLocked) returns the same handle twice; the cases
+// then check the same promises between goroutines of one handle.
+//
+// RunShared closes the handles when each case ends.
+func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, a, b store.Store)
+	}{
+		{"two handles accepting the same orders at once create each exactly once, and the other sees it", testSharedAccept},
+		{"concurrent applies on one order from two handles let exactly one win", testSharedApply},
+		{"a relay reading the outbox while two handles commit sees every message exactly once", testSharedOutbox},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := open(t)
+			t.Cleanup(func() {
+				if err := a.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+				if b != a {
+					if err := b.Close(); err != nil {
+						t.Errorf("close second handle: %v", err)
+					}
+				}
+			})
+			tc.run(t, a, b)
+		})
+	}
+}
+
+// seed returns a logged random seed, so that a failing interleaving's
+// inputs can be replayed.
+func seed(t *testing.T) *rand.Rand {
+	s := uint64(time.Now().UnixNano())
+	t.Logf("random seed %d", s)
+	return rand.New(rand.NewPCG(s, s))
+}
+
+func testSharedAccept(t *testing.T, a, b store.Store) {
+	const (
+		rounds = 10
+		per    = 20
+	)
+	for round := range rounds {
+		keys := make([]string, per)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("o-%02d-%02d", round, i)
+		}
+		// The two sides take the orders in opposite orders: a store that
+		// locked rows in request order would deadlock here.
+		reversed := slices.Clone(keys)
+		slices.Reverse(reversed)
+		var (
+			wg      sync.WaitGroup
+			results [2][]store.AcceptResult
+			errs    [2]error
+			start   = make(chan struct{})
+		)
+		for side, s := range []store.Store{a, b} {
+			order := keys
+			if side == 1 {
+				order = reversed
+			}
+			reqs := make([]store.Accept, len(order))
+			for i, id := range order {
+				o := Order(id, now())
+				o.BodyHash = fmt.Sprintf("side-%d", side)
+				reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: "accepted", Detail: o.BodyHash},
+					Outbox: []store.Message{{Subject: "s", MsgID: id + ":" + o.BodyHash}}}
+			}
+			wg.Go(func() {
+				<-start
+				results[side], errs[side] = s.Accept(ctx(t), reqs)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if err := errors.Join(errs[:]...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		created := map[string]string{} // id -> the side that created it
+		for side, order := range [][]string{keys, reversed} {
+			for i, r := range results[side] {
+				if r.Created {
+					if prev, dup := created[order[i]]; dup {
+						t.Errorf("%s created by side %s and side %d", order[i], prev, side)
+					}
+					created[order[i]] = fmt.Sprintf("side-%d", side)
+				}
+			}
+		}
+		for side, order := range [][]string{keys, reversed} {
+			for i, r := range results[side] {
+				id := order[i]
+				if r.Created {
+					continue
+				}
+				if want := created[id]; r.Existing.OutOrderID != id || r.Existing.BodyHash != want {
+					t.Errorf("side %d was told %s exists as %q/%q, want the creator's %q", side, id, r.Existing.OutOrderID, r.Existing.BodyHash, want)
+				}
+			}
+		}
+		for _, id := range keys {
+			if created[id] == "" {
+				t.Errorf("%s was created by neither side", id)
+				continue
+			}
+			if h := history(t, b, id); len(h) != 1 || h[0].Detail != created[id] {
+				t.Errorf("%s: history %+v, want the creator's accept line only", id, h)
+			}
+		}
+	}
+	msgs := pending(t, a)
+	if len(msgs) != rounds*per {
+		t.Errorf("outbox holds %d messages for %d orders, want one each", len(msgs), rounds*per)
+	}
+}
+
+func testSharedApply(t *testing.T, a, b store.Store) {
+	const (
+		orders = 10
+		racers = 8 // per handle
+	)
+	for n := range orders {
+		id := fmt.Sprint("o-", n)
+		o := acceptOne(t, a, Order(id, now()))
+		var (
+			wg          sync.WaitGroup
+			mu          sync.Mutex
+			won, stale  int
+			winnerState string
+			unexpected  []error
+			start       = make(chan struct{})
+		)
+		for side, s := range []store.Store{a, b} {
+			for i := range racers {
+				wg.Go(func() {
+					to := o
+					to.State, to.Seq = fmt.Sprintf("state-%d-%d", side, i), 2
+					<-start
+					_, err := s.Apply(ctx(t), store.Transition{From: o, To: to,
+						History: []store.HistoryEntry{{State: to.State}},
+						Outbox:  []store.Message{{Subject: "s", MsgID: to.State}}})
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						won++
+						winnerState = to.State
+					case errors.Is(err, store.ErrStale):
+						stale++
+					default:
+						unexpected = append(unexpected, err)
+					}
+				})
+			}
+		}
+		close(start)
+		wg.Wait()
+		if len(unexpected) > 0 {
+			t.Fatalf("%s: unexpected errors: %v", id, unexpected)
+		}
+		if won != 1 || stale != 2*racers-1 {
+			t.Fatalf("%s: won %d, stale %d; want 1 and %d", id, won, stale, 2*racers-1)
+		}
+		for _, s := range []store.Store{a, b} {
+			got, err := s.Get(ctx(t), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != winnerState || got.Version != o.Version+1 {
+				t.Errorf("%s: stored state %q version %d, want the winner's %q at %d", id, got.State, got.Version, winnerState, o.Version+1)
+			}
+		}
+		if h := history(t, b, id); len(h) != 2 || h[1].State != winnerState {
+			t.Errorf("%s: history %+v, want the accept and the winner's line", id, h)
+		}
+	}
+	var got []string
+	for _, m := range pending(t, b) {
+		got = append(got, m.MsgID)
+	}
+	if len(got) != orders {
+		t.Errorf("outbox %v: want one message per order, the winners'", got)
+	}
+}
+
+// testSharedOutbox is the relay's promise under concurrent commits: a
+// reader that keeps a cursor on ids (worker/relay.go) and deletes what it
+// read must see every committed message once. A store whose ids are not
+// in commit order loses the message of a transaction that drew a lower id
+// but committed after a higher one was read.
+func testSharedOutbox(t *testing.T, a, b store.Store) {
+	rng := seed(t)
+	const (
+		writers = 6 // per handle
+		orders  = 25
+		steps   = 3
+	)
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		errs     []error
+		expected = map[string]bool{}
+	)
+	for side, s := range []store.Store{a, b} {
+		for w := range writers {
+			pause := rng.IntN(3) // some writers yield between writes, to vary the interleaving
+			ids := make([]string, orders)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("o-%d-%d-%02d", side, w, i)
+				for st := 0; st <= steps; st++ {
+					expected[fmt.Sprintf("%s:%d", ids[i], st)] = true
+				}
+			}
+			wg.Go(func() {
+				fail := func(err error) {
+					errMu.Lock()
+					defer errMu.Unlock()
+					errs = append(errs, err)
+				}
+				for _, id := range ids {
+					o := Order(id, now())
+					res, err := s.Accept(ctx(t), []store.Accept{{Order: o, History: store.HistoryEntry{State: "accepted"},
+						Outbox: []store.Message{{Subject: "s", MsgID: id + ":0"}}}})
+					if err != nil || !res[0].Created {
+						fail(fmt.Errorf("accept %s: %+v, %v", id, res, err))
+						return
+					}
+					cur, err := s.Get(ctx(t), id)
+					if err != nil {
+						fail(err)
+						return
+					}
+					for st := 1; st <= steps; st++ {
+						to := cur
+						to.Seq = st + 1
+						if cur, err = s.Apply(ctx(t), store.Transition{From: cur, To: to,
+							History: []store.HistoryEntry{{State: to.State}},
+							Outbox:  []store.Message{{Subject: "s", MsgID: fmt.Sprintf("%s:%d", id, st)}}}); err != nil {
+							fail(fmt.Errorf("apply %s step %d: %w", id, st, err))
+							return
+						}
+						for range pause {
+							runtime.Gosched()
+						}
+					}
+				}
+			})
+		}
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+
+	seen := map[string]int{}
+	seenIDs := map[int64]bool{}
+	var cursor int64
+	relay := func(s store.Store) int {
+		msgs, err := s.PendingOutbox(ctx(t), cursor, 64)
+		if err != nil {
+			t.Fatalf("pending outbox: %v", err)
+		}
+		del := make([]int64, 0, len(msgs))
+		for _, m := range msgs {
+			if seenIDs[m.ID] {
+				t.Errorf("message %d (%s) returned again after it was read and deleted", m.ID, m.MsgID)
+			}
+			seenIDs[m.ID] = true
+			seen[m.MsgID]++
+			cursor = max(cursor, m.ID)
+			del = append(del, m.ID)
+		}
+		if err := s.DeleteOutbox(ctx(t), del); err != nil {
+			t.Fatalf("delete outbox: %v", err)
+		}
+		return len(msgs)
+	}
+	// The relay alternates handles, as relays of two workers would read
+	// one database.
+	handles := []store.Store{a, b}
+	for turn := 0; ; turn++ {
+		select {
+		case <-done:
+		default:
+			relay(handles[turn%2])
+			continue
+		}
+		break
+	}
+	// Everything has committed: what the cursor has not reached yet comes
+	// now; anything below it that never came is lost.
+	for relay(a) > 0 {
+	}
+	if len(errs) > 0 {
+		t.Fatalf("writers: %v", errors.Join(errs...))
+	}
+	var lost, twice []string
+	for id := range expected {
+		switch seen[id] {
+		case 0:
+			lost = append(lost, id)
+		case 1:
+		default:
+			twice = append(twice, id)
+		}
+	}
+	slices.Sort(lost)
+	if len(lost) > 0 || len(twice) > 0 {
+		t.Errorf("of %d messages, %d lost (%v), %d read twice (%v)", len(expected), len(lost), lost, len(twice), twice)
+	}
+	if left := pending(t, b); len(left) != 0 {
+		t.Errorf("outbox still holds %d messages below the cursor %d: %+v", len(left), cursor, left)
+	}
+}
