@@ -41,6 +41,10 @@ var staticFS embed.FS
 // never there).
 var ErrNoLetter = errors.New("console: no such dead letter")
 
+// ErrNoStream: the dead-letter stream does not exist yet (no worker has
+// created the streams on this NATS and prefix); there are no letters.
+var ErrNoStream = errors.New("console: no dead-letter stream yet")
+
 // Config is what the console reads from and how it guards itself.
 type Config struct {
 	Orders Orders

@@ -493,3 +493,37 @@ func TestStatsAreCachedBriefly(t *testing.T) {
 		t.Fatalf("loads = %d, want 2 (one per second)", loads)
 	}
 }
+
+// noStream is a DeadLetters before any worker created the stream.
+type noStream struct{ fakeLetters }
+
+func (*noStream) List(context.Context, LetterFilter, uint64) ([]Letter, error) {
+	return nil, ErrNoStream
+}
+func (*noStream) Count(context.Context, LetterFilter) (int, error) { return 0, ErrNoStream }
+func (*noStream) Get(context.Context, uint64) (Letter, error)      { return Letter{}, ErrNoStream }
+
+func TestBeforeTheStreamExistsThereAreNoDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, err := New(ctx, Config{Orders: &fakeOrders{}, DeadLetters: &noStream{}, Access: Access{OpenReads: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	b := newBrowser(t, srv.URL)
+	for _, tc := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/dlq", http.StatusOK, "0 dead letter(s) match"},
+		{"/dlq/3", http.StatusNotFound, "No such dead letter"},
+	} {
+		if status, body := b.get(tc.path); status != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s = %d, want %d with %q", tc.path, status, tc.status, tc.want)
+		}
+	}
+}

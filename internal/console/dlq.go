@@ -176,6 +176,11 @@ func (c *Console) dlqPage(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		d.Total, err = c.cfg.DeadLetters.Count(ctx, f)
 	}
+	if errors.Is(err, ErrNoStream) {
+		// A worker that is starting creates it in a moment; until then
+		// there is nothing to list.
+		d.Letters, d.Total, err = nil, 0, nil
+	}
 	if err != nil {
 		d.Problem = "reading the dead-letter stream: " + err.Error()
 		c.render(w, r, http.StatusBadGateway, "dlq", "Dead letters", d)
@@ -222,7 +227,7 @@ func (c *Console) letterPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l, err := c.cfg.DeadLetters.Get(r.Context(), seq)
-	if errors.Is(err, ErrNoLetter) {
+	if errors.Is(err, ErrNoLetter) || errors.Is(err, ErrNoStream) {
 		c.fail(w, r, http.StatusNotFound, "No such dead letter", fmt.Sprintf("Dead letter %d is not in the stream: replayed or purged already, or never there.", seq))
 		return
 	}

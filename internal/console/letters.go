@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,9 @@ func (d *queue) open(ctx context.Context) (*deadletter.Queue, error) {
 		return d.q, nil
 	}
 	q, err := deadletter.Open(ctx, d.nc, d.subjects)
+	if errors.Is(err, deadletter.ErrNoStream) {
+		return nil, fmt.Errorf("%w: %w", ErrNoStream, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func (c *Console) orderPage(w http.ResponseWriter, r *http.Request) {
 		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		d.Letters, err = c.cfg.DeadLetters.List(lctx, LetterFilter{MgID: o.MgID, OutOrderID: o.OutOrderID, Limit: 20}, 0)
 		cancel()
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrNoStream) {
 			d.LetErr = err.Error()
 		}
 	}

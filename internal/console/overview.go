@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sort"
 	"time"
@@ -39,6 +40,9 @@ func (c *Console) countLetters(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	ls, err := c.cfg.DeadLetters.List(ctx, LetterFilter{}, 0)
+	if errors.Is(err, ErrNoStream) {
+		err = nil // no stream yet: no letters
+	}
 	n := letterCounts{At: c.now(), ByReason: map[events.Reason]int{}}
 	if err != nil {
 		n.Err = err.Error()

@@ -45,7 +45,8 @@ func (n natsStatus) Watch(ctx context.Context, f events.WatchFilter) (StatusStre
 
 // DeadLetters is what the /dlq pages need; the implementation is shared
 // with `coinsaga dlq` (internal/deadletter) so that both follow the same
-// rules.
+// rules. Its calls return an error wrapping ErrNoStream while the stream
+// does not exist.
 type DeadLetters interface {
 	// List returns up to f.Limit dead letters f selects past the sequence
 	// after, oldest first, without bodies.
