@@ -7,6 +7,8 @@ package events
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 // Intent is a purchase intent published by a game server. The SUD fields
@@ -62,30 +64,30 @@ type MidasPayment struct {
 	PayItem     string `json:"payitem,omitempty"`
 }
 
-// State is an order's public state, as status events report it.
-type State string
+// State is an order's public state, as status events report it. It is
+// declared in internal/orderstate, with the one list of states, so that
+// the store can list the terminal ones without importing events.
+type State = orderstate.State
 
 const (
-	StateAccepted       State = "accepted"
-	StateOrdered        State = "ordered"
-	StateDebited        State = "debited"
-	StateCompleted      State = "completed"
-	StateRejected       State = "rejected"
-	StateFailed         State = "failed"
-	StateCompensating   State = "compensating"
-	StateCompensated    State = "compensated"
-	StateNeedsAttention State = "needs_attention"
+	StateAccepted       = orderstate.Accepted
+	StateOrdered        = orderstate.Ordered
+	StateDebited        = orderstate.Debited
+	StateCompleted      = orderstate.Completed
+	StateRejected       = orderstate.Rejected
+	StateFailed         = orderstate.Failed
+	StateCompensating   = orderstate.Compensating
+	StateCompensated    = orderstate.Compensated
+	StateNeedsAttention = orderstate.NeedsAttention
 )
 
-// Terminal reports whether no further step runs for an order in state s
-// (until an operator replays it).
-func (s State) Terminal() bool {
-	switch s {
-	case StateCompleted, StateRejected, StateFailed, StateCompensated, StateNeedsAttention:
-		return true
-	}
-	return false
-}
+// States returns every state, in the order an order meets them: the list
+// to range over wherever all states are needed (metrics, stats, schemas).
+func States() []State { return orderstate.States() }
+
+// TerminalStates returns the states after which no step runs (see
+// State.Terminal), in the order of States.
+func TerminalStates() []State { return orderstate.TerminalStates() }
 
 // StatusEvent is published once per state change of an order. Seq starts at
 // 1 and grows by one per event of an order; subscribers dedupe on it.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 func openInternal(t *testing.T) *SQLite {
@@ -205,7 +207,7 @@ func TestGroupCommit(t *testing.T) {
 	})
 }
 
-func withState(o Order, state string) Order {
+func withState(o Order, state orderstate.State) Order {
 	o.State = state
 	return o
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 type historyRow struct {
@@ -48,7 +50,7 @@ func historyValues(version int64, line int, h HistoryEntry, now time.Time) []any
 	if at.IsZero() {
 		at = now
 	}
-	return []any{version, line, at.UnixMilli(), h.State, h.Step, h.Attempt, h.ErrorCode, h.Error, h.Detail}
+	return []any{version, line, at.UnixMilli(), string(h.State), string(h.Step), h.Attempt, h.ErrorCode, h.Error, h.Detail}
 }
 
 // History returns the order's history, oldest first; ErrNotFound if there
@@ -72,7 +74,7 @@ func (s *SQLite) History(ctx context.Context, outOrderID string) ([]HistoryEntry
 	out := make([]HistoryEntry, len(rows))
 	for i, r := range rows {
 		out[i] = HistoryEntry{
-			At: fromMs(r.At), State: r.State, Step: r.Step, Attempt: r.Attempt,
+			At: fromMs(r.At), State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Attempt: r.Attempt,
 			ErrorCode: r.ErrorCode, Error: r.Error, Detail: r.Detail,
 		}
 	}

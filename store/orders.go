@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 // orderFields are the orders columns after id, in the order orderArgs
@@ -133,7 +135,7 @@ func (r orderRow) order() Order {
 		OutOrderID: r.OutOrderID, MgID: r.MgID, RoomID: r.RoomID, FromUID: r.FromUID,
 		Provider: r.Provider, Amount: r.Amount,
 		Intent: r.Intent, IntentSubject: r.IntentSubject, BodyHash: r.BodyHash,
-		State: r.State, Step: r.Step, Seq: r.Seq, Attempt: r.Attempt, NextRunAt: fromNullMs(r.NextRunAt),
+		State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Seq: r.Seq, Attempt: r.Attempt, NextRunAt: fromNullMs(r.NextRunAt),
 		SudOrderID: r.SudOrderID, BillNo: r.BillNo, PayGeneration: r.PayGeneration,
 		HasBaseline: r.HasBaseline, BaselineBalance: r.BaselineBalance,
 		BaselineSaveAmt: r.BaselineSaveAmt, BaselineCostSum: r.BaselineCostSum,
@@ -152,7 +154,7 @@ func rowOf(o Order) orderRow {
 		OutOrderID: o.OutOrderID, MgID: o.MgID, RoomID: o.RoomID, FromUID: o.FromUID,
 		Provider: o.Provider, Amount: o.Amount,
 		Intent: o.Intent, IntentSubject: o.IntentSubject, BodyHash: o.BodyHash,
-		State: o.State, Step: o.Step, Seq: o.Seq, Attempt: o.Attempt, NextRunAt: msOrNull(o.NextRunAt),
+		State: string(o.State), Step: string(o.Step), Seq: o.Seq, Attempt: o.Attempt, NextRunAt: msOrNull(o.NextRunAt),
 		SudOrderID: o.SudOrderID, BillNo: o.BillNo, PayGeneration: o.PayGeneration,
 		HasBaseline: o.HasBaseline, BaselineBalance: o.BaselineBalance,
 		BaselineSaveAmt: o.BaselineSaveAmt, BaselineCostSum: o.BaselineCostSum,
@@ -183,11 +185,17 @@ func fromNullMs(n sql.NullInt64) time.Time {
 	return fromMs(n.Int64)
 }
 
-// terminalStates are events.State's terminal states, the ones
-// PruneTerminal may delete. The store does not import events (it knows
-// nothing of NATS messages); TestTerminalStatesMatchEvents keeps the lists
-// in step.
-var terminalStates = []string{"completed", "rejected", "failed", "compensated", "needs_attention"}
+// terminalStates are the states PruneTerminal may delete: the terminal
+// ones of the one list of states, which lives in internal/orderstate so
+// that the store need not import events (it knows nothing of NATS
+// messages).
+var terminalStates = func() []string {
+	var names []string
+	for _, s := range orderstate.TerminalStates() {
+		names = append(names, string(s))
+	}
+	return names
+}()
 
 // Accept records each new order with its history and outbox in one group
 // commit. A new order gets Version 1 and UpdatedAt now (CreatedAt too
@@ -399,7 +407,7 @@ func getOrder(ctx context.Context, q sqlx.QueryerContext, outOrderID string) (Or
 // through the due index (keyset on next_run_at, id) rather than guessing
 // how many exclude will drop, so any number of running orders cannot
 // starve the ones behind them.
-func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, steps []string, exclude func(outOrderID string) bool) ([]Order, error) {
+func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, steps []orderstate.Step, exclude func(outOrderID string) bool) ([]Order, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -410,7 +418,7 @@ func (s *SQLite) Due(ctx context.Context, now time.Time, limit int, steps []stri
 	// could walk the whole due index past the other steps' rows.
 	var out []Order
 	for _, step := range steps {
-		got, err := s.dueAt(ctx, now, limit, step, exclude)
+		got, err := s.dueAt(ctx, now, limit, string(step), exclude)
 		if err != nil {
 			return nil, err
 		}
@@ -497,7 +505,7 @@ pages:
 
 // NextDue returns the earliest NextRunAt of any scheduled order at one of
 // steps (any step when steps is empty). One indexed MIN per step, as in Due.
-func (s *SQLite) NextDue(ctx context.Context, steps []string) (time.Time, bool, error) {
+func (s *SQLite) NextDue(ctx context.Context, steps []orderstate.Step) (time.Time, bool, error) {
 	var (
 		first int64
 		found bool
@@ -518,7 +526,7 @@ func (s *SQLite) NextDue(ctx context.Context, steps []string) (time.Time, bool, 
 		}
 	}
 	for _, step := range steps {
-		if err := read("SELECT MIN(next_run_at) FROM orders WHERE step = ? AND next_run_at IS NOT NULL", step); err != nil {
+		if err := read("SELECT MIN(next_run_at) FROM orders WHERE step = ? AND next_run_at IS NOT NULL", string(step)); err != nil {
 			return time.Time{}, false, err
 		}
 	}

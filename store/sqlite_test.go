@@ -17,6 +17,8 @@ import (
 
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/storetest"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 func openTemp(t testing.TB, opts ...store.Option) (*store.SQLite, string) {
@@ -404,16 +406,20 @@ func fillCompleted(t testing.TB, s *store.SQLite, from, n int) {
 			}
 		}
 	}
-	event := func(id string, seq int, state string) store.Message {
+	event := func(id string, seq int, state orderstate.State) store.Message {
 		return store.Message{
 			Subject: "coinsaga.status.1468180338417074177.9009." + id,
 			MsgID:   fmt.Sprintf("%s:%d", id, seq),
-			Header:  map[string]string{"Nats-Msg-Id": fmt.Sprintf("%s:%d", id, seq), "Coinsaga-State": state},
+			Header:  map[string]string{"Nats-Msg-Id": fmt.Sprintf("%s:%d", id, seq), "Coinsaga-State": string(state)},
 			Data: fmt.Appendf(nil, `{"out_order_id":%q,"order_id":"sud-%s","mg_id":"1468180338417074177","room_id":"9009","from_uid":"001","state":%q,"seq":%d,"at":"2026-11-21T10:00:00.123456Z","provider":"mogs","bill_no":"bill-%s","amount":100,"balance":900}`,
 				id, id, state, seq, id),
 		}
 	}
-	steps := []struct{ state, step, detail string }{
+	steps := []struct {
+		state  orderstate.State
+		step   orderstate.Step
+		detail string
+	}{
 		{"ordered", "debit", "sud order created"},
 		{"ordered", "confirm", "baseline balance 1000"},
 		{"debited", "confirm", "pay ok, balance 900"},

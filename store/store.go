@@ -18,6 +18,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 // Errors callers decide on.
@@ -54,10 +56,10 @@ type Order struct {
 	// hash) from a conflict (same out_order_id, different hash).
 	BodyHash string `json:"-"`
 
-	State   string `json:"state"`
-	Step    string `json:"step"`
-	Seq     int    `json:"seq"`     // seq of the last status event written
-	Attempt int    `json:"attempt"` // attempts made at Step so far
+	State   orderstate.State `json:"state"`
+	Step    orderstate.Step  `json:"step"`
+	Seq     int              `json:"seq"`     // seq of the last status event written
+	Attempt int              `json:"attempt"` // attempts made at Step so far
 	// NextRunAt is when Step is due; zero when nothing is scheduled
 	// (terminal orders).
 	NextRunAt time.Time `json:"next_run_at"`
@@ -108,13 +110,13 @@ type Order struct {
 
 // HistoryEntry is one line of an order's append-only history.
 type HistoryEntry struct {
-	At        time.Time `json:"at"`
-	State     string    `json:"state"`
-	Step      string    `json:"step"`
-	Attempt   int       `json:"attempt"`
-	ErrorCode string    `json:"error_code,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	Detail    string    `json:"detail,omitempty"` // free text: "pay ok, balance 900", "replayed"
+	At        time.Time        `json:"at"`
+	State     orderstate.State `json:"state"`
+	Step      orderstate.Step  `json:"step"`
+	Attempt   int              `json:"attempt"`
+	ErrorCode string           `json:"error_code,omitempty"`
+	Error     string           `json:"error,omitempty"`
+	Detail    string           `json:"detail,omitempty"` // free text: "pay ok, balance 900", "replayed"
 }
 
 // Message is an outbox row: something to publish to NATS once the change
@@ -172,11 +174,11 @@ type Store interface {
 	// Due returns up to limit non-terminal orders with NextRunAt <= now,
 	// soonest first, at one of steps (any step when steps is empty),
 	// skipping the ids in exclude (already running).
-	Due(ctx context.Context, now time.Time, limit int, steps []string, exclude func(outOrderID string) bool) ([]Order, error)
+	Due(ctx context.Context, now time.Time, limit int, steps []orderstate.Step, exclude func(outOrderID string) bool) ([]Order, error)
 	// NextDue returns the earliest NextRunAt of any scheduled order at one
 	// of steps (any step when steps is empty), and false when none is
 	// scheduled.
-	NextDue(ctx context.Context, steps []string) (time.Time, bool, error)
+	NextDue(ctx context.Context, steps []orderstate.Step) (time.Time, bool, error)
 	// PendingOutbox returns up to limit outbox messages with an ID above
 	// after, oldest first. IDs grow in commit order: once a reader saw
 	// message N, no message below N can still appear, so a relay may keep

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -36,11 +37,11 @@ type OrderView struct {
 	Provider   string `json:"provider"`
 	Amount     int64  `json:"amount"`
 
-	State     string    `json:"state"`
-	Step      string    `json:"step"`
-	Seq       int       `json:"seq"`
-	Attempt   int       `json:"attempt"`
-	NextRunAt time.Time `json:"next_run_at"`
+	State     events.State `json:"state"`
+	Step      Step         `json:"step"`
+	Seq       int          `json:"seq"`
+	Attempt   int          `json:"attempt"`
+	NextRunAt time.Time    `json:"next_run_at"`
 
 	SudOrderID    string `json:"sud_order_id,omitempty"`
 	BillNo        string `json:"bill_no,omitempty"`
@@ -72,20 +73,20 @@ type OrderView struct {
 
 // HistoryEntry is one line of an order's history as the order API sends it.
 type HistoryEntry struct {
-	At        time.Time `json:"at"`
-	State     string    `json:"state"`
-	Step      string    `json:"step"`
-	Attempt   int       `json:"attempt"`
-	ErrorCode string    `json:"error_code,omitempty"`
-	Error     string    `json:"error,omitempty"`
-	Detail    string    `json:"detail,omitempty"`
+	At        time.Time    `json:"at"`
+	State     events.State `json:"state"`
+	Step      Step         `json:"step"`
+	Attempt   int          `json:"attempt"`
+	ErrorCode string       `json:"error_code,omitempty"`
+	Error     string       `json:"error,omitempty"`
+	Detail    string       `json:"detail,omitempty"`
 }
 
 // orderView is the wire form of o, without its intent.
 func orderView(o store.Order) *OrderView {
 	return &OrderView{
 		OutOrderID: o.OutOrderID, MgID: o.MgID, RoomID: o.RoomID, FromUID: o.FromUID, Provider: o.Provider, Amount: o.Amount,
-		State: string(o.State), Step: string(o.Step), Seq: o.Seq, Attempt: o.Attempt, NextRunAt: o.NextRunAt,
+		State: o.State, Step: o.Step, Seq: o.Seq, Attempt: o.Attempt, NextRunAt: o.NextRunAt,
 		SudOrderID: o.SudOrderID, BillNo: o.BillNo, PayGeneration: o.PayGeneration,
 		HasBaseline: o.HasBaseline, BaselineBalance: o.BaselineBalance, BaselineSaveAmt: o.BaselineSaveAmt,
 		BaselineCostSum: o.BaselineCostSum, BaselineGenBalance: o.BaselineGenBalance,
@@ -103,7 +104,7 @@ func historyView(h []store.HistoryEntry) []HistoryEntry {
 	}
 	out := make([]HistoryEntry, len(h))
 	for i, e := range h {
-		out[i] = HistoryEntry{At: e.At, State: string(e.State), Step: string(e.Step), Attempt: e.Attempt,
+		out[i] = HistoryEntry{At: e.At, State: e.State, Step: e.Step, Attempt: e.Attempt,
 			ErrorCode: e.ErrorCode, Error: e.Error, Detail: e.Detail}
 	}
 	return out

@@ -74,7 +74,7 @@ func TestOrderGetFindsTheOrderWhicheverWorkerAnswers(t *testing.T) {
 		t.Helper()
 		for i := 0; i < calls; i++ {
 			r, err := e.getOrder(in.OutOrderID)
-			if err != nil || r.Order == nil || r.Order.OutOrderID != in.OutOrderID || r.Order.State != string(events.StateCompleted) {
+			if err != nil || r.Order == nil || r.Order.OutOrderID != in.OutOrderID || r.Order.State != events.StateCompleted {
 				t.Fatalf("call %d of %d: %+v, %v; want the completed order", i+1, calls, r.Order, err)
 			}
 			if len(r.History) == 0 {

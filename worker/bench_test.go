@@ -65,7 +65,7 @@ func BenchmarkRelay(b *testing.B) {
 		now := time.Now()
 		for i := range reqs {
 			o := storetest.Order("r"+strconv.Itoa(round)+"-"+strconv.Itoa(i), time.Time{})
-			o.State, o.Step = string(events.StateCompleted), StepDone
+			o.State, o.Step = events.StateCompleted, StepDone
 			reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: o.State, Step: "bench"},
 				Outbox: []store.Message{statusMessage(subjects, o, now)}}
 		}
@@ -113,7 +113,7 @@ func BenchmarkWaitingPoll50k(b *testing.B) {
 	base := time.Now()
 	for i := range waiting {
 		o := store.Order{OutOrderID: "o" + strconv.Itoa(i), Provider: events.ProviderMOGS, Amount: 100,
-			BillNo: "o" + strconv.Itoa(i), State: string(events.StateDebited), Step: StepConfirm,
+			BillNo: "o" + strconv.Itoa(i), State: events.StateDebited, Step: StepConfirm,
 			NextRunAt: base.Add(time.Duration(i) * time.Millisecond), DebitedAt: base, Version: 3}
 		q.push(o, providers.Account{OpenID: "p" + strconv.Itoa(i%10000)})
 	}

@@ -141,7 +141,7 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 	}
 	// Taken before the write: a row known current then is current after
 	// it, since no one else runs a brand-new order (see Worker.current).
-	acceptedAt := time.Now()
+	acceptedAt := w.now()
 	results, err := w.cfg.Store.Accept(ctx, reqs)
 	if err != nil {
 		w.storeWriteFailed(fmt.Sprintf("%d intents, redelivered in %s", len(batch), retryDelivery), err)
@@ -165,7 +165,7 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 				w.fresh.put(created, acceptedAt)
 			}
 			if w.metrics != nil {
-				w.metrics.intentReceived(p.req.Order.State)
+				w.metrics.intentReceived(string(p.req.Order.State))
 			}
 			ack(p.msg)
 			continue
@@ -205,73 +205,56 @@ func (w *Worker) decode(ctx context.Context, m jetstream.Msg, now time.Time) (pe
 		Intent: m.Data(), IntentSubject: m.Subject(), BodyHash: p.hash,
 		Seq: 1, CreatedAt: now, UpdatedAt: now,
 	}
-	hist := store.HistoryEntry{At: now, Attempt: 1}
-	var outbox []store.Message
-	if verr := in.Validate(w.cfg.Catalog); verr != nil {
-		o.State, o.Step = string(events.StateRejected), StepBaseline
-		o.ErrorCode, o.Error = events.CodeInvalidIntent, verr.Error()
-		hist.Detail = "rejected: " + verr.Error()
-		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now), deadLetter(w.cfg.Subjects, o, events.ReasonRejected, now))
-	} else {
-		o.State, o.Step, o.NextRunAt = string(events.StateAccepted), StepBaseline, now
-		hist.Detail = "accepted from " + m.Subject()
-		outbox = append(outbox, statusMessage(w.cfg.Subjects, o, now))
+	out := decideAccept(o, in.Validate(w.cfg.Catalog), now)
+	o = out.next
+	hist := store.HistoryEntry{At: now, State: o.State, Step: "accept", Attempt: 1,
+		ErrorCode: o.ErrorCode, Error: o.Error, Detail: out.detail}
+	outbox := []store.Message{statusMessage(w.cfg.Subjects, o, now)}
+	if out.dead != "" {
+		outbox = append(outbox, deadLetter(w.cfg.Subjects, o, out.dead, now))
 	}
-	hist.State, hist.Step, hist.ErrorCode, hist.Error = o.State, "accept", o.ErrorCode, o.Error
 	p.req = store.Accept{Order: o, History: hist, Outbox: outbox}
 	return p, true
 }
 
-// existing handles an intent whose out_order_id is already an order: a
-// duplicate (same content) is absorbed, a replay resumes a stopped order,
-// and a different body under the same id is a conflict.
+// existing carries out what decideRepeat decides for an intent whose
+// out_order_id is already an order: a duplicate is absorbed, a replay
+// resumes a stopped order, and a different body under the same id is a
+// conflict.
 func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 	log := w.log.With("out_order_id", o.OutOrderID)
-	if p.hash != o.BodyHash {
+	now := w.now()
+	kind, out := decideRepeat(o, p.hash == o.BodyHash, p.replay,
+		func() error { return p.intent.Validate(w.cfg.Catalog) }, now)
+	switch kind {
+	case repeatConflict:
 		log.Warn("intent conflicts with an existing order; original untouched", "state", o.State)
 		if w.metrics != nil {
 			w.metrics.intentReceived("conflict")
 		}
 		subject := w.cfg.Subjects.DeadLetter(p.intent.MgID, p.intent.RoomID, p.intent.OutOrderID)
-		return w.deadLetterNow(ctx, p.msg, o.OutOrderID, subject, events.ReasonConflict,
-			fmt.Sprintf("out_order_id %s already names a different intent (order state %s)", o.OutOrderID, o.State))
-	}
-	if !p.replay {
-		log.Debug("duplicate intent absorbed", "state", o.State)
-		if w.metrics != nil {
-			w.metrics.intentReceived("duplicate")
+		return w.deadLetterNow(ctx, p.msg, o.OutOrderID, subject, out.dead, out.detail)
+	case repeatAbsorbed:
+		if !p.replay {
+			log.Debug(out.detail, "state", o.State)
+			if w.metrics != nil {
+				w.metrics.intentReceived("duplicate")
+			}
+		} else {
+			log.Info(out.detail, "state", o.State)
 		}
-		return nil
-	}
-	switch events.State(o.State) {
-	case events.StateCompleted:
-		log.Info("replay of a completed order: already done, nothing charged")
-		return nil
-	case events.StateFailed, events.StateCompensated, events.StateNeedsAttention, events.StateRejected:
-	default:
-		log.Info("replay of an order still in progress: nothing to do", "state", o.State)
 		return nil
 	}
 	if w.isRunning(o.OutOrderID) {
 		return nil
 	}
-	resumed := o
-	resumed.NextRunAt, resumed.Attempt = w.now(), 0
-	detail := fmt.Sprintf("replayed: resuming at step %s", o.Step)
+	resumed := out.next
 	var outbox []store.Message
-	if events.State(o.State) == events.StateRejected {
-		if verr := p.intent.Validate(w.cfg.Catalog); verr != nil {
-			// Still invalid: say so again rather than run it.
-			resumed.NextRunAt = time.Time{}
-			resumed.Seq++
-			resumed.Error = verr.Error()
-			detail = "replayed, still rejected: " + verr.Error()
-			outbox = append(outbox, statusMessage(w.cfg.Subjects, resumed, w.now()),
-				deadLetter(w.cfg.Subjects, resumed, events.ReasonRejected, w.now()))
-		}
+	if out.dead != "" {
+		outbox = append(outbox, statusMessage(w.cfg.Subjects, resumed, now), deadLetter(w.cfg.Subjects, resumed, out.dead, now))
 	}
 	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: o, To: resumed, Outbox: outbox,
-		History: []store.HistoryEntry{{At: w.now(), State: resumed.State, Step: "replay", Attempt: 1, Detail: detail}}})
+		History: []store.HistoryEntry{{At: now, State: resumed.State, Step: "replay", Attempt: 1, Detail: out.detail}}})
 	if errors.Is(err, store.ErrStale) {
 		return nil // someone else moved it; that change wins
 	}
@@ -288,7 +271,7 @@ func (w *Worker) existing(ctx context.Context, p pending, o store.Order) error {
 		wake(w.wakeSched)
 		return nil
 	}
-	if !stored.NextRunAt.IsZero() && !w.tryStart(stored, time.Now()) {
+	if !stored.NextRunAt.IsZero() && !w.tryStart(stored, w.now()) {
 		w.fresh.markStore() // no slot now: the scheduler finds it due
 		wake(w.wakeSched)
 	}

@@ -269,7 +269,7 @@ func TestConflictingIntentIsDeadLetteredAndTheOriginalUntouched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.State != string(events.StateCompleted) || o.Amount != 40 {
+	if o.State != events.StateCompleted || o.Amount != 40 {
 		t.Errorf("original order now %s amount %d, want completed 40", o.State, o.Amount)
 	}
 	if bills := e.bills(in.Payment.OpenID); len(bills) != 1 || bills[0].Amt != 40 {

@@ -18,16 +18,17 @@ import (
 func statusMessage(s events.Subjects, o store.Order, at time.Time) store.Message {
 	ev := events.StatusEvent{
 		OutOrderID: o.OutOrderID, OrderID: o.SudOrderID, MgID: o.MgID, RoomID: o.RoomID,
-		FromUID: o.FromUID, State: events.State(o.State), Seq: o.Seq, At: at.UTC(),
+		FromUID: o.FromUID, State: o.State, Seq: o.Seq, At: at.UTC(),
 		Provider: o.Provider, BillNo: o.BillNo, Amount: o.Amount,
 	}
-	switch events.State(o.State) {
-	case events.StateDebited, events.StateCompleted:
+	switch {
+	case o.State == events.StateDebited || o.State == events.StateCompleted:
 		if o.HasPayBalance {
 			b := o.PayBalance
 			ev.Balance = &b
 		}
-	case events.StateRejected, events.StateFailed, events.StateCompensated, events.StateNeedsAttention:
+	case o.State.Terminal():
+		// The failure states, every terminal one but completed, say why.
 		ev.Error = &events.EventError{Code: o.ErrorCode, Message: o.Error}
 	}
 	data, err := json.Marshal(ev)
@@ -50,7 +51,7 @@ func deadLetter(s events.Subjects, o store.Order, reason events.Reason, at time.
 		Header: map[string]string{
 			events.HeaderReason:          string(reason),
 			events.HeaderError:           headerSafe(o.ErrorCode + ": " + o.Error),
-			events.HeaderState:           o.State,
+			events.HeaderState:           string(o.State),
 			events.HeaderAttempts:        strconv.Itoa(o.Attempt + 1),
 			events.HeaderFailedAt:        at.UTC().Format(time.RFC3339Nano),
 			events.HeaderOriginalSubject: o.IntentSubject,

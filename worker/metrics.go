@@ -95,13 +95,13 @@ func (m *Metrics) ObserveCall(provider, endpoint string, class providers.Class, 
 
 func (m *Metrics) intentReceived(outcome string) { m.intents.WithLabelValues(outcome).Inc() }
 
-func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
-	m.stepSeconds.WithLabelValues(step, stepResult(step, out)).Observe(elapsed.Seconds())
+func (m *Metrics) stepDone(step Step, out outcome, elapsed time.Duration) {
+	m.stepSeconds.WithLabelValues(string(step), stepResult(step, out)).Observe(elapsed.Seconds())
 	if out.declinedAfterSUD {
 		m.declinedAfter.Inc()
 	}
 	if out.held {
-		m.stepsHeld.WithLabelValues(step).Inc()
+		m.stepsHeld.WithLabelValues(string(step)).Inc()
 	}
 }
 
@@ -109,9 +109,9 @@ func (m *Metrics) stepDone(step string, out outcome, elapsed time.Duration) {
 // finished cancel keeps the pay's error code on the order, as the cause
 // of the compensation; its own result is "ok" (compensated) or not_found
 // (no such bill, nothing was charged).
-func stepResult(step string, out outcome) string {
+func stepResult(step Step, out outcome) string {
 	if step == StepCancel && out.next.Step != StepCancel {
-		if events.State(out.next.State) == events.StateCompensated {
+		if out.next.State == events.StateCompensated {
 			return "ok"
 		}
 		return string(providers.CodeNotFound)
@@ -122,12 +122,12 @@ func stepResult(step string, out outcome) string {
 	return "ok"
 }
 
-func (m *Metrics) transition(mv move) {
+func (m *Metrics) transition(mv move, now time.Time) {
 	if mv.to != mv.from {
 		m.transitions.WithLabelValues(string(mv.to)).Inc()
 	}
 	if mv.to.Terminal() && mv.ended && !mv.createdAt.IsZero() {
-		m.orderSeconds.WithLabelValues(string(mv.to)).Observe(time.Since(mv.createdAt).Seconds())
+		m.orderSeconds.WithLabelValues(string(mv.to)).Observe(now.Sub(mv.createdAt).Seconds())
 	}
 }
 
@@ -140,11 +140,10 @@ func (m *Metrics) observeWrites(ok bool) {
 }
 
 func (m *Metrics) observeStats(st store.Stats, now time.Time) {
-	for _, s := range []events.State{events.StateAccepted, events.StateOrdered, events.StateDebited, events.StateCompleted,
-		events.StateRejected, events.StateFailed, events.StateCompensating, events.StateCompensated, events.StateNeedsAttention} {
+	for _, s := range events.States() {
 		m.orders.WithLabelValues(string(s)).Set(float64(st.ByState[string(s)]))
 	}
-	m.waitingConfirm.Set(float64(st.ScheduledByStep[StepConfirm]))
+	m.waitingConfirm.Set(float64(st.ScheduledByStep[string(StepConfirm)]))
 	m.outboxPending.Set(float64(st.Outbox))
 	lag := 0.0
 	if !st.OldestOutbox.IsZero() {

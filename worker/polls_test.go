@@ -12,7 +12,7 @@ import (
 
 func TestAWaitingOrderKeepsWhatItsPollsRead(t *testing.T) {
 	row := store.Order{OutOrderID: "o1", MgID: "mg", RoomID: "room", FromUID: "u1", Provider: events.ProviderMidas,
-		Amount: 100, Intent: []byte(`{}`), State: string(events.StateDebited), Step: StepConfirm, Seq: 3, Attempt: 2,
+		Amount: 100, Intent: []byte(`{}`), State: events.StateDebited, Step: StepConfirm, Seq: 3, Attempt: 2,
 		NextRunAt: t0.Add(30 * time.Second), SudOrderID: "sud-1", BillNo: "o1.1", PayGeneration: 1,
 		HasBaseline: true, BaselineBalance: 1000, BaselineSaveAmt: 50, BaselineCostSum: 500,
 		HasPayBalance: true, PayBalance: 900, UsedGenAmt: 20, DebitedAt: t0,
@@ -33,7 +33,7 @@ func TestAWaitingOrderKeepsWhatItsPollsRead(t *testing.T) {
 		other := row
 		other.OutOrderID = "o2"
 		same := providers.Account{OpenID: "p1", Midas: providers.MidasLogin{OpenKey: "k", PF: "pf", PFKey: "pfk", ZoneID: "1"}}
-		if waitingOf(row, acct).facts.account != waitingOf(other, same).facts.account {
+		if waitingOf(row, acct).acct != waitingOf(other, same).acct {
 			t.Error("equal accounts were not interned to one")
 		}
 	})

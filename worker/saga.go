@@ -16,18 +16,20 @@ package worker
 //	cancel    cancelpay / cancel_pay_m          compensated                 not found, bill young: failed
 //	                                                                        | not found, bill old, or else: attention
 //
-// Accept, reject and replay are transitions too (decideAccept,
-// decideReplay); the consumer only carries them out.
+// Accept, reject, replay and SUD's notification are transitions too
+// (decideAccept, decideRepeat, decideNotified), and so is the choice of
+// when a step's outcome must be durable (commitPolicy): the consumer and
+// the scheduler only carry them out.
 //
 // The balance comes first because SUD runs the paid action on
 // create_order and has no cancel: a player who cannot pay must never reach
 // it. completed means both halves: the debit is confirmed and SUD reports
 // EXECUTE_SUCCESS; an action that ends EXECUTE_FAIL is never left charged.
 //
-// Each step is two parts: run* makes the provider call (the only I/O), and
-// the decide* function turns (order, reply) into the next order row. The
-// decide functions are pure: everything they need is in their arguments, so
-// the whole machine is tested without a network and reads top to bottom.
+// Each step is two parts: saga.run (steps.go) makes the provider call, the
+// only I/O, and a decide function here turns (order, reply, policy) into
+// the next order row. The decide functions are pure, so the whole machine
+// is tested without a network and reads top to bottom.
 //
 // Crash safety rests on three rules: every call reuses the idempotency key
 // derived from the order (out_order_id for SUD, billNo for the wallet); the
@@ -35,195 +37,40 @@ package worker
 // attempted, so a retried pay still confirms against the balance before
 // the debit; and a step's outcome, the next step and the status event
 // reporting it commit together.
+//
+// rules.go holds the predicates the decisions apply, outcome.go what they
+// return, bills.go the bill numbers.
 
 import (
-	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/protect"
 	"github.com/coinsaga/coinsaga/providers/sud"
 	"github.com/coinsaga/coinsaga/store"
 )
 
-// Step names: what the saga does next for an order. A terminal order keeps
-// the step a replay resumes at.
+// Step is what the saga does next for an order; a terminal order keeps
+// the step a replay resumes at. The store keeps it as a name it does not
+// interpret (internal/orderstate).
+type Step = orderstate.Step
+
 const (
-	StepBaseline = "baseline"
-	StepOrder    = "order"
-	StepPay      = "pay"
-	StepConfirm  = "confirm"
-	StepVerdict  = "verdict"
-	StepCancel   = "cancel"
-	StepDone     = "done"
+	StepBaseline Step = "baseline"
+	StepOrder    Step = "order"
+	StepPay      Step = "pay"
+	StepConfirm  Step = "confirm"
+	StepVerdict  Step = "verdict"
+	StepCancel   Step = "cancel"
+	StepDone     Step = "done"
 )
 
-// Error codes the saga itself assigns (provider failures keep their code).
-const (
-	codeConfirmTimeout    = "confirm_timeout"
-	codeRetriesExhausted  = "retries_exhausted"
-	codeNotConfigured     = "provider_not_configured"
-	codeSUDExecuteFailed  = "sud_execute_failed"
-	codeSUDExecuteTimeout = "sud_execute_timeout"
-	codeSUDOrderConflict  = "sud_order_conflict"
-	codeBillExpired       = "bill_expired"
-)
-
-// billLife is how long a bill_no may be trusted after its first use. The
-// MOGS seed gives bills 48 hours (有效期是 48 小时), and providers.md assumes
-// the same for Midas: after that a cancel answers "not found" whether or not
-// the bill charged, and the same number may be taken as a new bill. One
-// hour of margin covers clocks and the time between our record of the first
-// use and the provider's.
-const billLife = 47 * time.Hour
-
-// billNoMax is the longest bill_no the wallets take (WeChat midas, whose
-// field names MOGS shares: at most 63 of [0-9A-Za-z_-], no leading '_').
-const billNoMax = 63
-
-// billNo derives the wallet idempotency key from the order alone: at most
-// 63 characters of [0-9A-Za-z_-], never starting with '_', and never the
-// same for two orders or two generations of one order. A new generation
-// starts only after a cancel confirmed the previous bill is void, so two
-// bills of one order can never both be charged.
-//
-// The first bill of an order whose out_order_id has at most 62 characters
-// and does not start with '_' is the out_order_id itself, which operators
-// find in the providers' records at a glance. Every other bill is exactly
-// 63 characters, so it can never equal one of those: 'b', the first 18
-// characters of the out_order_id padded with '_', '-', and the 43
-// characters of base64url(SHA-256(out_order_id, generation)). Two of those
-// are equal only if SHA-256 collides.
-func billNo(outOrderID string, generation int) string {
-	if generation == 0 && len(outOrderID) < billNoMax && !strings.HasPrefix(outOrderID, "_") {
-		return outOrderID
-	}
-	sum := sha256.Sum256([]byte("coinsaga bill\x00" + outOrderID + "\x00" + strconv.Itoa(generation)))
-	head := outOrderID[:min(len(outOrderID), 18)]
-	return "b" + head + strings.Repeat("_", 18-len(head)) + "-" + base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// billFirstUse is when o's current bill was first sent, or as early as it
-// can have been: orders stored before FirstPayAt existed count from their
-// creation.
-func billFirstUse(o store.Order) time.Time {
-	if !o.FirstPayAt.IsZero() {
-		return o.FirstPayAt
-	}
-	return o.CreatedAt
-}
-
-// billYoung reports whether o's bill is surely still alive at now.
-func billYoung(o store.Order, now time.Time) bool {
-	return now.Sub(billFirstUse(o)) < billLife
-}
-
-// outcome is what one step decided: the next order row plus what to
-// report. The caller turns it into one store transition.
-type outcome struct {
-	next   store.Order
-	detail string        // history line
-	dead   events.Reason // non-empty: publish a dead letter
-	// declinedAfterSUD: the pay was declined for want of coins after SUD
-	// had the order (a player spending elsewhere since the baseline): the
-	// action may have run unpaid. Counted, as the one case the baseline
-	// cannot catch.
-	declinedAfterSUD bool
-	// held: an open circuit refused the step's call; the order waits in
-	// its step without spending a retry (see holding).
-	held bool
-}
-
-// policy is what the decide functions need to know besides the reply.
-type policy struct {
-	now               time.Time
-	retry             RetryPolicy // baseline, order, pay
-	cancelRetry       RetryPolicy // cancel
-	confirmInterval   time.Duration
-	confirmTimeout    time.Duration
-	sudExecuteTimeout time.Duration
-	outageHold        time.Duration
-}
-
-// holdDelay is how long an order held by an open circuit waits before its
-// step is tried again: a refused call costs nothing, and the breaker lets
-// its probe through on its own schedule, so this only bounds how soon an
-// order notices that the circuit closed.
-const holdDelay = 3 * time.Second
-
-// holding reports whether err is a call an open circuit refused, and the
-// circuit has been open for less than the outage hold: the order then
-// waits in its step without spending its retry budget, so that an outage
-// that ends within the hold makes no dead letters. Past the hold, the
-// step's usual rules apply.
-func holding(err error, p policy) (time.Time, bool) {
-	since, open := protect.OpenSince(err)
-	return since, open && p.now.Sub(since) < p.outageHold
-}
-
-// hold keeps o at its step, due again after holdDelay, with its attempt
-// count unchanged.
-func hold(o store.Order, err error, since time.Time, p policy) outcome {
-	o.NextRunAt = p.now.Add(holdDelay)
-	o.ErrorCode, o.Error = string(providers.CodeOf(err)), err.Error()
-	return outcome{next: o, held: true,
-		detail: fmt.Sprintf("%s held: the provider's circuit has been open for %s; waiting without spending a retry", o.Step, p.now.Sub(since).Round(time.Second))}
-}
-
-// verdictInterval is the time between query_order polls of an action SUD
-// has not decided yet: as often as the balance polls, but at least every
-// 5 s, since SUD's actions take seconds, not minutes.
-func (p policy) verdictInterval() time.Duration { return min(p.confirmInterval, 5*time.Second) }
-
-// --- transitions shared by every step ---------------------------------------
-
-// advance moves to the next step, due now, with a fresh attempt count.
-func advance(o store.Order, state events.State, step string, now time.Time) store.Order {
-	o.State, o.Step, o.Attempt, o.NextRunAt = string(state), step, 0, now
-	o.ErrorCode, o.Error = "", ""
-	return o
-}
-
-// retryLater keeps the step and schedules another attempt.
-func retryLater(o store.Order, err error, at time.Time) store.Order {
-	o.Attempt++
-	o.NextRunAt = at
-	o.ErrorCode, o.Error = string(providers.CodeOf(err)), err.Error()
-	return o
-}
-
-// stop ends the saga in a terminal state; resumeStep is where a replay
-// picks up.
-func stop(o store.Order, state events.State, resumeStep, code, msg string) store.Order {
-	o.State, o.Step, o.NextRunAt = string(state), resumeStep, time.Time{}
-	o.ErrorCode, o.Error = code, msg
-	return o
-}
-
-// retryOrGiveUp applies the step's retry budget to a retryable failure.
-func retryOrGiveUp(o store.Order, err error, rp RetryPolicy, p policy, giveUp func(store.Order, string) outcome) outcome {
-	if since, ok := holding(err, p); ok {
-		return hold(o, err, since, p)
-	}
-	now := p.now
-	if o.Attempt+1 < rp.attempts() {
-		return outcome{next: retryLater(o, err, now.Add(rp.Delay(o.Attempt))),
-			detail: fmt.Sprintf("%s attempt %d: %v; retrying", o.Step, o.Attempt+1, err)}
-	}
-	return giveUp(o, fmt.Sprintf("%s: %s after %d attempts: %v", o.Step, codeRetriesExhausted, o.Attempt+1, err))
-}
-
-// failAt ends o failed at step with a dead letter for an operator.
-func failAt(step string, err error) func(store.Order, string) outcome {
-	return func(o store.Order, msg string) outcome {
-		return outcome{next: stop(o, events.StateFailed, step, string(providers.CodeOf(err)), msg), detail: msg, dead: events.ReasonFailed}
-	}
+// Steps returns every step in saga order: the one list of steps.
+func Steps() []Step {
+	return []Step{StepBaseline, StepOrder, StepPay, StepConfirm, StepVerdict, StepCancel, StepDone}
 }
 
 // --- step: baseline (balance before anything else) ------------------------
@@ -260,41 +107,12 @@ func decideBaseline(o store.Order, bal providers.Balance, err error, p policy) o
 	}
 	if o.SudOrderID != "" {
 		// A replay: SUD has the order (and may have run it) already.
-		return outcome{next: toPay(o, events.State(o.State), p.now), detail: detail}
+		return outcome{next: toPay(o, o.State, p.now), detail: detail}
 	}
-	return outcome{next: advance(o, events.State(o.State), StepOrder, p.now), detail: detail}
-}
-
-// toPay schedules the pay and notes the bill's first use, committed before
-// the call (mustCommit), so that its age is known even if the reply is lost.
-func toPay(o store.Order, state events.State, now time.Time) store.Order {
-	o = advance(o, state, StepPay, now)
-	if o.FirstPayAt.IsZero() {
-		o.FirstPayAt = now
-	}
-	return o
-}
-
-// isDecline reports the business declines: final outcomes for the player,
-// reported on the status topic, not dead letters.
-func isDecline(c providers.Code) bool {
-	switch c {
-	case providers.CodeInsufficientBalance, providers.CodeLoginFailed, providers.CodeRiskControl:
-		return true
-	}
-	return false
+	return outcome{next: advance(o, o.State, StepOrder, p.now), detail: detail}
 }
 
 // --- step: order (SUD create_order) ----------------------------------------
-
-// orderReply is what the order step learned from SUD.
-type orderReply struct {
-	orderID string
-	status  string // the action's state when query_order was asked (70501), else ""
-	// mismatch, when SUD answered 70501, names how the order SUD holds
-	// under this out_order_id differs from ours; empty when it is ours.
-	mismatch string
-}
 
 // decideOrder: SUD now knows the order (orderID non-empty) or it failed.
 func decideOrder(o store.Order, r orderReply, err error, p policy) outcome {
@@ -332,28 +150,10 @@ func decideOrder(o store.Order, r orderReply, err error, p policy) outcome {
 	return outcome{next: stop(o, events.StateFailed, StepOrder, string(providers.CodeOf(err)), msg), detail: msg, dead: reason}
 }
 
-// sameOrder compares the order SUD holds under our out_order_id with the
-// intent; it returns how they differ, or "" when SUD's is ours.
-func sameOrder(in *events.Intent, q sud.Order) string {
-	var diffs []string
-	check := func(field, ours, theirs string) {
-		if ours != theirs {
-			diffs = append(diffs, fmt.Sprintf("%s %q (ours %q)", field, theirs, ours))
-		}
-	}
-	check("mg_id", in.MgID, q.MgID)
-	check("cmd", in.Cmd, q.Cmd)
-	check("value", strconv.FormatInt(int64(in.Value), 10), strconv.FormatInt(q.Value, 10))
-	check("from_uid", in.FromUID, q.FromUID)
-	check("to_uid", in.ToUID, q.ToUID)
-	return strings.Join(diffs, ", ")
-}
-
 // --- step: pay ----------------------------------------------------------
 
-// decidePayBefore decides a pay that must not be made: SUD reported the
-// action failed, or the bill is too old to trust. ok is false when the pay
-// may go ahead.
+// decidePayBefore stops a pay that must not be made: SUD reported the
+// action failed, or the bill is too old to trust (false: pay).
 func decidePayBefore(o store.Order, sudStatus string, p policy) (outcome, bool) {
 	if sudStatus == sud.StatusExecuteFail {
 		o.SudStatus = sudStatus
@@ -413,71 +213,7 @@ func decidePay(o store.Order, r providers.DebitReply, err error, p policy) outco
 	return compensate(o, string(code), msg, p.now)
 }
 
-// compensate starts the cancel of the order's bill, now.
-func compensate(o store.Order, code, msg string, now time.Time) outcome {
-	next := advance(o, events.StateCompensating, StepCancel, now)
-	next.ErrorCode, next.Error = code, msg
-	return outcome{next: next, detail: msg + "; compensating"}
-}
-
 // --- step: confirm (balance polling) -----------------------------------------
-
-// debitVisible applies the documented confirmation rule to a balance read.
-//
-// MOGS: cost_sum has grown by at least the amount over the baseline. Gifts
-// (present) add to balance and present_sums, never to cost_sum.
-// Midas: the balance is no higher than the balance the pay reply reported
-// (or, when the reply did not say, the baseline less the amount), plus any
-// coins bought since the baseline (a rise in save_amt), plus any coins
-// gifted since: gen_balance above what the baseline's gifted coins less
-// the pay's gifted part left. Without that last term a gift received while
-// the debit is confirmed would hide a debit that happened, and the order
-// would be compensated: the item given and the coins refunded. The term
-// cannot make a debit that did not happen look visible: without it the
-// balance is the baseline plus exactly those rises.
-//
-// Concurrent debits by the same player can only make these true sooner
-// (the baseline cannot tell them apart), and gifted coins expiring (gen_expire)
-// likewise; then the deadline or the provider's records decide.
-func debitVisible(o store.Order, b providers.Balance) bool {
-	if o.Provider == events.ProviderMOGS {
-		return b.CostSum >= o.BaselineCostSum+o.Amount
-	}
-	expected := o.BaselineBalance - o.Amount
-	if o.HasPayBalance {
-		expected = o.PayBalance
-	}
-	gifted := max(0, b.GenBalance-(o.BaselineGenBalance-o.UsedGenAmt))
-	return b.Balance <= expected+(b.SaveAmt-o.BaselineSaveAmt)+gifted
-}
-
-// pollSince is the oldest reading that may answer o's confirmation poll
-// due now (see readings). The first poll, at once after the pay, and the
-// last, at the deadline, read afresh: the one must not see a balance from
-// before the pay, the other decides a compensation. Any other poll may use
-// a reading taken after the one that scheduled it.
-func pollSince(o store.Order, p policy) time.Time {
-	if o.Attempt == 0 || !p.now.Before(o.DebitedAt.Add(p.confirmTimeout)) {
-		return p.now
-	}
-	return o.NextRunAt.Add(-p.confirmInterval)
-}
-
-// confirmView is the part of o that pollSince and decideConfirm read,
-// and nothing else: what a waiting order keeps in memory so that a poll
-// that sees nothing needs neither its row nor its intent. A field either
-// of them starts reading belongs here too
-// (TestConfirmViewDecidesAsTheWholeRow checks that they agree).
-func confirmView(o store.Order) store.Order {
-	return store.Order{
-		OutOrderID: o.OutOrderID, Provider: o.Provider, Amount: o.Amount, BillNo: o.BillNo,
-		State: o.State, Step: o.Step, Attempt: o.Attempt, NextRunAt: o.NextRunAt,
-		ErrorCode: o.ErrorCode, Error: o.Error, Version: o.Version,
-		BaselineBalance: o.BaselineBalance, BaselineSaveAmt: o.BaselineSaveAmt, BaselineCostSum: o.BaselineCostSum,
-		BaselineGenBalance: o.BaselineGenBalance, UsedGenAmt: o.UsedGenAmt,
-		HasPayBalance: o.HasPayBalance, PayBalance: o.PayBalance, DebitedAt: o.DebitedAt,
-	}
-}
 
 // decideConfirm applies the rule to a balance reading. Time is the
 // reading's: the next poll is one interval after it was taken (which lines
@@ -490,7 +226,7 @@ func decideConfirm(o store.Order, r balanceReading, err error, p policy) outcome
 		source = fmt.Sprintf(" (balance read %s earlier for another order)", max(0, p.now.Sub(r.at)).Round(time.Millisecond))
 	}
 	if err == nil && debitVisible(o, r.Balance) {
-		next := advance(o, events.State(o.State), StepVerdict, p.now)
+		next := advance(o, o.State, StepVerdict, p.now)
 		next.PayBalance, next.HasPayBalance = r.Balance.Balance, true
 		return outcome{next: next, detail: fmt.Sprintf("debit confirmed by poll %d, balance %d%s", o.Attempt+1, r.Balance.Balance, source)}
 	}
@@ -607,143 +343,95 @@ func decideCancel(o store.Order, r providers.CancelReply, err error, p policy) o
 	return outcome{next: stop(o, events.StateNeedsAttention, StepCancel, string(providers.CodeOf(err)), msg), detail: msg, dead: events.ReasonNeedsAttention}
 }
 
-// --- running a step ----------------------------------------------------------
+// --- accept, reject, replay, notification -------------------------------------
 
-// OrderService is SUD's order API as the saga uses it.
-type OrderService interface {
-	CreateOrder(ctx context.Context, req sud.CreateOrderRequest) (sud.CreateOrderReply, error)
-	QueryOrder(ctx context.Context, outOrderID string) (sud.Order, error)
+// decideAccept makes the new order o (as its intent describes it) accepted
+// and due now, or, when invalid says why it cannot run, rejected for good
+// with a dead letter. A rejected order resumes at the baseline if a replay
+// ever finds its intent valid.
+func decideAccept(o store.Order, invalid error, now time.Time) outcome {
+	if invalid != nil {
+		o.State, o.Step = events.StateRejected, StepBaseline
+		o.ErrorCode, o.Error = events.CodeInvalidIntent, invalid.Error()
+		return outcome{next: o, detail: "rejected: " + invalid.Error(), dead: events.ReasonRejected}
+	}
+	o.State, o.Step, o.NextRunAt = events.StateAccepted, StepBaseline, now
+	return outcome{next: o, detail: "accepted from " + o.IntentSubject}
 }
 
-// saga runs steps against the providers.
-type saga struct {
-	sud      OrderService
-	wallets  map[string]providers.Wallet
-	readings *readings // confirmation reads shared by an account's orders
-	verdicts *verdicts // SUD's notified verdicts, not yet read by their orders
-}
-
-// run makes the provider call for o's step and decides the outcome.
-func (s *saga) run(ctx context.Context, o store.Order, in *events.Intent, p policy) (outcome, error) {
-	switch o.Step {
-	case StepOrder:
-		r, err := s.createOrder(ctx, in)
-		return decideOrder(o, r, err, p), nil
-	case StepVerdict:
-		status, err := s.verdict(ctx, o)
-		return decideVerdict(o, status, err, p), nil
+// decideRepeat decides an intent for the stored order o (sameBody: its
+// content is o's; replay: an operator replayed it). A replay resumes a
+// stopped order at its step, due now with a fresh attempt count; a
+// rejected one whose intent is still invalid is rejected again.
+func decideRepeat(o store.Order, sameBody, replay bool, validate func() error, now time.Time) (repeat, outcome) {
+	if !sameBody {
+		return repeatConflict, outcome{dead: events.ReasonConflict,
+			detail: fmt.Sprintf("out_order_id %s already names a different intent (order state %s)", o.OutOrderID, o.State)}
 	}
-	w, ok := s.wallets[o.Provider]
-	if !ok {
-		// Configuration, not the world, said no: stop where we are so that
-		// a replay finishes the order once the provider is configured.
-		msg := fmt.Sprintf("no %s wallet is configured", o.Provider)
-		return outcome{next: stop(o, events.StateFailed, o.Step, codeNotConfigured, msg), detail: msg, dead: events.ReasonFailed}, nil
+	switch st := o.State; {
+	case !replay:
+		return repeatAbsorbed, outcome{detail: "duplicate intent absorbed"}
+	case st == events.StateCompleted:
+		return repeatAbsorbed, outcome{detail: "replay of a completed order: already done, nothing charged"}
+	case !st.Terminal():
+		return repeatAbsorbed, outcome{detail: "replay of an order still in progress: nothing to do"}
 	}
-	acct := account(in)
-	switch o.Step {
-	case StepBaseline:
-		bal, err := w.Balance(ctx, acct)
-		return decideBaseline(o, bal, err, p), nil
-	case StepPay:
-		if out, stopped := decidePayBefore(o, s.verdicts.peek(o.OutOrderID, o.SudStatus), p); stopped {
-			return out, nil
+	resumed := o
+	resumed.NextRunAt, resumed.Attempt = now, 0
+	out := outcome{detail: fmt.Sprintf("replayed: resuming at step %s", o.Step)}
+	if o.State == events.StateRejected {
+		if verr := validate(); verr != nil {
+			resumed.NextRunAt = time.Time{}
+			resumed.Seq++
+			resumed.Error = verr.Error()
+			out = outcome{detail: "replayed, still rejected: " + verr.Error(), dead: events.ReasonRejected}
 		}
-		r, err := w.Debit(ctx, acct, providers.Debit{BillNo: o.BillNo, Amount: o.Amount, PayItem: payItem(in)})
-		return decidePay(o, r, err, p), nil
-	case StepConfirm:
-		r, err := s.readBalance(ctx, w, o, acct, p)
-		return decideConfirm(o, r, err, p), nil
-	case StepCancel:
-		r, err := w.Cancel(ctx, acct, providers.Cancel{BillNo: o.BillNo, Amount: o.Amount})
-		return decideCancel(o, r, err, p), nil
 	}
-	return outcome{}, fmt.Errorf("order %s: unknown step %q", o.OutOrderID, o.Step)
+	out.next = resumed
+	return repeatResume, out
 }
 
-// verdict learns SUD's state of o's action: from what the order knows
-// already or SUD notified, when that is final, else from query_order.
-func (s *saga) verdict(ctx context.Context, o store.Order) (string, error) {
-	if st := s.verdicts.peek(o.OutOrderID, o.SudStatus); st == sud.StatusExecuteSuccess || st == sud.StatusExecuteFail {
-		return st, nil
+// decideNotified applies SUD's notification of a final status to o: an
+// order waiting in the verdict step for a later poll asks at once. It is
+// false when the notification changes nothing (the order is not waiting
+// for it, or is about to ask anyway).
+func decideNotified(o store.Order, status string, now time.Time) (outcome, bool) {
+	if o.Step != StepVerdict || o.NextRunAt.IsZero() || !o.NextRunAt.After(now) {
+		return outcome{}, false
 	}
-	q, err := s.sud.QueryOrder(ctx, o.OutOrderID)
-	if err != nil {
-		return "", fmt.Errorf("query_order %s: %w", o.OutOrderID, err)
-	}
-	return q.Status, nil
+	o.NextRunAt = now
+	return outcome{next: o, detail: "SUD notified " + status + "; asking at once"}, true
 }
 
-// confirm makes o's confirmation poll for the account acct: what run does
-// for the confirm step, for a waiting order that keeps its account beside
-// it (see waitingOrders). It also returns the reading and the read's
-// error, so that a poll made on confirmView(o) can be decided again on the
-// whole row; err is set only when no poll could be made at all.
-func (s *saga) confirm(ctx context.Context, o store.Order, acct providers.Account, p policy) (out outcome, r balanceReading, readErr, err error) {
-	w, ok := s.wallets[o.Provider]
-	if !ok {
-		return outcome{}, balanceReading{}, nil, fmt.Errorf("order %s: no %s wallet is configured", o.OutOrderID, o.Provider)
+// --- when outcomes become durable ---------------------------------------------
+
+// commitPolicy decides what follows the steps run so far, the order now
+// being o; onlyPolls when they were confirmation polls that saw nothing.
+//
+// Such polls change nothing a restart needs (see waitingOrders). Other
+// steps must be durable before a call that moves money (so that a retry
+// after a crash confirms against the recorded baseline, and a cancel is
+// never lost), before any wait, at the end of the saga, and on drain;
+// otherwise they chain in memory and commit together: a crash before the
+// commit only repeats calls whose idempotency keys make them harmless
+// (create_order, a balance read, a pay with the same bill_no).
+func commitPolicy(o store.Order, onlyPolls bool, now time.Time, draining bool) then {
+	switch {
+	case onlyPolls && o.NextRunAt.After(now):
+		return thenWait
+	case o.Step == StepPay || o.Step == StepCancel || o.NextRunAt.IsZero() || o.NextRunAt.After(now) || draining:
+		return thenCommit
 	}
-	r, readErr = s.readBalance(ctx, w, o, acct, p)
-	return decideConfirm(o, r, readErr, p), r, readErr, nil
+	return thenRun
 }
 
-// readBalance reads acct's balance for o's poll, or takes a reading
-// another of the account's polls made recently enough (see readings).
-func (s *saga) readBalance(ctx context.Context, w providers.Wallet, o store.Order, acct providers.Account, p policy) (balanceReading, error) {
-	return s.readings.get(ctx, keyOf(o.Provider, acct), pollSince(o, p), p.now,
-		func(ctx context.Context) (providers.Balance, error) { return w.Balance(ctx, acct) })
-}
-
-// createOrder asks SUD for the order; when SUD already has it (a retry
-// after a lost reply, or a replay) it asks query_order which order that
-// is, never guessing, and whether it is ours.
-func (s *saga) createOrder(ctx context.Context, in *events.Intent) (orderReply, error) {
-	reply, err := s.sud.CreateOrder(ctx, sud.CreateOrderRequest{
-		OutOrderID: in.OutOrderID, OutGroupID: in.OutGroupID, MGID: in.MgID, RoomID: in.RoomID,
-		Cmd: in.Cmd, FromUID: in.FromUID, ToUID: in.ToUID, Value: in.Value, Payload: in.Payload,
-	})
-	if err != nil {
-		return orderReply{}, fmt.Errorf("create_order %s: %w", in.OutOrderID, err)
+// afterCommit decides what follows a commit that stored the order as o.
+func afterCommit(o store.Order, now time.Time, draining bool) then {
+	switch {
+	case o.Step == StepConfirm && !o.NextRunAt.IsZero():
+		return thenWait
+	case !o.NextRunAt.IsZero() && !o.NextRunAt.After(now) && !draining:
+		return thenRun
 	}
-	if reply.Class != providers.AlreadyDone && reply.OrderID != "" {
-		return orderReply{orderID: reply.OrderID}, nil
-	}
-	q, err := s.sud.QueryOrder(ctx, in.OutOrderID)
-	if err != nil {
-		if providers.CodeOf(err) == providers.CodeNotFound {
-			// SUD said the order exists, then that it does not: a
-			// transient inconsistency, not an answer.
-			err = &providers.Error{Provider: "sud", Endpoint: "query_order", Class: providers.Retryable, Code: providers.CodeBusy, Msg: "order reported existing but not found", Err: err}
-		}
-		return orderReply{}, fmt.Errorf("query_order %s: %w", in.OutOrderID, err)
-	}
-	r := orderReply{orderID: q.OrderID, status: q.Status}
-	if reply.Class == providers.AlreadyDone {
-		r.mismatch = sameOrder(in, q)
-	}
-	return r, nil
-}
-
-// account maps an intent's payment block to the wallet's account.
-func account(in *events.Intent) providers.Account {
-	a := providers.Account{OpenID: in.Payment.OpenID}
-	if m := in.Payment.MOGS; m != nil {
-		a.MOGS = providers.MOGSLogin{JSCode: m.JSCode, AppPlat: m.AppPlat, OSPlatID: m.OSPlatID, SessionKey: m.SessionKey, PayItem: m.PayItem}
-	}
-	if m := in.Payment.Midas; m != nil {
-		a.Midas = providers.MidasLogin{OpenKey: m.OpenKey, PF: m.PF, PFKey: m.PFKey, ZoneID: m.ZoneID,
-			SessionType: m.SessionType, UserIP: m.UserIP, AccountType: m.AccountType, PayItem: m.PayItem}
-	}
-	return a
-}
-
-func payItem(in *events.Intent) string {
-	if m := in.Payment.MOGS; m != nil && m.PayItem != "" {
-		return m.PayItem
-	}
-	if m := in.Payment.Midas; m != nil && m.PayItem != "" {
-		return m.PayItem
-	}
-	return in.Cmd
+	return thenStored
 }

@@ -36,15 +36,15 @@ func perr(class providers.Class, code providers.Code) error {
 	return &providers.Error{Provider: "test", Endpoint: "call", Class: class, Code: code}
 }
 
-func orderAt(step string, state events.State) store.Order {
+func orderAt(step Step, state events.State) store.Order {
 	return store.Order{OutOrderID: "o1", Provider: events.ProviderMOGS, Amount: 100,
-		State: string(state), Step: step, NextRunAt: t0, Version: 3, CreatedAt: t0.Add(-time.Minute)}
+		State: state, Step: step, NextRunAt: t0, Version: 3, CreatedAt: t0.Add(-time.Minute)}
 }
 
 // want describes the interesting parts of an outcome.
 type want struct {
 	state    events.State
-	step     string
+	step     Step
 	due      bool // scheduled again (not terminal)
 	dead     events.Reason
 	code     string
@@ -161,7 +161,7 @@ func TestDecideBaselineComesBeforeSUD(t *testing.T) {
 	})
 	t.Run("an order SUD has already (a replay) goes straight to the pay", func(t *testing.T) {
 		replayed := o
-		replayed.SudOrderID, replayed.State = "sud-1", string(events.StateOrdered)
+		replayed.SudOrderID, replayed.State = "sud-1", events.StateOrdered
 		got := decideBaseline(replayed, providers.Balance{Balance: 900}, nil, p)
 		check(t, got, want{state: events.StateOrdered, step: StepPay, due: true})
 		if !got.next.FirstPayAt.Equal(t0) {
@@ -213,7 +213,7 @@ func TestDecidePay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := decidePay(tt.order, tt.reply, tt.err, p)
 			check(t, got, tt.want)
-			if got.next.State == string(events.StateDebited) && !got.next.DebitedAt.Equal(t0) {
+			if got.next.State == events.StateDebited && !got.next.DebitedAt.Equal(t0) {
 				t.Errorf("debited_at = %v, want %v", got.next.DebitedAt, t0)
 			}
 		})
@@ -329,7 +329,7 @@ func TestConfirmViewDecidesAsTheWholeRow(t *testing.T) {
 	whole := func(provider string) store.Order {
 		return store.Order{OutOrderID: "o1", MgID: "mg", RoomID: "room", FromUID: "u1", Provider: provider,
 			Amount: 100, Intent: []byte(`{"out_order_id":"o1"}`), IntentSubject: "coinsaga.intents.mg.room",
-			BodyHash: "hash", State: string(events.StateDebited), Step: StepConfirm, Seq: 3, Attempt: 2,
+			BodyHash: "hash", State: events.StateDebited, Step: StepConfirm, Seq: 3, Attempt: 2,
 			NextRunAt: t0.Add(30 * time.Second), SudOrderID: "sud-1", BillNo: "o1", PayGeneration: 0,
 			HasBaseline: true, BaselineBalance: 1000, BaselineSaveAmt: 50, BaselineCostSum: 500,
 			HasPayBalance: true, PayBalance: 900, UsedGenAmt: 20, DebitedAt: t0,

@@ -1,12 +1,14 @@
 package worker
 
+// The scheduler's loop and its slots: it finds due work (the store's due
+// index, the orders the consumer hands over, the orders waiting for a
+// confirmation poll) and starts each in a free step slot. What a started
+// step does is execute.go's; the confirm path is confirm.go's.
+
 import (
 	"context"
-	"errors"
-	"log/slog"
 	"time"
 
-	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -36,8 +38,7 @@ const dueRecheck = 50 * time.Millisecond
 // goroutine touches it.
 type dueBatch struct {
 	orders  []store.Order
-	fetched time.Time
-	readAt  time.Time // monotonic, taken before the read: see current
+	fetched time.Time // by the worker's clock, before the read: see current
 	// more: the store may hold due orders of this queue that are not in
 	// the batch (the last read was full, new work arrived, or time
 	// passed). Without it, a freed slot needs no read: everything due was
@@ -52,7 +53,15 @@ type dueBatch struct {
 // to show must not stop new orders, and a flood of new orders must not
 // stop the polls that complete (or compensate) the waiting ones. The work
 // queue is read from the store; the polls wait in memory (waitingOrders).
-var workSteps = []string{StepBaseline, StepOrder, StepPay, StepVerdict, StepCancel}
+var workSteps = func() []Step {
+	var work []Step
+	for _, s := range Steps() {
+		if s != StepConfirm && s != StepDone { // polls wait in memory; done is never due
+			work = append(work, s)
+		}
+	}
+	return work
+}()
 
 // dueQueues are the work queue's batch in hand and the new orders the
 // consumer handed over (see handoff), which start after that batch.
@@ -73,8 +82,8 @@ func (w *Worker) schedule(ctx context.Context) {
 	defer timer.Stop()
 	var (
 		q       dueQueues
-		timerAt = time.Now() // when the timer fires; zero once it has
-		paused  bool         // the store's writes were failing at the last pass
+		timerAt = w.now() // when the timer fires; zero once it has
+		paused  bool      // the store's writes were failing at the last pass
 	)
 	for {
 		select {
@@ -102,11 +111,11 @@ func (w *Worker) schedule(ctx context.Context) {
 			q = dueQueues{} // the store has them; the waiting orders stay
 		}
 		w.forgetCommits()
-		if !timerAt.IsZero() && time.Until(timerAt) <= dueRecheck {
+		if !timerAt.IsZero() && timerAt.Sub(w.now()) <= dueRecheck {
 			continue // fires soon enough whatever the store says
 		}
 		d := w.untilNextDue(ctx, &q)
-		if at := time.Now().Add(d); timerAt.IsZero() || at.Before(timerAt) {
+		if at := w.now().Add(d); timerAt.IsZero() || at.Before(timerAt) {
 			timer.Reset(d)
 			timerAt = at
 		}
@@ -129,11 +138,11 @@ func (w *Worker) workRoom() int {
 // fill starts due orders of one queue while room() allows, from the batch
 // while it lasts and is fresh, then from the handed-over new orders (when
 // fresh is not nil), then from the store.
-func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room func() int, fresh *[]freshOrder) {
+func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room func() int, fresh *[]freshOrder) {
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
 		*batch = dueBatch{more: true}
 	}
-	if fresh != nil && len(*fresh) > 0 && time.Since((*fresh)[0].at) > dueBatchMaxAge {
+	if fresh != nil && len(*fresh) > 0 && w.now().Sub((*fresh)[0].at) > dueBatchMaxAge {
 		// Held too long for the commit memory to vouch for them: the
 		// store has them.
 		clear(*fresh)
@@ -148,7 +157,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			o := batch.orders[0]
 			batch.orders[0] = store.Order{} // let the intent bytes go
 			batch.orders = batch.orders[1:]
-			w.tryStart(o, batch.readAt)
+			w.tryStart(o, batch.fetched)
 		}
 		for fresh != nil && len(*fresh) > 0 {
 			if room() <= 0 {
@@ -164,7 +173,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			return
 		}
 		limit := max(n, dueFetchFactor*w.slots.capacity())
-		readAt, fetched := time.Now(), w.now()
+		fetched := w.now() // before the read: see current
 		due, err := w.cfg.Store.Due(ctx, fetched, limit, steps, w.isRunning)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -172,7 +181,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []string, room
 			}
 			return
 		}
-		*batch = dueBatch{orders: due, fetched: fetched, readAt: readAt, more: len(due) == limit}
+		*batch = dueBatch{orders: due, fetched: fetched, more: len(due) == limit}
 		if len(due) == 0 {
 			return
 		}
@@ -189,7 +198,7 @@ func (w *Worker) startPolls() {
 		if !ok {
 			return
 		}
-		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, time.Now(), &wo) {
+		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, w.now(), &wo) {
 			w.waiting.pushBack(wo) // draining, or lost the slot: later
 			return
 		}
@@ -239,7 +248,7 @@ func (w *Worker) tryStart(o store.Order, readAt time.Time) bool {
 
 // tryStartStep is tryStart for o, or for the waiting order wait when that
 // is not nil (o then carries only its key and step).
-func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrder) bool {
+func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *confirmState) bool {
 	if w.draining.Load() {
 		return false
 	}
@@ -265,352 +274,4 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *waitingOrde
 	}
 	go w.execute(o, readAt, wait)
 	return true
-}
-
-// commitMemory bounds how long a commit is remembered: longer than any
-// row the scheduler holds can be old (dueBatchMaxAge plus a slow read).
-const commitMemory = 2 * time.Second
-
-// forgetCommits drops commits too old to make any held row stale.
-func (w *Worker) forgetCommits() {
-	now := time.Now()
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if now.Sub(w.lastForget) < commitMemory {
-		return
-	}
-	w.lastForget = now
-	for id, at := range w.committed {
-		if now.Sub(at) > commitMemory {
-			delete(w.committed, id)
-		}
-	}
-}
-
-// execute runs o's steps for as long as the next one is due at once, so
-// that an order normally goes from accepted to its first confirmation poll
-// without waiting for the scheduler. A waiting order (wait not nil) makes
-// its poll first (see poll).
-func (w *Worker) execute(o store.Order, readAt time.Time, wait *waitingOrder) {
-	id, polling := o.OutOrderID, o.Step == StepConfirm
-	defer func() {
-		if polling {
-			w.polls.Add(-1)
-		}
-		w.mu.Lock()
-		delete(w.running, id)
-		w.mu.Unlock()
-		w.slots.release()
-		if w.metrics != nil {
-			w.metrics.inflight.Dec()
-		}
-		w.steps.Done()
-		wake(w.slotFreed)
-	}()
-	log := w.log.With("out_order_id", id)
-	if wait != nil {
-		w.poll(*wait, log)
-		return
-	}
-	o, due := w.current(o, readAt)
-	if !due {
-		return
-	}
-	in, ok := w.decoded.take(id, o.BodyHash)
-	if !ok {
-		var err error
-		if in, err = events.DecodeIntent(o.Intent); err != nil {
-			// Accepted intents decoded once already; a row that no longer
-			// does is damage an operator must see.
-			log.Error("stored intent does not decode", "err", err)
-			return
-		}
-	}
-	w.drive(o, &in, change{}, log)
-}
-
-// drive runs o's steps, after the ones c holds, until one must wait.
-func (w *Worker) drive(o store.Order, in *events.Intent, c change, log *slog.Logger) {
-	for {
-		if len(c.history) > 0 {
-			var more bool
-			if o, more = w.settle(o, in, &c, log); !more {
-				return
-			}
-		}
-		out, err := w.step(o, in)
-		if err != nil {
-			log.Error("saga step", "step", o.Step, "err", err)
-			w.commit(c, log) // keep what the steps before it did
-			return
-		}
-		o = c.record(w, o, out)
-	}
-}
-
-// settle decides what follows the steps recorded in c, the order now
-// being o: the next step at once in memory, a commit, or a wait. It
-// returns the order as it goes on and whether its next step runs now.
-func (w *Worker) settle(o store.Order, in *events.Intent, c *change, log *slog.Logger) (store.Order, bool) {
-	if c.onlyPolls(o) && o.NextRunAt.After(w.now()) {
-		// Polls that saw nothing change nothing a restart needs (see
-		// waitingOrders): wait in memory for the next one.
-		w.wait(o, in, log)
-		return o, false
-	}
-	if !w.mustCommit(o) {
-		return o, true // the next step is due now and moves no money
-	}
-	stored, ok := w.commit(*c, log)
-	if !ok {
-		if c.from.Step == StepConfirm {
-			w.rewait(c.from, log)
-		}
-		return o, false
-	}
-	*c = change{}
-	if stored.Step == StepConfirm && !stored.NextRunAt.IsZero() {
-		w.wait(stored, in, log)
-		return stored, false
-	}
-	due := !stored.NextRunAt.IsZero() && !stored.NextRunAt.After(w.now()) && !w.draining.Load()
-	return stored, due
-}
-
-// poll makes a waiting order's due confirmation poll on what the entry
-// keeps (confirmView and the account). A poll that sees nothing only
-// moves the entry to its next poll. One that decides (the debit showed,
-// or the deadline passed) reads the row, decides again on the whole row
-// with the same reading, and hands the order on to store the outcome and
-// run what follows (a compensation).
-func (w *Worker) poll(wo waitingOrder, log *slog.Logger) {
-	view := wo.view()
-	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
-	defer cancel()
-	started := w.now()
-	p := w.policy(started)
-	out, reading, readErr, err := w.saga.confirm(ctx, view, wo.account(), p)
-	if err == nil {
-		if w.metrics != nil {
-			w.metrics.stepDone(StepConfirm, out, w.now().Sub(started))
-		}
-		if next := out.next; next.Step == StepConfirm && next.NextRunAt.After(w.now()) {
-			w.waiting.pushBack(wo.after(next))
-			return
-		}
-	}
-	o, waiting, err2 := w.stillWaiting(ctx, wo.id)
-	if err2 != nil {
-		log.Error("reading a waiting order", "err", err2)
-		wo.due = w.now().Add(rewaitDelay)
-		w.waiting.pushBack(wo)
-		return
-	}
-	if !waiting {
-		return
-	}
-	if o.Version != wo.version {
-		w.wait(o, nil, log) // a newer row: poll on its facts
-		return
-	}
-	o = wo.onto(o)
-	in, decodeErr := events.DecodeIntent(o.Intent)
-	if decodeErr != nil {
-		log.Error("stored intent does not decode", "err", decodeErr)
-		return
-	}
-	var c change
-	if err != nil {
-		// The entry could not be polled on (no wallet for its provider
-		// any more): the step itself, on the whole row, says what that
-		// means for the order.
-		w.drive(o, &in, c, log)
-		return
-	}
-	o = c.record(w, o, decideConfirm(o, reading, readErr, p))
-	w.drive(o, &in, c, log)
-}
-
-// rewaitDelay is how long a waiting order whose poll could not be stored
-// waits before it is polled again.
-const rewaitDelay = time.Second
-
-// rewait puts a waiting order whose poll outcome could not be stored back
-// among the waiting, as the store now holds it: the store's due index no
-// longer brings confirmation polls, so an order left out here would wait
-// for the next start.
-func (w *Worker) rewait(from store.Order, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
-	defer cancel()
-	o, waiting, err := w.stillWaiting(ctx, from.OutOrderID)
-	if err != nil {
-		log.Error("re-reading a waiting order whose poll was not stored", "err", err)
-		o, waiting = from, true // as last known; the version check guards the next commit
-	}
-	if !waiting {
-		return
-	}
-	o.NextRunAt = w.now().Add(rewaitDelay)
-	w.wait(o, nil, log)
-}
-
-// stillWaiting re-reads a waiting order's row. It is false when nothing
-// waits any more: the order was pruned, or a newer change moved it out of
-// the confirm step.
-func (w *Worker) stillWaiting(ctx context.Context, outOrderID string) (store.Order, bool, error) {
-	o, err := w.cfg.Store.Get(ctx, outOrderID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return o, false, nil
-	case err != nil:
-		return o, false, err
-	}
-	return o, o.Step == StepConfirm && !o.NextRunAt.IsZero(), nil
-}
-
-// current returns o as last committed, now that this goroutine owns it,
-// and whether it is still due. A row read while an earlier owner was
-// finishing may predate that owner's last commit (a Due read races the end
-// of a running step, and the scheduler keeps a batch of rows for a while);
-// acting on it would repeat a provider call on old data. Only a commit
-// changes the row, so a row read before the order's last commit (noted
-// once the commit returned) is re-read; any other row is current already.
-// Owners that commit nothing, like most confirmation polls, leave no note.
-func (w *Worker) current(o store.Order, readAt time.Time) (store.Order, bool) {
-	w.mu.Lock()
-	committedAt, ok := w.committed[o.OutOrderID]
-	w.mu.Unlock()
-	if ok && !committedAt.Before(readAt) {
-		ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
-		defer cancel()
-		fresh, err := w.cfg.Store.Get(ctx, o.OutOrderID)
-		if err != nil {
-			w.log.Error("re-reading a due order", "out_order_id", o.OutOrderID, "err", err)
-			return o, false
-		}
-		o = fresh
-	}
-	if o.NextRunAt.IsZero() || o.NextRunAt.After(w.now()) {
-		return o, false // a newer change already moved it on
-	}
-	return o, true
-}
-
-// step runs one step of o: the provider call and the decision.
-func (w *Worker) step(o store.Order, in *events.Intent) (outcome, error) {
-	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
-	defer cancel()
-	started := w.now()
-	out, err := w.saga.run(ctx, o, in, w.policy(started))
-	if err != nil {
-		return out, err
-	}
-	if w.metrics != nil {
-		w.metrics.stepDone(o.Step, out, w.now().Sub(started))
-	}
-	return out, nil
-}
-
-// mustCommit reports whether the steps run so far must be durable before
-// anything else happens to o: before a call that moves money (so that a
-// retry after a crash confirms against the recorded baseline, and a
-// cancel is never lost), before any wait, and at the end of the saga.
-// Other steps chain in memory and commit together: a crash before the
-// commit only repeats calls whose idempotency keys make them harmless
-// (create_order, a balance read, a pay with the same bill_no).
-func (w *Worker) mustCommit(o store.Order) bool {
-	return o.Step == StepPay || o.Step == StepCancel || o.NextRunAt.IsZero() ||
-		o.NextRunAt.After(w.now()) || w.draining.Load()
-}
-
-// change is what consecutive steps of one order did since its row was
-// last stored: the row as it is now, a history line per step, and the
-// status events and dead letters reporting them.
-type change struct {
-	from    store.Order // as stored; its version is checked at commit
-	to      store.Order
-	history []store.HistoryEntry
-	outbox  []store.Message
-	moves   []move // per step, for metrics and logs
-}
-
-// move is what metrics and logs need of one step: kept apart from the two
-// rows it joins, which would cost a polling order a kilobyte per poll.
-type move struct {
-	from, to  events.State
-	ended     bool      // the step ended the saga (the order is no longer scheduled)
-	createdAt time.Time // the order's, for the accepted-to-terminal time
-}
-
-// onlyPolls reports whether the change holds nothing but confirmation
-// polls that saw nothing, the order now being o: no state change, no news.
-func (c *change) onlyPolls(o store.Order) bool {
-	return c.from.Step == StepConfirm && o.Step == StepConfirm && len(c.outbox) == 0
-}
-
-// record adds one step's outcome and returns the order after it.
-func (c *change) record(w *Worker, from store.Order, out outcome) store.Order {
-	if len(c.history) == 0 {
-		c.from = from
-	}
-	to := out.next
-	now := w.now()
-	// A state change is news, and so is every end of the saga, even when
-	// the state stays the same (a replayed failed order that fails again).
-	if to.State != from.State || (to.NextRunAt.IsZero() && !from.NextRunAt.IsZero()) {
-		to.Seq = from.Seq + 1
-		c.outbox = append(c.outbox, statusMessage(w.cfg.Subjects, to, now))
-	}
-	if out.dead != "" {
-		c.outbox = append(c.outbox, deadLetter(w.cfg.Subjects, to, out.dead, now))
-	}
-	c.history = append(c.history, store.HistoryEntry{At: now, State: to.State, Step: from.Step,
-		Attempt: from.Attempt + 1, ErrorCode: to.ErrorCode, Error: to.Error, Detail: out.detail})
-	c.moves = append(c.moves, move{from: events.State(from.State), to: events.State(to.State),
-		ended: to.NextRunAt.IsZero() && !from.NextRunAt.IsZero(), createdAt: to.CreatedAt})
-	c.to = to
-	return to
-}
-
-// commit applies a change in one transaction and returns the stored row.
-// It is false when nothing could be stored; the order then runs again
-// from its last stored row, repeating only idempotent calls.
-func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
-	if len(c.history) == 0 {
-		return c.from, false
-	}
-	ctx, cancel := context.WithTimeout(w.stepCtx, 30*time.Second)
-	defer cancel()
-	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: c.from, To: c.to, History: c.history, Outbox: c.outbox})
-	switch {
-	case errors.Is(err, store.ErrStale):
-		log.Info("order changed while its steps ran; leaving it to the newer change", "step", c.from.Step)
-		return stored, false
-	case errors.Is(err, store.ErrNotFound):
-		// An answer, not a store that cannot write.
-		log.Error("recording saga steps", "steps", len(c.history), "err", err)
-		return stored, false
-	case err != nil:
-		// The order stays as last stored and runs again, with the same
-		// idempotency keys, once the store writes; meanwhile steps pause.
-		log.Debug("recording saga steps", "steps", len(c.history), "err", err)
-		w.storeWriteFailed("saga steps", err)
-		return stored, false
-	}
-	w.storeWriteOK()
-	w.mu.Lock()
-	w.committed[c.from.OutOrderID] = time.Now()
-	w.mu.Unlock()
-	if len(c.outbox) > 0 {
-		wake(w.wakeRelay)
-	}
-	for _, m := range c.moves {
-		if w.metrics != nil {
-			w.metrics.transition(m)
-		}
-		if m.from != m.to {
-			log.Debug("order state", "from", m.from, "to", m.to)
-		}
-	}
-	return stored, true
 }

@@ -102,21 +102,20 @@ func (w *Worker) SUDNotified(ctx context.Context, outOrderID, status string) err
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", outOrderID, err)
 	}
-	if o.Step != StepVerdict || o.NextRunAt.IsZero() || !o.NextRunAt.After(w.now()) || w.isRunning(outOrderID) {
+	out, changed := decideNotified(o, status, w.now())
+	if !changed || w.isRunning(outOrderID) {
 		return nil // not waiting for it, or about to run anyway
 	}
-	due := o
-	due.NextRunAt = w.now()
-	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: o, To: due,
+	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: o, To: out.next,
 		History: []store.HistoryEntry{{At: w.now(), State: o.State, Step: StepVerdict, Attempt: o.Attempt + 1,
-			Detail: "SUD notified " + status + "; asking at once"}}})
+			Detail: out.detail}}})
 	if errors.Is(err, store.ErrStale) {
 		return nil // it moved on meanwhile
 	}
 	if err != nil {
 		return fmt.Errorf("notify %s: %w", outOrderID, err)
 	}
-	if !w.tryStart(stored, time.Now()) {
+	if !w.tryStart(stored, w.now()) {
 		w.fresh.markStore()
 		wake(w.wakeSched)
 	}

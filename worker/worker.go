@@ -3,16 +3,35 @@
 // wallet provider step by step, and relays the status events and dead
 // letters the steps write to the store's outbox.
 //
-// Three loops share one Worker:
+// The saga itself is saga.go: every transition of an order, accept,
+// reject, replay and the commit policy included, as pure decide
+// functions; steps.go makes the provider calls they decide on. Around it
+// run these loops, sharing one Worker and one clock (Config.Now):
 //
-//   - the consumer acks an intent only once its order is durable;
-//   - the scheduler runs due steps, at most Concurrency at a time, and
-//     carries an order straight on to its next step when that is due now;
-//   - the relay publishes outbox messages and deletes each only after
-//     JetStream acknowledged it.
+//   - the consumer (consumer.go) records intents in batches, one
+//     transaction each, and acks an intent only once its order is
+//     durable; it hands new orders straight to the scheduler (handoff.go);
+//   - the scheduler (scheduler.go) starts due work in a bounded, adaptive
+//     number of step slots (limit.go): an order's own steps, from the
+//     handoff and the store's due index, first, and confirmation polls in
+//     the slots left over, a quarter being kept for them;
+//   - each started order (execute.go) runs its steps for as long as the
+//     next is due at once, chaining them in memory and committing their
+//     outcome, next step and status events together when saga.go's
+//     commitPolicy says so;
+//   - orders waiting for their debit to show (confirm.go) wait in memory,
+//     not in the due index: a poll that sees nothing stores nothing, polls
+//     of one account share a balance read (readings.go), and only the poll
+//     that decides commits;
+//   - the relay (relay.go) publishes outbox messages and deletes each only
+//     after JetStream acknowledged it;
+//   - a health watcher keeps Ready honest, and with Config.Owner a lease
+//     keeper holds the prefix (owner.go).
 //
-// The store is the source of truth: waiting (backoff, confirmation polls)
-// is a time in an order row, so a restart resumes every order where it was.
+// The store is the source of truth: an order's next step and when it is
+// due are in its row, so a restart resumes every order where its last
+// commit left it, and reloads the orders that were waiting for a poll
+// (loadWaiting), polling them no later than the previous run would have.
 package worker
 
 import (
@@ -118,9 +137,26 @@ type Worker struct {
 
 // New checks cfg and returns a Worker ready to Run.
 func New(cfg Config) (*Worker, error) {
-	switch {
-	case cfg.Conn == nil:
+	if cfg.Conn == nil {
 		return nil, errors.New("worker: Config.Conn is required")
+	}
+	js, err := jetstream.New(cfg.Conn)
+	if err != nil {
+		return nil, fmt.Errorf("worker: jetstream: %w", err)
+	}
+	w, err := newWorker(cfg)
+	if err != nil {
+		return nil, err
+	}
+	w.js = js
+	return w, nil
+}
+
+// newWorker is New without NATS: a Worker whose scheduler, steps and
+// store work run, for the scheduler's own tests; the consumer, relay and
+// API need the JetStream that New adds.
+func newWorker(cfg Config) (*Worker, error) {
+	switch {
 	case cfg.Store == nil:
 		return nil, errors.New("worker: Config.Store is required")
 	case cfg.SUD == nil:
@@ -162,10 +198,6 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	js, err := jetstream.New(cfg.Conn)
-	if err != nil {
-		return nil, fmt.Errorf("worker: jetstream: %w", err)
-	}
 	// Every real provider call tells the step limit how long it took.
 	limit := newStepLimit(cfg.Concurrency, cfg.MaxSteps)
 	timedWallets := make(map[string]providers.Wallet, len(cfg.Wallets))
@@ -175,7 +207,7 @@ func New(cfg Config) (*Worker, error) {
 	cfg.Wallets = timedWallets
 	cfg.SUD = timedOrders{OrderService: cfg.SUD, observe: limit.observe, now: cfg.Now}
 	return &Worker{
-		cfg: cfg, js: js, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
+		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		stepCtx:   context.Background(), // Run sets the real one
 		saga:      saga{sud: cfg.SUD, wallets: cfg.Wallets, readings: newReadings(cfg.ConfirmInterval), verdicts: newVerdicts(cfg.Now)},
 		slots:     limit,
@@ -256,20 +288,20 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	// Drain, saying what it waits for: an operator watching a stop that
 	// takes seconds wants to know it is not stuck.
-	drainStart := time.Now()
+	drainStart := w.now()
 	w.draining.Store(true)
 	w.ready.Store(false)
 	w.log.Info("draining: taking no new intents; running steps finish and record their outcome", "running_steps", w.slots.used())
 	consumer.stop()
 	w.steps.Wait()
 	<-healthDone
-	w.log.Info("draining: every running step recorded; publishing the outbox", "took", time.Since(drainStart).Round(time.Millisecond))
+	w.log.Info("draining: every running step recorded; publishing the outbox", "took", w.now().Sub(drainStart).Round(time.Millisecond))
 	// The flush takes over from the relay goroutine: the cursor is theirs
 	// one at a time.
 	stopRelay()
 	<-relayDone
 	w.flushOutbox(5 * time.Second)
-	w.log.Info("worker stopped", "drain_took", time.Since(drainStart).Round(time.Millisecond))
+	w.log.Info("worker stopped", "drain_took", w.now().Sub(drainStart).Round(time.Millisecond))
 	if err := context.Cause(ctx); errors.Is(err, ErrOwnershipLost) {
 		return fmt.Errorf("worker: %w", err)
 	}

@@ -156,7 +156,7 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 		if err != nil {
 			t.Fatalf("order %s lost: %v", id, err)
 		}
-		byState[o.State]++
+		byState[string(o.State)]++
 		if !events.State(o.State).Terminal() {
 			t.Errorf("order %s left %s at step %s", id, o.State, o.Step)
 		}
@@ -175,15 +175,15 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 		switch {
 		case poor[id] && reachedSUD:
 			t.Errorf("order %s: a player who cannot pay reached SUD (%s): a free item", id, status)
-		case status == "EXECUTE_FAIL" && (o.State == string(events.StateCompleted) || charged != 0):
+		case status == "EXECUTE_FAIL" && (o.State == events.StateCompleted || charged != 0):
 			t.Errorf("order %s: SUD failed the action, yet the order is %s with %d pay(s) charged", id, o.State, charged)
-		case o.State == string(events.StateCompleted) && status != "EXECUTE_SUCCESS":
+		case o.State == events.StateCompleted && status != "EXECUTE_SUCCESS":
 			t.Errorf("order %s: completed while SUD reports %q", id, status)
 		}
 		switch {
-		case o.State == string(events.StateCompleted) && charged != 1:
+		case o.State == events.StateCompleted && charged != 1:
 			t.Errorf("completed order %s has %d uncancelled pays, want exactly 1", id, charged)
-		case o.State != string(events.StateCompleted) && charged != 0:
+		case o.State != events.StateCompleted && charged != 0:
 			t.Errorf("order %s is %s but %d pay(s) stay charged", id, o.State, charged)
 		}
 	}

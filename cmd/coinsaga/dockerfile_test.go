@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/coinsaga/coinsaga/internal/service"
 )
 
 // No Docker engine runs the tests, so the Dockerfile is checked as text
@@ -285,7 +287,7 @@ func TestDockerfile(t *testing.T) {
 	})
 
 	t.Run("a sandbox listening on every interface gives the in-process clients a loopback URL", func(t *testing.T) {
-		_, u, stop, err := startSandboxState("0.0.0.0:0", "", slog.New(slog.DiscardHandler))
+		_, u, stop, err := service.StartSandbox("0.0.0.0:0", "", slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

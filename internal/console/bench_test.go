@@ -41,7 +41,7 @@ func BenchmarkOverview50kWaiting(b *testing.B) {
 		reqs := make([]store.Accept, chunk)
 		for i := range reqs {
 			o := storetest.Order(fmt.Sprintf("wait-%05d", lo+i), base.Add(time.Duration(i)*time.Millisecond))
-			o.State, o.Step = string(events.StateDebited), worker.StepConfirm
+			o.State, o.Step = events.StateDebited, worker.StepConfirm
 			reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: o.State, Step: o.Step}}
 		}
 		if _, err := st.Accept(ctx, reqs); err != nil {

@@ -32,9 +32,9 @@ type fakeOrders struct {
 func (f *fakeOrders) Stats(context.Context) (store.Stats, error) {
 	s := store.Stats{ByState: map[string]int64{}, ScheduledByStep: map[string]int64{}}
 	for _, o := range f.orders {
-		s.ByState[o.State]++
+		s.ByState[string(o.State)]++
 		if !o.NextRunAt.IsZero() {
-			s.ScheduledByStep[o.Step]++
+			s.ScheduledByStep[string(o.Step)]++
 		}
 	}
 	return s, nil

@@ -97,7 +97,7 @@ func orderFields(o store.Order) []field {
 	return []field{
 		{"out_order_id", o.OutOrderID}, {"mg_id (game)", o.MgID}, {"room_id", o.RoomID}, {"from_uid", o.FromUID},
 		{"provider", o.Provider}, {"amount", n(o.Amount)},
-		{"state", o.State}, {"step (next)", o.Step}, {"seq (last event)", fmt.Sprint(o.Seq)}, {"attempt at step", fmt.Sprint(o.Attempt)},
+		{"state", string(o.State)}, {"step (next)", string(o.Step)}, {"seq (last event)", fmt.Sprint(o.Seq)}, {"attempt at step", fmt.Sprint(o.Attempt)},
 		{"next run at", t(o.NextRunAt)},
 		{"SUD order_id", dash(o.SudOrderID)}, {"SUD status", dash(o.SudStatus)}, {"SUD took it at", t(o.OrderedAt)},
 		{"bill_no", dash(o.BillNo)}, {"bill generation", fmt.Sprint(o.PayGeneration)}, {"bill first sent at", t(o.FirstPayAt)},
@@ -136,7 +136,7 @@ func nextSteps(o store.Order, hasLetter bool, now time.Time) []string {
 			when = "in " + ageText(o.NextRunAt.Sub(now))
 		}
 		s := []string{fmt.Sprintf("Wait: the saga runs step %s next (attempt %d so far), %s. Follow it in the live feed.", o.Step, o.Attempt, when)}
-		if o.State == string(events.StateCompensating) {
+		if o.State == events.StateCompensating {
 			s = append(s, "A debit may exist: the cancel of bill "+o.BillNo+" is running. Do not refund by hand.")
 		}
 		return s
@@ -146,7 +146,7 @@ func nextSteps(o store.Order, hasLetter bool, now time.Time) []string {
 		if declines[o.ErrorCode] {
 			return []string{"Nothing: " + o.ErrorCode + " is the player's outcome (nothing was charged), not a dead letter."}
 		}
-		s := []string{"Nothing was charged. Once the cause is fixed or over, replay the dead letter: the order resumes at step " + o.Step + " with the same keys."}
+		s := []string{"Nothing was charged. Once the cause is fixed or over, replay the dead letter: the order resumes at step " + string(o.Step) + " with the same keys."}
 		if !hasLetter {
 			s = append(s, "No dead letter is listed for it (replayed or purged already?).")
 		}
@@ -156,7 +156,7 @@ func nextSteps(o store.Order, hasLetter bool, now time.Time) []string {
 	case events.StateNeedsAttention:
 		return []string{
 			"A debit may exist and coinsaga could not decide. Check bill " + dash(o.BillNo) + " (" + o.Provider + ", amount " + fmt.Sprint(o.Amount) + ") at the provider.",
-			"When the provider answers cancels again, replay the dead letter: the order resumes at " + o.Step + " with the same bill_no.",
+			"When the provider answers cancels again, replay the dead letter: the order resumes at " + string(o.Step) + " with the same bill_no.",
 			"If the provider will not cancel it, refund by the provider's own means and purge the dead letter. Never refund by hand and replay.",
 		}
 	}

@@ -118,7 +118,7 @@ func (c *Console) overviewData(ctx context.Context) overviewData {
 			d.InProgress += n
 		}
 	}
-	d.Waiting = st.ScheduledByStep[worker.StepConfirm]
+	d.Waiting = st.ScheduledByStep[string(worker.StepConfirm)]
 	for step, n := range st.ScheduledByStep {
 		d.Scheduled = append(d.Scheduled, reasonRow{Reason: step, Count: int(n)})
 	}

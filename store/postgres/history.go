@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -44,7 +45,7 @@ func withHistory(write string, nargs int, version int64, lines []store.HistoryEn
 		n := nargs + 1 + i*cols
 		values = append(values, fmt.Sprintf("($%d::bigint, $%d::bigint, $%d::bigint, $%d::text, $%d::text, $%d::bigint, $%d::text, $%d::text, $%d::text)",
 			n, n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8))
-		args = append(args, version, i, at.UnixMilli(), text(h.State), text(h.Step), h.Attempt,
+		args = append(args, version, i, at.UnixMilli(), text(string(h.State)), text(string(h.Step)), h.Attempt,
 			text(h.ErrorCode), text(h.Error), text(h.Detail))
 	}
 	return `WITH w AS (` + write + `), h AS (
@@ -75,7 +76,7 @@ func (s *Store) History(ctx context.Context, outOrderID string) ([]store.History
 	out := make([]store.HistoryEntry, len(rows))
 	for i, r := range rows {
 		out[i] = store.HistoryEntry{
-			At: fromMs(r.At), State: r.State, Step: r.Step, Attempt: r.Attempt,
+			At: fromMs(r.At), State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Attempt: r.Attempt,
 			ErrorCode: r.ErrorCode, Error: r.Error, Detail: r.Detail,
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -36,7 +37,7 @@ func orderArgs(o store.Order) []any {
 	return []any{
 		text(o.OutOrderID), text(o.MgID), text(o.RoomID), text(o.FromUID), text(o.Provider), o.Amount,
 		o.Intent, text(o.IntentSubject), text(o.BodyHash),
-		text(o.State), text(o.Step), o.Seq, o.Attempt, msOrNull(o.NextRunAt),
+		text(string(o.State)), text(string(o.Step)), o.Seq, o.Attempt, msOrNull(o.NextRunAt),
 		text(o.SudOrderID), text(o.BillNo), o.PayGeneration,
 		o.HasBaseline, o.BaselineBalance, o.BaselineSaveAmt, o.BaselineCostSum,
 		o.HasPayBalance, o.PayBalance, o.UsedGenAmt, msOrNull(o.DebitedAt),
@@ -154,7 +155,7 @@ func (r orderRow) order() store.Order {
 		OutOrderID: r.OutOrderID, MgID: r.MgID, RoomID: r.RoomID, FromUID: r.FromUID,
 		Provider: r.Provider, Amount: r.Amount,
 		Intent: r.Intent, IntentSubject: r.IntentSubject, BodyHash: r.BodyHash,
-		State: r.State, Step: r.Step, Seq: r.Seq, Attempt: r.Attempt, NextRunAt: fromNullMs(r.NextRunAt),
+		State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Seq: r.Seq, Attempt: r.Attempt, NextRunAt: fromNullMs(r.NextRunAt),
 		SudOrderID: r.SudOrderID, BillNo: r.BillNo, PayGeneration: r.PayGeneration,
 		HasBaseline: r.HasBaseline, BaselineBalance: r.BaselineBalance,
 		BaselineSaveAmt: r.BaselineSaveAmt, BaselineCostSum: r.BaselineCostSum,
@@ -178,7 +179,8 @@ func stored(o store.Order) store.Order {
 	}
 	o.NextRunAt, o.DebitedAt, o.OrderedAt, o.FirstPayAt = ms(o.NextRunAt), ms(o.DebitedAt), ms(o.OrderedAt), ms(o.FirstPayAt)
 	o.CreatedAt, o.UpdatedAt = ms(o.CreatedAt), ms(o.UpdatedAt)
-	for _, p := range []*string{&o.MgID, &o.RoomID, &o.FromUID, &o.Provider, &o.State, &o.Step,
+	o.State, o.Step = orderstate.State(text(string(o.State))), orderstate.Step(text(string(o.Step)))
+	for _, p := range []*string{&o.MgID, &o.RoomID, &o.FromUID, &o.Provider,
 		&o.SudOrderID, &o.BillNo, &o.SudStatus, &o.ErrorCode, &o.Error} {
 		*p = text(*p)
 	}
@@ -201,9 +203,15 @@ func fromNullMs(n sql.NullInt64) time.Time {
 	return fromMs(n.Int64)
 }
 
-// terminalStates are events.State's terminal states (see the SQLite
-// store's list and TestTerminalStatesMatchEvents).
-var terminalStates = []string{"completed", "rejected", "failed", "compensated", "needs_attention"}
+// terminalStates are the states PruneTerminal may delete: the terminal
+// ones of the one list in internal/orderstate.
+var terminalStates = func() []string {
+	var names []string
+	for _, s := range orderstate.TerminalStates() {
+		names = append(names, string(s))
+	}
+	return names
+}()
 
 // Accept records each new order with its history and outbox in one group
 // commit, with the SQLite store's semantics: Version 1, UpdatedAt now,
@@ -344,7 +352,7 @@ func getOrder(ctx context.Context, q sqlx.QueryerContext, outOrderID string) (st
 // Due returns up to limit scheduled orders with NextRunAt <= now, soonest
 // first, skipping those exclude reports; one indexed read per step,
 // merged, as in the SQLite store.
-func (s *Store) Due(ctx context.Context, now time.Time, limit int, steps []string, exclude func(outOrderID string) bool) ([]store.Order, error) {
+func (s *Store) Due(ctx context.Context, now time.Time, limit int, steps []orderstate.Step, exclude func(outOrderID string) bool) ([]store.Order, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -353,7 +361,7 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int, steps []strin
 	}
 	var out []store.Order
 	for _, step := range steps {
-		got, err := s.dueAt(ctx, now, limit, step, exclude)
+		got, err := s.dueAt(ctx, now, limit, string(step), exclude)
 		if err != nil {
 			return nil, err
 		}
@@ -432,7 +440,7 @@ pages:
 
 // NextDue returns the earliest NextRunAt of any scheduled order at one of
 // steps (any step when steps is empty): one indexed MIN per step.
-func (s *Store) NextDue(ctx context.Context, steps []string) (time.Time, bool, error) {
+func (s *Store) NextDue(ctx context.Context, steps []orderstate.Step) (time.Time, bool, error) {
 	var (
 		first int64
 		found bool
@@ -453,7 +461,7 @@ func (s *Store) NextDue(ctx context.Context, steps []string) (time.Time, bool, e
 		}
 	}
 	for _, step := range steps {
-		if err := read("SELECT MIN(next_run_at) FROM orders WHERE step = $1 AND next_run_at IS NOT NULL", step); err != nil {
+		if err := read("SELECT MIN(next_run_at) FROM orders WHERE step = $1 AND next_run_at IS NOT NULL", string(step)); err != nil {
 			return time.Time{}, false, err
 		}
 	}

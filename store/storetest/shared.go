@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -148,7 +149,7 @@ func testSharedApply(t *testing.T, a, b store.Store) {
 			wg          sync.WaitGroup
 			mu          sync.Mutex
 			won, stale  int
-			winnerState string
+			winnerState orderstate.State
 			unexpected  []error
 			start       = make(chan struct{})
 		)
@@ -156,11 +157,11 @@ func testSharedApply(t *testing.T, a, b store.Store) {
 			for i := range racers {
 				wg.Go(func() {
 					to := o
-					to.State, to.Seq = fmt.Sprintf("state-%d-%d", side, i), 2
+					to.State, to.Seq = orderstate.State(fmt.Sprintf("state-%d-%d", side, i)), 2
 					<-start
 					_, err := s.Apply(ctx(t), store.Transition{From: o, To: to,
 						History: []store.HistoryEntry{{State: to.State}},
-						Outbox:  []store.Message{{Subject: "s", MsgID: to.State}}})
+						Outbox:  []store.Message{{Subject: "s", MsgID: string(to.State)}}})
 					mu.Lock()
 					defer mu.Unlock()
 					switch {

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/store"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
 
 // Run runs every conformance test against stores made by open.
@@ -78,8 +80,15 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// terminalStates are the states after which no step runs (events.State.Terminal).
-var terminalStates = []string{"completed", "rejected", "failed", "compensated", "needs_attention"}
+// terminalStates are the states after which no step runs
+// (events.State.Terminal), from the one list of states.
+var terminalStates = func() []string {
+	var names []string
+	for _, s := range orderstate.TerminalStates() {
+		names = append(names, string(s))
+	}
+	return names
+}()
 
 // now is the suite's reference time, at the precision every store keeps.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
@@ -419,12 +428,12 @@ func testApplyRace(t *testing.T, s store.Store) {
 		mu          sync.Mutex
 		won, stale  int
 		unexpected  []error
-		winnerState string
+		winnerState orderstate.State
 	)
 	for i := range racers {
 		wg.Go(func() {
 			to := o
-			to.State, to.Seq = fmt.Sprint("state-", i), 2
+			to.State, to.Seq = orderstate.State(fmt.Sprint("state-", i)), 2
 			_, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: []store.HistoryEntry{{State: to.State}}})
 			mu.Lock()
 			defer mu.Unlock()
@@ -666,7 +675,7 @@ func testTerminalNeverDue(t *testing.T, s store.Store) {
 	past := now().Add(-time.Hour)
 	for _, state := range terminalStates {
 		o := acceptOne(t, s, Order("o-"+state, past))
-		step(t, s, o, state, func(o *store.Order) { o.State, o.Step, o.NextRunAt = state, "done", time.Time{} })
+		step(t, s, o, state, func(o *store.Order) { o.State, o.Step, o.NextRunAt = orderstate.State(state), "done", time.Time{} })
 	}
 	got, err := s.Due(ctx(t), now().Add(24*time.Hour), 100, nil, nil)
 	if err != nil {
@@ -718,14 +727,14 @@ func testDueBySteps(t *testing.T, s store.Store) {
 	acceptOne(t, s, retry)
 	at := base.Add(time.Minute)
 
-	got, err := s.Due(ctx(t), at, 5, []string{"order", "pay"}, nil)
+	got, err := s.Due(ctx(t), at, 5, []orderstate.Step{"order", "pay"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].OutOrderID != "retry" || got[1].OutOrderID != "new" {
 		t.Errorf("due at order and pay = %v, want retry then new", ids(got))
 	}
-	got, err = s.Due(ctx(t), at, 3, []string{"confirm"}, nil)
+	got, err = s.Due(ctx(t), at, 3, []orderstate.Step{"confirm"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,13 +744,13 @@ func testDueBySteps(t *testing.T, s store.Store) {
 	if got, err := s.Due(ctx(t), at, 100, nil, nil); err != nil || len(got) != 42 {
 		t.Errorf("due at any step = %d orders, %v; want all 42", len(got), err)
 	}
-	if next, ok, err := s.NextDue(ctx(t), []string{"order", "pay"}); err != nil || !ok || !next.Equal(base.Add(500*time.Millisecond)) {
+	if next, ok, err := s.NextDue(ctx(t), []orderstate.Step{"order", "pay"}); err != nil || !ok || !next.Equal(base.Add(500*time.Millisecond)) {
 		t.Errorf("next due at order and pay = %v, %v, %v; want the retry's %v", next, ok, err, base.Add(500*time.Millisecond))
 	}
-	if next, ok, err := s.NextDue(ctx(t), []string{"confirm"}); err != nil || !ok || !next.Equal(base) {
+	if next, ok, err := s.NextDue(ctx(t), []orderstate.Step{"confirm"}); err != nil || !ok || !next.Equal(base) {
 		t.Errorf("next due at confirm = %v, %v, %v; want the first waiting order's %v", next, ok, err, base)
 	}
-	if _, ok, err := s.NextDue(ctx(t), []string{"cancel"}); err != nil || ok {
+	if _, ok, err := s.NextDue(ctx(t), []orderstate.Step{"cancel"}); err != nil || ok {
 		t.Errorf("next due at a step nobody is at = %v, %v; want nothing", ok, err)
 	}
 }
@@ -824,7 +833,7 @@ func testPrune(t *testing.T, s store.Store) {
 	var old []store.Order
 	for _, state := range terminalStates {
 		o := acceptOne(t, s, Order("o-old-"+state, past), store.Message{Subject: "s", MsgID: state})
-		old = append(old, step(t, s, o, state, func(o *store.Order) { o.State, o.Step, o.NextRunAt = state, "done", time.Time{} }))
+		old = append(old, step(t, s, o, state, func(o *store.Order) { o.State, o.Step, o.NextRunAt = orderstate.State(state), "done", time.Time{} }))
 	}
 	running := acceptOne(t, s, Order("o-running", past))
 	// A terminal state with a time set is waiting on something (a replay
