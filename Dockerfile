@@ -55,4 +55,7 @@ ENTRYPOINT ["coinsaga"]
 # The sandbox's admin API still answers loopback peers (inside the
 # container) only. For real providers, replace the command:
 # serve --config /etc/coinsaga/config.yaml --data-dir /data ...
-CMD ["serve", "--sandbox", "--data-dir", "/data", "--nats-listen", "0.0.0.0:4222", "--http-listen", "0.0.0.0:8080", "--sandbox-listen", "0.0.0.0:9311"]
+# The operator console (/) is off: beyond loopback it needs a token. To
+# have it, mount one and replace --console=false with
+# --console-token-file /run/secrets/console-token (docs/operations.md).
+CMD ["serve", "--sandbox", "--data-dir", "/data", "--nats-listen", "0.0.0.0:4222", "--http-listen", "0.0.0.0:8080", "--sandbox-listen", "0.0.0.0:9311", "--console=false"]

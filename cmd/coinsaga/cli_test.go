@@ -97,7 +97,7 @@ func TestMistakesGetOneLine(t *testing.T) {
 		{"a mistyped config key names file, line and key", []string{"serve", "--config", typo}, nil, 1,
 			"config " + typo + " line 2: mogs.baseurl: unknown key; did you mean base_url?"},
 		{"a list for a config is named a list", []string{"serve", "--config", list}, nil, 1,
-			"config " + list + " line 1: the file holds a list; want the keys sud, mogs, midas, timeout"},
+			"config " + list + " line 1: the file holds a list; want the keys sud, mogs, midas, database, timeout, protect"},
 		{"an empty config is called empty", []string{"serve", "--config", empty}, nil, 1,
 			"config " + empty + ": the file is empty"},
 		{"a secret given two ways is one problem", []string{"serve", "--config", secret}, nil, 1,

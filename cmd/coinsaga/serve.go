@@ -19,6 +19,7 @@ import (
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/cli"
 	"github.com/coinsaga/coinsaga/internal/config"
+	"github.com/coinsaga/coinsaga/internal/console"
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/internal/service"
 	"github.com/coinsaga/coinsaga/store/postgres"
@@ -55,6 +56,7 @@ type serveFlags struct {
 	jsMaxStore      cli.ByteSize
 	logFormat       string
 	logLevel        string
+	console         console.Flags
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
@@ -91,6 +93,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.statusMaxBytes, "status-max-bytes", "size limit of the status stream, a `size` like 256MiB, reserved in full by JetStream when coinsaga creates it")
 	fs.Var(&f.jsMaxStore, "jetstream-max-store", "disk the embedded JetStream may use, a `size` like 10GiB (0: 75% of the free disk under --data-dir)")
 	cli.RegisterLogFlags(fs, &f.logFormat, &f.logLevel)
+	f.console.Register(fs)
 }
 
 // check refuses the values that serve cannot run with, one line each,
@@ -145,7 +148,7 @@ func (f *serveFlags) options(log *slog.Logger) service.Options {
 			SUDExecuteTimeout: f.sudExecTimeout, OutageHold: f.outageHold,
 			Retry: worker.RetryPolicy{MaxAttempts: f.maxAttempts},
 		},
-		Logger: log,
+		Logger: log, Console: f.console,
 	}
 }
 
@@ -161,6 +164,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErrorf("serve takes no arguments (got %q)", fs.Args())
 	}
 	if err := f.check(src); err != nil {
+		return err
+	}
+	if err := f.console.Check(f.httpListen); err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)

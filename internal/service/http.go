@@ -50,13 +50,18 @@ type HTTP struct {
 	// Notify, when not nil, takes SUD's notifications at POST NotifyPath.
 	NotifyPath string
 	Notify     http.Handler
-	Logger     *slog.Logger
+	// UI, when not nil, takes every other path: the operator console.
+	UI     http.Handler
+	Logger *slog.Logger
 }
 
 // StartHTTP serves /metrics, /healthz (the process is up) and /readyz (it
 // is taking work) on ln, and returns the server and its address.
 func StartHTTP(ln net.Listener, h HTTP) (*http.Server, string) {
 	mux := http.NewServeMux()
+	if h.UI != nil {
+		mux.Handle("/", h.UI)
+	}
 	if h.Notify != nil {
 		mux.Handle("POST "+h.NotifyPath, h.Notify)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/config"
+	"github.com/coinsaga/coinsaga/internal/console"
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
@@ -73,6 +74,8 @@ type Options struct {
 	Worker    worker.Config
 	Retention time.Duration // delete terminal orders this long after (0: keep)
 	Logger    *slog.Logger
+	// Console is the operator console at / on HTTP, as its Check left it.
+	Console console.Flags
 }
 
 // Run starts everything opts asks for and runs the worker until ctx is
@@ -164,7 +167,11 @@ func Run(ctx context.Context, opts Options) error {
 				return w.SUDNotified(ctx, n.Order.OutOrderID, n.Order.Status)
 			})
 	}
-	httpSrv, httpAddr := StartHTTP(opts.HTTP, HTTP{Registry: opts.Registry, NotifyPath: opts.NotifyPath, Notify: notify, Logger: log,
+	ui, err := opts.Console.Handler(ctx, console.Serve{Conn: nc, Subjects: opts.Subjects, Orders: st, Metrics: opts.Registry, Logger: log})
+	if err != nil {
+		return err
+	}
+	httpSrv, httpAddr := StartHTTP(opts.HTTP, HTTP{Registry: opts.Registry, NotifyPath: opts.NotifyPath, Notify: notify, UI: ui, Logger: log,
 		Ready: func(r *http.Request) (bool, string) {
 			if w.Ready() {
 				return true, ""
