@@ -251,7 +251,7 @@ func TestSQLiteMigrationsAreIdempotent(t *testing.T) {
 	if err := db.Select(&tables, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(tables, ","), "history,orders,outbox,schema_migrations"; got != want {
+	if got, want := strings.Join(tables, ","), "history,orders,outbox,schema_migrations,workers"; got != want {
 		t.Errorf("tables = %s, want %s", got, want)
 	}
 }

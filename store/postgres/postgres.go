@@ -68,6 +68,13 @@ type Store struct {
 	closer sync.Once
 	cerr   error
 
+	// The worker this handle acts for (shared.go): nil before Register;
+	// released after Release, when writes are refused until the next
+	// Register.
+	leaseTimings store.LeaseTimings
+	lease        atomic.Pointer[store.Lease]
+	released     atomic.Bool
+
 	// Committed transactions and the write requests in them, for
 	// benchmarks to report the batching they got.
 	commits, writes atomic.Int64
@@ -81,6 +88,7 @@ type config struct {
 	maxBatch   int
 	committers int
 	maxConns   int
+	lease      store.LeaseTimings
 }
 
 // Option configures Open.
@@ -150,6 +158,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		maxBatch:   store.DefaultMaxBatch,
 		committers: DefaultCommitters,
 		maxConns:   DefaultMaxConns,
+		lease:      store.DefaultLeaseTimings,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -185,6 +194,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		max:  cfg.maxBatch,
 		reqs: make(chan *writeReq),
 		quit: make(chan struct{}),
+
+		leaseTimings: cfg.lease,
 	}
 	for range cfg.committers {
 		s.wg.Go(s.commitLoop)
