@@ -502,3 +502,12 @@ func TestSQLiteCheckpointsKeepTheWALBounded(t *testing.T) {
 		t.Errorf("WAL is %d MiB after 6,000 orders, want it bounded near 16 MiB", wal>>20)
 	}
 }
+
+func TestSQLiteOwnership(t *testing.T) {
+	// One process per database (the lock file): the one handle is both
+	// workers, and the cases that need two live workers say why they skip.
+	storetest.RunOwnership(t, func(t *testing.T, lt store.LeaseTimings) (store.Shared, store.Shared) {
+		s, _ := openTemp(t, store.WithLeaseTimings(lt))
+		return s, s
+	})
+}
