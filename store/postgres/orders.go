@@ -118,9 +118,6 @@ func updateStatement(owned bool) string {
 		" RETURNING id, created_at, intent, intent_subject, body_hash"
 }
 
-var (
-)
-
 func updateArgs(o store.Order) []any {
 	all := orderArgs(o)
 	args := make([]any, 0, len(all))

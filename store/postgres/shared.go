@@ -203,6 +203,10 @@ var claimReturning = func() string {
 	return strings.Join(cols, ", ")
 }()
 
+// claimCandidates selects the orders Claim may take (orders_orphans); $1
+// is the time, a parameter so that the index is used.
+const claimCandidates = `SELECT id FROM orders WHERE owner IS NULL AND next_run_at IS NOT NULL AND next_run_at <= $1 `
+
 // Claim makes up to limit due orders without an owner this worker's: a
 // CTE picks them soonest first FOR NO KEY UPDATE SKIP LOCKED (NO KEY, so
 // that the foreign-key checks of history inserts do not wait on it; SKIP
@@ -229,7 +233,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, steps []str
 		args = append(args, steps)
 	}
 	q := `WITH live AS (SELECT id FROM workers WHERE id = $3 AND expires_at > clock_timestamp() FOR KEY SHARE),
-		c AS (SELECT id FROM orders WHERE owner IS NULL AND next_run_at IS NOT NULL AND next_run_at <= $1 ` + stepCond + `
+		c AS (` + claimCandidates + stepCond + `
 			AND EXISTS (SELECT 1 FROM live)
 			ORDER BY next_run_at, id LIMIT $2 FOR NO KEY UPDATE SKIP LOCKED),
 		u AS (UPDATE orders o SET owner = $3, version = o.version + 1 FROM c WHERE o.id = c.id RETURNING ` + claimReturning + `),
