@@ -35,8 +35,9 @@ import (
 //     it commits, which is this lock with more moving parts.
 //   - Ordering by transaction id against pg_snapshot_xmin is safe only
 //     with a cursor on (xid, id), which the Store interface does not have.
-//   - Claiming rows with FOR UPDATE SKIP LOCKED (the next step of issue
-//     15, where the relay needs no cursor) changes the relay.
+//   - Claiming rows with FOR UPDATE SKIP LOCKED needs no cursor and no
+//     lock: that is RelayOutbox (shared.go). The lock stays while a relay
+//     reads PendingOutbox with a cursor.
 //
 // The cost is that outbox-writing commits of all handles on one database
 // pass one at a time through the last statement and the commit. The lock

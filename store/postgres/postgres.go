@@ -19,6 +19,10 @@
 //   - Outbox ids are handed out in commit order under a lock (see
 //     outbox.go), which keeps PendingOutbox's cursor promise across
 //     handles.
+//   - A handle may act for a worker (store.Shared, shared.go): orders
+//     belong to the worker that accepted them, its commits are fenced by
+//     version, owner and a live lease, orphans are claimed with SKIP
+//     LOCKED, and RelayOutbox claims outbox rows without a cursor.
 //
 // Durability is the server's: a returned write is committed with the
 // session's synchronous_commit. Production wants synchronous_commit = on
