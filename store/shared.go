@@ -143,7 +143,8 @@ type Shared interface {
 	// the ids publish reports acknowledged, all while holding the claim,
 	// so that no other relay publishes them meanwhile. It returns how many
 	// it deleted; publish's error is returned after the acked are deleted.
-	// An unregistered handle relays every row.
+	// A handle without a worker (never registered, or released) relays
+	// the rows without an owner.
 	RelayOutbox(ctx context.Context, limit int, publish func(ctx context.Context, msgs []Message) (acked []int64, err error)) (int, error)
 	// Owner returns the worker that owns an order ("" for none);
 	// ErrNotFound when there is no such order.

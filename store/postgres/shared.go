@@ -277,11 +277,13 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(ctx con
 	if s.closed() {
 		return 0, store.ErrClosed
 	}
-	me := s.worker()
-	q := `SELECT id, subject, msg_id, header, data FROM outbox `
+	// A handle without a worker (never registered, or released) takes
+	// only rows without an owner: a released worker's own rows are among
+	// them, so its last flush after Release still publishes them.
+	q := `SELECT id, subject, msg_id, header, data FROM outbox WHERE owner IS NULL `
 	args := []any{limit}
-	if me != "" {
-		q += `WHERE owner = $2 OR owner IS NULL `
+	if me := s.worker(); me != "" {
+		q = `SELECT id, subject, msg_id, header, data FROM outbox WHERE owner = $2 OR owner IS NULL `
 		args = append(args, me)
 	}
 	q += `ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`

@@ -431,6 +431,17 @@ func testReleaseHandsOver(t *testing.T, open OpenShared) {
 	if _, err := a.Renew(ctx(t)); !errors.Is(err, store.ErrLeaseLost) {
 		t.Errorf("renew after release: err = %v, want ErrLeaseLost", err)
 	}
+	// The released worker's last flush still publishes its messages.
+	var flushed []string
+	if _, err := a.RelayOutbox(ctx(t), 2*n, func(_ context.Context, msgs []store.Message) ([]int64, error) {
+		acked := make([]int64, len(msgs))
+		for i, m := range msgs {
+			flushed, acked[i] = append(flushed, m.MsgID), m.ID
+		}
+		return acked, nil
+	}); err != nil || len(flushed) != n {
+		t.Errorf("the flush after release published %d messages (%v), want its %d", len(flushed), err, n)
+	}
 	var got []store.Order
 	if b == a {
 		// One owner: the next registration holds every order.
