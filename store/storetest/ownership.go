@@ -35,6 +35,7 @@ func RunOwnership(t *testing.T, open OpenShared) {
 		{"a renew after the lease expired fails and the worker's writes are refused", testRenewAfterExpiry},
 		{"release hands a worker's orders over at once", testReleaseHandsOver},
 		{"a claiming relay under concurrent commits loses no outbox row and publishes none twice", testClaimingRelay},
+		{"get, history and retention pruning work on any worker's orders from any handle", testReadsAndPruneAcrossWorkers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -269,8 +270,18 @@ func testClaimOnce(t *testing.T, open OpenShared) {
 }
 
 // shortLease is a lease that expires within the test: the lease is the
-// database's clock, which a test cannot inject, so it is made short.
-var shortLease = store.LeaseTimings{TTL: 400 * time.Millisecond, Grace: 50 * time.Millisecond}
+// database's clock, which a test cannot inject, so it is made short; long
+// enough that the live handle, which renews before each of its writes,
+// keeps its own on a loaded machine.
+var shortLease = store.LeaseTimings{TTL: time.Second, Grace: 100 * time.Millisecond}
+
+// renew keeps s's short lease alive before a write.
+func renew(t *testing.T, s store.Shared) {
+	t.Helper()
+	if _, err := s.Renew(ctx(t)); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+}
 
 func testFencedAfterRescue(t *testing.T, open OpenShared) {
 	a, b := openPair(t, open, shortLease)
@@ -302,6 +313,7 @@ func testFencedAfterRescue(t *testing.T, open OpenShared) {
 	if again, err := b.Rescue(ctx(t)); err != nil || len(again.Workers) != 0 || again.Orders != 0 {
 		t.Errorf("a second rescue: %+v, %v; want nothing to do", again, err)
 	}
+	renew(t, b)
 	got, err := b.Claim(ctx(t), now(), 10, nil)
 	if err != nil || len(got) != 1 || got[0].OutOrderID != "o-000" {
 		t.Fatalf("b claims: %v, %v; want o-000", ids(got), err)
@@ -332,6 +344,7 @@ func testFencedAfterRescue(t *testing.T, open OpenShared) {
 		t.Errorf("outbox grew from %d to %d: the refused apply wrote", outboxBefore, n)
 	}
 	// The new owner's copy commits.
+	renew(t, b)
 	to = claimed
 	to.State, to.Seq = "paid", 2
 	if _, err := b.Apply(ctx(t), store.Transition{From: claimed, To: to, History: []store.HistoryEntry{{State: "paid"}}}); err != nil {
@@ -633,5 +646,41 @@ func testClaimingRelay(t *testing.T, open OpenShared) {
 	}
 	if left := pending(t, b); len(left) != 0 {
 		t.Errorf("outbox still holds %d messages", len(left))
+	}
+}
+
+func testReadsAndPruneAcrossWorkers(t *testing.T, open OpenShared) {
+	a, b := openPair(t, open, store.LeaseTimings{})
+	register(t, a, "host-a")
+	if b != a {
+		register(t, b, "host-b")
+	}
+	const n = 10
+	for side, s := range []store.Shared{a, b} {
+		for _, id := range acceptDue(t, s, fmt.Sprint("side", side), n) {
+			o, err := s.Get(ctx(t), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			step(t, s, o, "done", complete)
+		}
+	}
+	// Each side reads the other's orders and their history.
+	for side, s := range []store.Shared{a, b} {
+		id := fmt.Sprintf("side%d-%03d", 1-side, 0)
+		if o, err := s.Get(ctx(t), id); err != nil || o.NextRunAt != (time.Time{}) {
+			t.Errorf("side %d reads %s: %+v, %v; want it completed", side, id, o, err)
+		}
+		if h := history(t, s, id); len(h) != 2 {
+			t.Errorf("side %d reads %s's history: %d lines, want 2", side, id, len(h))
+		}
+	}
+	// One worker's retention prunes every worker's old finished orders.
+	pruned, err := b.PruneTerminal(ctx(t), time.Now().Add(time.Hour), 10*n)
+	if err != nil || pruned != 2*n {
+		t.Fatalf("prune: %d, %v; want all %d finished orders", pruned, err, 2*n)
+	}
+	if _, err := a.Get(ctx(t), "side0-000"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a pruned order still reads: %v", err)
 	}
 }
