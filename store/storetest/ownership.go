@@ -193,18 +193,33 @@ func testClaimOnce(t *testing.T, open OpenShared) {
 	singleOwner(t, a, b, "every order is the one worker's, so none is ever without an owner to claim")
 	register(t, a, "host-a")
 	const n = 300
-	ids := acceptDue(t, a, "orphan", n)
+	orphans := acceptDue(t, a, "orphan", n)
 	// A release leaves the orders without an owner, as a rescue does.
 	if got, err := a.Release(ctx(t)); err != nil || got != n {
 		t.Fatalf("release: %d orders, %v; want %d", got, err, n)
 	}
 	leases := []store.Lease{register(t, a, "host-a"), register(t, b, "host-b")}
+	// No worker's own orders are due yet; claims by step take that step only.
+	if at, found, err := a.NextDue(ctx(t), nil); err != nil || found {
+		t.Fatalf("a's next due before claiming: %v %v, %v; want none of its own", at, found, err)
+	}
+	if got, err := a.Claim(ctx(t), now(), n, []string{"no-such-step"}); err != nil || len(got) != 0 {
+		t.Fatalf("claim at another step: %v, %v; want none", ids(got), err)
+	}
+	first, err := a.Claim(ctx(t), now(), 1, []string{"order"})
+	if err != nil || len(first) != 1 || first[0].OutOrderID != orphans[0] {
+		t.Fatalf("claim of one at step order: %v, %v; want the soonest, %s", ids(first), err, orphans[0])
+	}
+	if _, found, err := a.NextDue(ctx(t), []string{"order"}); err != nil || !found {
+		t.Fatalf("a's next due after a claim: %v, %v; want its claimed order", found, err)
+	}
 	var (
 		wg      sync.WaitGroup
 		claimed [2][]store.Order
 		errs    [2]error
 		start   = make(chan struct{})
 	)
+	claimed[0] = first
 	for side, s := range []store.Shared{a, b} {
 		wg.Go(func() {
 			<-start
@@ -239,7 +254,7 @@ func testClaimOnce(t *testing.T, open OpenShared) {
 		}
 	}
 	t.Logf("claimed %d by a, %d by b", len(claimed[0]), len(claimed[1]))
-	for _, id := range ids {
+	for _, id := range orphans {
 		side, ok := by[id]
 		if !ok {
 			t.Errorf("%s claimed by nobody", id)
