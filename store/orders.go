@@ -206,6 +206,9 @@ func (s *SQLite) Accept(ctx context.Context, reqs []Accept) ([]AcceptResult, err
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	if s.leaseGone() {
+		return nil, fmt.Errorf("accept: %w", ErrLeaseLost)
+	}
 	run, result, err := acceptRun(reqs)
 	if err != nil {
 		return nil, err
@@ -283,6 +286,9 @@ func acceptTx(ctx context.Context, tx *sqlx.Tx, a Accept, now time.Time) (Accept
 // says. ErrStale if the order moved; ErrNotFound if it no longer exists
 // (pruned). Either way nothing of the transition is written.
 func (s *SQLite) Apply(ctx context.Context, t Transition) (Order, error) {
+	if s.leaseGone() {
+		return Order{}, fmt.Errorf("apply %s: %w", t.From.OutOrderID, ErrLeaseLost)
+	}
 	run, result, err := applyRun(t)
 	if err != nil {
 		return Order{}, err

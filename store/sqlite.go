@@ -58,6 +58,13 @@ type SQLite struct {
 	cerr   error
 	max    int
 
+	// The ownership seam (sqlite_shared.go): the registered worker, and
+	// whether it released the database.
+	leaseTimings LeaseTimings
+	lease        atomic.Pointer[Lease]
+	released     atomic.Bool
+	relayMu      sync.Mutex
+
 	// Committed transactions and the write requests in them, for
 	// benchmarks to report the batching they got.
 	commits, writes atomic.Int64
@@ -70,6 +77,7 @@ type config struct {
 	syncFull bool
 	maxBatch int
 	now      func() time.Time
+	lease    LeaseTimings
 }
 
 // Option configures OpenSQLite.
@@ -117,6 +125,7 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		log:      slog.New(slog.DiscardHandler),
 		maxBatch: DefaultMaxBatch,
 		now:      time.Now,
+		lease:    DefaultLeaseTimings,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -139,6 +148,8 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		done:   make(chan struct{}),
 		cpDone: make(chan struct{}),
 		max:    cfg.maxBatch,
+
+		leaseTimings: cfg.lease,
 	}
 	if err := s.open(ctx, cfg); err != nil {
 		s.closeDBs()

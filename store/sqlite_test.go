@@ -253,7 +253,7 @@ func TestSQLiteMigrationsAreIdempotent(t *testing.T) {
 	if err := db.Select(&tables, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(tables, ","), "history,orders,outbox,schema_migrations"; got != want {
+	if got, want := strings.Join(tables, ","), "history,orders,outbox,schema_migrations,workers"; got != want {
 		t.Errorf("tables = %s, want %s", got, want)
 	}
 }
@@ -507,4 +507,13 @@ func TestSQLiteCheckpointsKeepTheWALBounded(t *testing.T) {
 	if wal := size(path + "-wal"); wal > bound {
 		t.Errorf("WAL is %d MiB after 6,000 orders, want it bounded near 16 MiB", wal>>20)
 	}
+}
+
+func TestSQLiteOwnership(t *testing.T) {
+	// One process per database (the lock file): the one handle is both
+	// workers, and the cases that need two live workers say why they skip.
+	storetest.RunOwnership(t, func(t *testing.T, lt store.LeaseTimings) (store.Shared, store.Shared) {
+		s, _ := openTemp(t, store.WithLeaseTimings(lt))
+		return s, s
+	})
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -22,6 +23,13 @@ import (
 type op struct {
 	key string // out_order_id: ops run in key order
 	run func(ctx context.Context, tx *sqlx.Tx, now time.Time) ([]store.Message, error)
+	// owner is the worker the op writes for ("" for a handle that never
+	// registered): its lease is checked, and its row locked against a
+	// rescue, once per transaction before the op runs; the op's outbox
+	// rows are that worker's. When the lease is not live, run is not
+	// called and lost records the outcome instead.
+	owner string
+	lost  func()
 }
 
 type writeReq struct {
@@ -177,13 +185,23 @@ func (s *Store) runBatch(reqs []*writeReq) (err error) {
 		}
 	}()
 	now := s.now()
-	var msgs []store.Message
+	dead, err := deadLeases(ctx, tx, ops)
+	if err != nil {
+		return fmt.Errorf("store: group commit of %d writes rolled back: %w", len(reqs), err)
+	}
+	var msgs []ownedMessage
 	for _, o := range ops {
+		if dead[o.owner] {
+			o.lost()
+			continue
+		}
 		m, err := runGuarded(ctx, o, tx, now)
 		if err != nil {
 			return fmt.Errorf("store: group commit of %d writes rolled back: %w", len(reqs), err)
 		}
-		msgs = append(msgs, m...)
+		for _, msg := range m {
+			msgs = append(msgs, ownedMessage{msg, o.owner})
+		}
 	}
 	if err := insertOutbox(ctx, tx, msgs, now); err != nil {
 		return fmt.Errorf("store: group commit of %d writes rolled back: %w", len(reqs), err)
@@ -194,6 +212,36 @@ func (s *Store) runBatch(reqs []*writeReq) (err error) {
 	s.commits.Add(1)
 	s.writes.Add(int64(len(reqs)))
 	return nil
+}
+
+// deadLeases checks the lease of every worker ops write for and returns
+// those that are not live. A live one's row is locked FOR KEY SHARE until
+// the commit: a rescue's DELETE of it then waits for this transaction, so
+// that the rescue's next statement sees, and hands over, every order this
+// one makes that worker's. (KEY SHARE does not block a renew, which
+// updates no key.)
+func deadLeases(ctx context.Context, tx *sqlx.Tx, ops []op) (map[string]bool, error) {
+	var dead map[string]bool
+	checked := map[string]bool{}
+	for _, o := range ops {
+		if o.owner == "" || checked[o.owner] {
+			continue
+		}
+		checked[o.owner] = true
+		var one int
+		err := tx.GetContext(ctx, &one, `SELECT 1 FROM workers WHERE id = $1 AND expires_at > clock_timestamp() FOR KEY SHARE`, o.owner)
+		if errors.Is(err, sql.ErrNoRows) {
+			if dead == nil {
+				dead = map[string]bool{}
+			}
+			dead[o.owner] = true
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("check lease of worker %s: %w", o.owner, err)
+		}
+	}
+	return dead, nil
 }
 
 // runGuarded turns a panic in an op into a failed batch, so that a

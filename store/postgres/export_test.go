@@ -19,3 +19,7 @@ func SubmitFailing(ctx context.Context, s *Store) error {
 }
 
 var Retryable = retryable
+
+// ClaimCandidates is the query of the orders Claim may take, for the test
+// that it reads its index.
+const ClaimCandidates = claimCandidates

@@ -79,26 +79,45 @@ var (
 	// ON CONFLICT DO NOTHING cannot fail on a duplicate, which would abort
 	// the whole batch; RETURNING then returns no row, and the caller reads
 	// the existing order.
-	insertOrder = "INSERT INTO orders (" + strings.Join(orderFields, ", ") + ") VALUES (" +
-		placeholders(1, len(orderFields)) + ") ON CONFLICT (out_order_id) DO NOTHING RETURNING id"
+	// The owner goes last: the worker whose lease the transaction checked
+	// (commit.go), or NULL.
+	insertOrder = "INSERT INTO orders (" + strings.Join(orderFields, ", ") + ", owner) VALUES (" +
+		placeholders(1, len(orderFields)+1) + ") ON CONFLICT (out_order_id) DO NOTHING RETURNING id"
 
 	// The update is fenced by version: no row back means stale (or gone)
 	// and nothing was written. It returns what the caller needs to build
-	// the stored order without a second read.
-	updateOrder = func() string {
-		var set []string
-		n := 0
-		for _, f := range orderFields {
-			if !frozenFields[f] {
-				n++
-				set = append(set, fmt.Sprintf("%s = $%d", f, n))
-			}
-		}
-		return "UPDATE orders SET " + strings.Join(set, ", ") +
-			fmt.Sprintf(" WHERE out_order_id = $%d AND version = $%d", n+1, n+2) +
-			" RETURNING id, created_at, intent, intent_subject, body_hash"
-	}()
+	// the stored order without a second read. A handle without a worker
+	// leaves the order without an owner, for any worker to claim (a
+	// replay tool hands an order back so).
+	updateOrder = updateStatement(false)
+
+	// updateOwned is the update of a registered worker, fenced by version,
+	// owner and a live lease: a worker whose lease expired, or whose order
+	// was rescued or released, writes nothing.
+	updateOwned = updateStatement(true)
 )
+
+// updateStatement builds the update of an order's columns that Apply may
+// change; its last parameters are out_order_id, version and, when owned,
+// the worker.
+func updateStatement(owned bool) string {
+	var set []string
+	n := 0
+	for _, f := range orderFields {
+		if !frozenFields[f] {
+			n++
+			set = append(set, fmt.Sprintf("%s = $%d", f, n))
+		}
+	}
+	where := fmt.Sprintf(" WHERE out_order_id = $%d AND version = $%d", n+1, n+2)
+	if owned {
+		where += fmt.Sprintf(" AND owner = $%d AND EXISTS (SELECT 1 FROM workers WHERE id = $%d AND expires_at > clock_timestamp())", n+3, n+3)
+	} else {
+		set = append(set, "owner = NULL")
+	}
+	return "UPDATE orders SET " + strings.Join(set, ", ") + where +
+		" RETURNING id, created_at, intent, intent_subject, body_hash"
+}
 
 func updateArgs(o store.Order) []any {
 	all := orderArgs(o)
@@ -224,36 +243,49 @@ func (s *Store) Accept(ctx context.Context, reqs []store.Accept) ([]store.Accept
 	if len(reqs) == 0 {
 		return nil, nil
 	}
+	me, err := s.writer()
+	if err != nil {
+		return nil, fmt.Errorf("accept: %w", err)
+	}
 	res := make([]store.AcceptResult, len(reqs))
+	lost := make([]bool, len(reqs))
 	ops := make([]op, len(reqs))
 	for i := range reqs {
 		a := reqs[i]
 		if a.Order.OutOrderID == "" {
 			return nil, fmt.Errorf("accept request %d: empty out_order_id", i)
 		}
-		ops[i] = op{key: a.Order.OutOrderID, run: func(ctx context.Context, tx *sqlx.Tx, now time.Time) ([]store.Message, error) {
-			r, msgs, err := acceptTx(ctx, tx, a, now)
-			if err != nil {
-				return nil, fmt.Errorf("accept %s: %w", a.Order.OutOrderID, err)
-			}
-			res[i] = r
-			return msgs, nil
-		}}
+		ops[i] = op{key: a.Order.OutOrderID, owner: me, lost: func() { res[i], lost[i] = store.AcceptResult{}, true },
+			run: func(ctx context.Context, tx *sqlx.Tx, now time.Time) ([]store.Message, error) {
+				r, msgs, err := acceptTx(ctx, tx, a, me, now)
+				if err != nil {
+					return nil, fmt.Errorf("accept %s: %w", a.Order.OutOrderID, err)
+				}
+				res[i], lost[i] = r, false
+				return msgs, nil
+			}}
 	}
 	if err := s.submit(ctx, ops); err != nil {
 		return nil, err
 	}
+	for i, l := range lost {
+		if l {
+			// One lease check covers the whole transaction, so none of
+			// this call's orders was written.
+			return nil, fmt.Errorf("accept %s: worker %s: %w", reqs[i].Order.OutOrderID, me, store.ErrLeaseLost)
+		}
+	}
 	return res, nil
 }
 
-func acceptTx(ctx context.Context, tx *sqlx.Tx, a store.Accept, now time.Time) (store.AcceptResult, []store.Message, error) {
+func acceptTx(ctx context.Context, tx *sqlx.Tx, a store.Accept, owner string, now time.Time) (store.AcceptResult, []store.Message, error) {
 	o := a.Order
 	o.Version = 1
 	o.UpdatedAt = now
 	if o.CreatedAt.IsZero() {
 		o.CreatedAt = now
 	}
-	args := orderArgs(o)
+	args := append(orderArgs(o), nullText(owner))
 	q, hargs := withHistory(insertOrder, len(args), o.Version, []store.HistoryEntry{a.History}, now)
 	var id int64
 	err := tx.QueryRowContext(ctx, q, append(args, hargs...)...).Scan(&id)
@@ -282,6 +314,10 @@ func (s *Store) Apply(ctx context.Context, t store.Transition) (store.Order, err
 	if t.To.OutOrderID != "" && t.To.OutOrderID != id {
 		return store.Order{}, fmt.Errorf("apply %s: transition would rename the order to %s", id, t.To.OutOrderID)
 	}
+	me, err := s.writer()
+	if err != nil {
+		return store.Order{}, fmt.Errorf("apply %s: %w", id, err)
+	}
 	var (
 		result  store.Order
 		outcome error
@@ -300,14 +336,15 @@ func (s *Store) Apply(ctx context.Context, t store.Transition) (store.Order, err
 			BodyHash      string `db:"body_hash"`
 		}
 		args := append(updateArgs(o), id, t.From.Version)
-		q, hargs := withHistory(updateOrder, len(args), o.Version, t.History, now)
+		update := updateOrder
+		if me != "" {
+			args, update = append(args, me), updateOwned
+		}
+		q, hargs := withHistory(update, len(args), o.Version, t.History, now)
 		err := tx.QueryRowxContext(ctx, q, append(args, hargs...)...).StructScan(&f)
 		if errors.Is(err, sql.ErrNoRows) {
-			outcome = store.ErrStale
-			var one int
-			if err := tx.GetContext(ctx, &one, "SELECT 1 FROM orders WHERE out_order_id = $1", id); errors.Is(err, sql.ErrNoRows) {
-				outcome = store.ErrNotFound
-			} else if err != nil {
+			outcome, err = whyRefused(ctx, tx, id, t.From.Version, me)
+			if err != nil {
 				return nil, fmt.Errorf("apply %s: %w", id, err)
 			}
 			return nil, nil
@@ -319,13 +356,42 @@ func (s *Store) Apply(ctx context.Context, t store.Transition) (store.Order, err
 		result = stored(o)
 		return t.Outbox, nil
 	}
-	if err := s.submit(ctx, []op{{key: id, run: run}}); err != nil {
+	lost := func() { result, outcome = store.Order{}, store.ErrLeaseLost }
+	if err := s.submit(ctx, []op{{key: id, run: run, owner: me, lost: lost}}); err != nil {
 		return store.Order{}, err
 	}
 	if outcome != nil {
 		return store.Order{}, fmt.Errorf("apply %s at version %d: %w", id, t.From.Version, outcome)
 	}
 	return result, nil
+}
+
+// whyRefused tells why the update of order id at version matched no row:
+// it is gone (ErrNotFound), the worker's lease is not live (ErrLeaseLost),
+// the order is not the worker's (ErrNotOwner) or it moved (ErrStale). The
+// lease comes first: a worker that lost it must stop everything, not only
+// this order.
+func whyRefused(ctx context.Context, tx *sqlx.Tx, id string, version int64, me string) (error, error) {
+	var r struct {
+		Version int64          `db:"version"`
+		Owner   sql.NullString `db:"owner"`
+		Live    bool           `db:"live"`
+	}
+	err := tx.GetContext(ctx, &r, `SELECT version, owner,
+		EXISTS (SELECT 1 FROM workers WHERE id = $2 AND expires_at > clock_timestamp()) AS live
+		FROM orders WHERE out_order_id = $1`, id, me)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound, nil
+	case err != nil:
+		return nil, err
+	case me != "" && !r.Live:
+		return store.ErrLeaseLost, nil
+	case me != "" && r.Owner.String != me:
+		return store.ErrNotOwner, nil
+	default:
+		return store.ErrStale, nil
+	}
 }
 
 // Get returns the order stored under outOrderID.
@@ -392,17 +458,23 @@ func (s *Store) dueAt(ctx context.Context, now time.Time, limit int, step string
 	)
 	q := `SELECT id, out_order_id, next_run_at FROM orders
 		WHERE next_run_at IS NOT NULL AND next_run_at <= $1 AND (next_run_at, id) > ($2, $3) `
+	extra := []any{}
 	if step != "" {
-		q += `AND step = $5 `
+		extra = append(extra, step)
+		q += fmt.Sprintf(`AND step = $%d `, 4+len(extra))
+	}
+	// A worker's Due is its own orders; orders without an owner come by
+	// Claim.
+	me := s.worker()
+	if me != "" {
+		extra = append(extra, me)
+		q += fmt.Sprintf(`AND owner = $%d `, 4+len(extra))
 	}
 	q += `ORDER BY next_run_at, id LIMIT $4`
 pages:
 	for {
 		fetch := max(limit-len(ids), 32)
-		args := []any{now.UnixMilli(), lastAt, lastID, fetch}
-		if step != "" {
-			args = append(args, step)
-		}
+		args := append([]any{now.UnixMilli(), lastAt, lastID, fetch}, extra...)
 		var keys []dueKey
 		if err := s.db.SelectContext(ctx, &keys, q, args...); err != nil {
 			return nil, fmt.Errorf("due orders: %w", err)
@@ -428,7 +500,8 @@ pages:
 	// A row that moved on between the two reads (or was pruned) is left
 	// out: what Due returns is due.
 	if err := s.db.SelectContext(ctx, &rows, selectOrder+`WHERE id = ANY($1)
-		AND next_run_at IS NOT NULL AND next_run_at <= $2 ORDER BY next_run_at, id`, ids, now.UnixMilli()); err != nil {
+		AND next_run_at IS NOT NULL AND next_run_at <= $2 AND ($3 = '' OR owner = $3)
+		ORDER BY next_run_at, id`, ids, now.UnixMilli(), me); err != nil {
 		return nil, fmt.Errorf("due orders: %w", err)
 	}
 	out := make([]store.Order, len(rows))
@@ -455,13 +528,23 @@ func (s *Store) NextDue(ctx context.Context, steps []orderstate.Step) (time.Time
 		}
 		return nil
 	}
+	// A worker's own orders only, as in Due.
+	me := s.worker()
 	if len(steps) == 0 {
-		if err := read("SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL"); err != nil {
+		q, args := "SELECT MIN(next_run_at) FROM orders WHERE next_run_at IS NOT NULL", []any{}
+		if me != "" {
+			q, args = q+" AND owner = $1", append(args, me)
+		}
+		if err := read(q, args...); err != nil {
 			return time.Time{}, false, err
 		}
 	}
 	for _, step := range steps {
-		if err := read("SELECT MIN(next_run_at) FROM orders WHERE step = $1 AND next_run_at IS NOT NULL", string(step)); err != nil {
+		q, args := "SELECT MIN(next_run_at) FROM orders WHERE step = $1 AND next_run_at IS NOT NULL", []any{string(step)}
+		if me != "" {
+			q, args = q+" AND owner = $2", append(args, me)
+		}
+		if err := read(q, args...); err != nil {
 			return time.Time{}, false, err
 		}
 	}

@@ -35,15 +35,16 @@ import (
 //     it commits, which is this lock with more moving parts.
 //   - Ordering by transaction id against pg_snapshot_xmin is safe only
 //     with a cursor on (xid, id), which the Store interface does not have.
-//   - Claiming rows with FOR UPDATE SKIP LOCKED (the next step of issue
-//     15, where the relay needs no cursor) changes the relay.
+//   - Claiming rows with FOR UPDATE SKIP LOCKED needs no cursor and no
+//     lock: that is RelayOutbox (shared.go). The lock stays while a relay
+//     reads PendingOutbox with a cursor.
 //
 // The cost is that outbox-writing commits of all handles on one database
 // pass one at a time through the last statement and the commit. The lock
 // is taken after the batch's order rows (runBatch inserts the outbox
 // last), so its holder waits for nothing but its own commit, and a group
 // commit shares one pass between all the writes of its batch.
-func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []store.Message, now time.Time) error {
+func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []ownedMessage, now time.Time) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -65,8 +66,15 @@ func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []store.Message, now ti
 
 const outboxChunk = 1000
 
-func insertOutboxRows(ctx context.Context, tx *sqlx.Tx, msgs []store.Message, now time.Time) error {
-	const cols = 5
+// ownedMessage is an outbox row with the worker whose relay publishes it
+// ("" for none).
+type ownedMessage struct {
+	store.Message
+	owner string
+}
+
+func insertOutboxRows(ctx context.Context, tx *sqlx.Tx, msgs []ownedMessage, now time.Time) error {
+	const cols = 6
 	var (
 		values []string
 		args   = make([]any, 0, cols*len(msgs))
@@ -81,9 +89,9 @@ func insertOutboxRows(ctx context.Context, tx *sqlx.Tx, msgs []store.Message, no
 			header = sql.NullString{String: string(b), Valid: true}
 		}
 		values = append(values, "("+placeholders(1+i*cols, cols)+")")
-		args = append(args, text(m.Subject), text(m.MsgID), header, m.Data, now.UnixMilli())
+		args = append(args, text(m.Subject), text(m.MsgID), header, m.Data, now.UnixMilli(), nullText(m.owner))
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (subject, msg_id, header, data, created_at) VALUES `+
+	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (subject, msg_id, header, data, created_at, owner) VALUES `+
 		strings.Join(values, ", "), args...); err != nil {
 		return fmt.Errorf("outbox: insert %d messages: %w", len(msgs), err)
 	}
@@ -109,12 +117,21 @@ func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]st
 		`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > $1 ORDER BY id LIMIT $2`, after, limit); err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
+	out, err := messages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	return out, nil
+}
+
+// messages decodes outbox rows.
+func messages(rows []outboxRow) ([]store.Message, error) {
 	out := make([]store.Message, len(rows))
 	for i, r := range rows {
 		m := store.Message{ID: r.ID, Subject: r.Subject, MsgID: r.MsgID, Data: r.Data}
 		if r.Header.Valid {
 			if err := json.Unmarshal([]byte(r.Header.String), &m.Header); err != nil {
-				return nil, fmt.Errorf("pending outbox: message %d header: %w", r.ID, err)
+				return nil, fmt.Errorf("message %d header: %w", r.ID, err)
 			}
 		}
 		out[i] = m

@@ -19,6 +19,10 @@
 //   - Outbox ids are handed out in commit order under a lock (see
 //     outbox.go), which keeps PendingOutbox's cursor promise across
 //     handles.
+//   - A handle may act for a worker (store.Shared, shared.go): orders
+//     belong to the worker that accepted them, its commits are fenced by
+//     version, owner and a live lease, orphans are claimed with SKIP
+//     LOCKED, and RelayOutbox claims outbox rows without a cursor.
 //
 // Durability is the server's: a returned write is committed with the
 // session's synchronous_commit. Production wants synchronous_commit = on
@@ -68,6 +72,13 @@ type Store struct {
 	closer sync.Once
 	cerr   error
 
+	// The worker this handle acts for (shared.go): nil before Register;
+	// released after Release, when writes are refused until the next
+	// Register.
+	leaseTimings store.LeaseTimings
+	lease        atomic.Pointer[store.Lease]
+	released     atomic.Bool
+
 	// Committed transactions and the write requests in them, for
 	// benchmarks to report the batching they got.
 	commits, writes atomic.Int64
@@ -81,6 +92,7 @@ type config struct {
 	maxBatch   int
 	committers int
 	maxConns   int
+	lease      store.LeaseTimings
 }
 
 // Option configures Open.
@@ -150,6 +162,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		maxBatch:   store.DefaultMaxBatch,
 		committers: DefaultCommitters,
 		maxConns:   DefaultMaxConns,
+		lease:      store.DefaultLeaseTimings,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -185,6 +198,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		max:  cfg.maxBatch,
 		reqs: make(chan *writeReq),
 		quit: make(chan struct{}),
+
+		leaseTimings: cfg.lease,
 	}
 	for range cfg.committers {
 		s.wg.Go(s.commitLoop)

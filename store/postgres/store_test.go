@@ -161,3 +161,10 @@ func TestOpenRefusesAnEmptyOrUnreachableURL(t *testing.T) {
 		t.Error("open of a database nobody serves succeeded")
 	}
 }
+
+func TestPostgresOwnership(t *testing.T) {
+	storetest.RunOwnership(t, func(t *testing.T, lt store.LeaseTimings) (store.Shared, store.Shared) {
+		url := pgtest.DB(t)
+		return open(t, url, postgres.WithLeaseTimings(lt)), open(t, url, postgres.WithLeaseTimings(lt))
+	})
+}

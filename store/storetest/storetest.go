@@ -7,7 +7,9 @@
 //	}
 //
 // Run closes each store when its subtest ends; open must not register its
-// own Close. Times in the suite are at millisecond precision, the coarsest
+// own Close. RunShared runs the cases of two handles on one database, and
+// RunOwnership those of the ownership seam (store.Shared) with two
+// registered workers. Times in the suite are at millisecond precision, the coarsest
 // a Store may keep.
 package storetest
 
