@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -233,18 +237,17 @@ func padIntent(t *testing.T, in events.Intent, size int) []byte {
 // waitDeadLetterWhere waits for a dead letter that match accepts.
 func (e *env) waitDeadLetterWhere(t *testing.T, timeout time.Duration, what string, match func(events.DeadLetter) bool) events.DeadLetter {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var found events.DeadLetter
+	kit.Eventually(t, timeout, "a dead letter for "+what, func() bool {
 		for _, dl := range e.deadLetters() {
 			if match(dl) {
-				return dl
+				found = dl
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no dead letter for %s within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
+	return found
 }
 
 // waitIntentsDrained waits until every intent is acked, and returns how
@@ -252,26 +255,24 @@ func (e *env) waitDeadLetterWhere(t *testing.T, timeout time.Duration, what stri
 func (e *env) waitIntentsDrained(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(timeout)
-	for {
-		stream, err := e.js.Stream(ctx, e.subjects.IntentsStream())
-		if err != nil {
+	var stream jetstream.Stream
+	var ci *jetstream.ConsumerInfo
+	kit.EventuallyOn(t, nil, timeout, "every intent acked", func() bool {
+		var err error
+		if stream, err = e.js.Stream(ctx, e.subjects.IntentsStream()); err != nil {
 			t.Fatal(err)
 		}
 		cons, err := stream.Consumer(ctx, events.ConsumerName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ci := cons.CachedInfo()
-		if stream.CachedInfo().State.Msgs == 0 && ci.NumAckPending == 0 {
-			return ci.NumRedelivered
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("intents stream still holds %d messages (%d pending ack, %d redelivered) after %s",
-				stream.CachedInfo().State.Msgs, ci.NumAckPending, ci.NumRedelivered, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		ci = cons.CachedInfo()
+		return stream.CachedInfo().State.Msgs == 0 && ci.NumAckPending == 0
+	}, func() string {
+		return fmt.Sprintf("intents stream still holds %d messages (%d pending ack, %d redelivered)",
+			stream.CachedInfo().State.Msgs, ci.NumAckPending, ci.NumRedelivered)
+	})
+	return ci.NumRedelivered
 }
 
 // logBuffer collects a worker's log lines.

@@ -76,7 +76,7 @@ func TestThousandMixedIntentsAllCompleteWithOneDebitEach(t *testing.T) {
 	}
 	// One pay call per order, no more: a step never runs twice on the
 	// same version of an order (no faults here, so no retries either).
-	if got := e.calls.count("pay/ok") + e.calls.count("pay/already_done") + e.calls.count("pay_m/ok") + e.calls.count("pay_m/already_done"); got != n {
+	if got := e.calls.Count("pay/ok") + e.calls.Count("pay/already_done") + e.calls.Count("pay_m/ok") + e.calls.Count("pay_m/already_done"); got != n {
 		t.Errorf("%d pay calls for %d orders", got, n)
 	}
 	for _, id := range ids[:20] {
@@ -181,7 +181,7 @@ func TestDroppedPayRepliesStillCompleteWithOneDebit(t *testing.T) {
 			t.Errorf("order %s ended %s %+v, want completed", id, ev.State, ev.Error)
 		}
 	}
-	if e.calls.count("pay/retryable")+e.calls.count("pay_m/retryable") == 0 {
+	if e.calls.Count("pay/retryable")+e.calls.Count("pay_m/retryable") == 0 {
 		t.Fatal("no pay reply was dropped: the test proved nothing")
 	}
 	for openid, amt := range players {
@@ -505,7 +505,7 @@ func TestAPlayersWaitingOrdersShareTheirBalanceReads(t *testing.T) {
 		}
 	}
 	baselines := len(ids)
-	reads := e.calls.count("getbalance/ok") + e.calls.count("get_balance_m/ok") - baselines
+	reads := e.calls.Count("getbalance/ok") + e.calls.Count("get_balance_m/ok") - baselines
 	t.Logf("%d confirmation polls, %d orders confirmed on another order's reading, %d balance reads", polls, shared, reads)
 	if polls < 2*len(ids) {
 		t.Fatalf("only %d polls for %d orders: the visibility delay did not make them wait", polls, len(ids))
@@ -532,11 +532,11 @@ func TestPollsThatSeeNothingWriteNothingAndARestartResumesThem(t *testing.T) {
 	// The baseline, the poll stored with the debit, then five polls more.
 	const reads = 1 + 1 + 5
 	deadline := time.After(10 * time.Second)
-	for e.calls.count("getbalance/ok") < reads {
+	for e.calls.Count("getbalance/ok") < reads {
 		select {
 		case <-time.After(5 * time.Millisecond):
 		case <-deadline:
-			t.Fatalf("%d balance reads after 10s, want %d", e.calls.count("getbalance/ok"), reads)
+			t.Fatalf("%d balance reads after 10s, want %d", e.calls.Count("getbalance/ok"), reads)
 		}
 	}
 	now, err := e.store.Get(context.Background(), in.OutOrderID)

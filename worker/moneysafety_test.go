@@ -120,7 +120,7 @@ func TestNoFreeItemsNoLiveBillForAFailedAction(t *testing.T) {
 			t.Errorf("order %s: balance %d, want %d less the %d charged", id, acct.Balance, start[in.Payment.OpenID], charged)
 		}
 	}
-	t.Logf("final states: %v; SUD saw %d of %d orders; %d pay replies lost", byState, len(sudStatus), n, e.calls.count("pay/retryable")+e.calls.count("pay_m/retryable"))
+	t.Logf("final states: %v; SUD saw %d of %d orders; %d pay replies lost", byState, len(sudStatus), n, e.calls.Count("pay/retryable")+e.calls.Count("pay_m/retryable"))
 	for _, want := range []events.State{events.StateCompleted, events.StateFailed, events.StateCompensated} {
 		if byState[want] == 0 {
 			t.Errorf("no order ended %s: the faults did not drive that path", want)
@@ -150,7 +150,7 @@ func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T
 	e.sandbox.ClearFaults()
 	offset.Store(int64(49 * time.Hour))
 	e.sandbox.AdvanceClock(49 * time.Hour)
-	callsBefore := e.calls.calls("pay") + e.calls.calls("cancelpay")
+	callsBefore := e.calls.To("pay") + e.calls.To("cancelpay")
 	m := nats.NewMsg(dl.OriginalSubject)
 	m.Data = dl.Data
 	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
@@ -163,7 +163,7 @@ func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T
 	if last.Error == nil || last.Error.Code != "bill_expired" {
 		t.Fatalf("replay ended %s %+v, want needs_attention bill_expired", last.State, last.Error)
 	}
-	if n := e.calls.calls("pay") + e.calls.calls("cancelpay") - callsBefore; n != 0 {
+	if n := e.calls.To("pay") + e.calls.To("cancelpay") - callsBefore; n != 0 {
 		t.Errorf("the replay made %d pay or cancel calls, want none", n)
 	}
 	for _, b := range e.bills(in.Payment.OpenID) {
@@ -251,7 +251,7 @@ func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
 	in := intent(events.ProviderMOGS, 70)
 	e.publishIntent(in)
 	deadline := time.Now().Add(10 * time.Second)
-	for e.calls.calls("pay") == 0 {
+	for e.calls.To("pay") == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("no pay was attempted")
 		}
@@ -261,8 +261,8 @@ func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
 	e.sandbox.SetAccount("mogs", sandbox.DefaultConfig().MOGSAppID, in.Payment.OpenID, 10, 0)
 	e.waitTerminal(10*time.Second, in.OutOrderID)
 	got := e.states(in.OutOrderID)
-	if !slices.Contains(got, events.StateCompensating) || e.calls.calls("cancelpay") == 0 {
-		t.Fatalf("states %v with %d cancels: the decline after an unknown pay ended the order without checking", got, e.calls.calls("cancelpay"))
+	if !slices.Contains(got, events.StateCompensating) || e.calls.To("cancelpay") == 0 {
+		t.Fatalf("states %v with %d cancels: the decline after an unknown pay ended the order without checking", got, e.calls.To("cancelpay"))
 	}
 	last, _ := e.lastEvent(in.OutOrderID)
 	if last.State != events.StateFailed || last.Error == nil || last.Error.Code != "insufficient_balance" {
