@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 // oneLine checks a user's mistake the way the CLI promises to report it:
@@ -63,7 +65,7 @@ func TestFlagsMayFollowArguments(t *testing.T) {
 		})
 	}
 	t.Run("order get ID --json reaches NATS instead of printing the usage", func(t *testing.T) {
-		url := "nats://" + freeAddr(t)
+		url := "nats://" + kit.ReserveAddr(t)
 		_, stderr, code := runCLI(t, context.Background(), "order", "get", "some-order", "--json", "--nats-url", url)
 		oneLine(t, stderr, code, 1, "no NATS server answers at "+url)
 	})

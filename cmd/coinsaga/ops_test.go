@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -95,9 +96,9 @@ func httpStatus(t *testing.T, url string) int {
 // TestMetricsCountASmallRun runs 20 orders and one undecodable intent and
 // reads every series an operator's dashboard needs.
 func TestMetricsCountASmallRun(t *testing.T) {
-	// serve logs the configured --http-listen, not the bound one, so the
-	// test picks the port.
-	addr := freeAddr(t)
+	// A reserved port: the address is known before serve starts, and no
+	// other process can take it meanwhile.
+	addr := kit.ReserveAddr(t)
 	e := startOpsEnv(t, "--http-listen", addr)
 	base := "http://" + addr
 
@@ -238,16 +239,12 @@ func TestNoSecretLeaves(t *testing.T) {
 	}
 	e.waitFor("the rejected, busy, conflict and undecodable intents are dead-lettered", 30*time.Second, func() bool {
 		reasons := map[string]bool{}
-		e.mu.Lock()
-		for _, m := range e.dlqSeen {
+		for _, m := range e.status.DeadLettersSeen() {
 			reasons[m.Header.Get(events.HeaderReason)] = true
 		}
-		e.mu.Unlock()
 		return reasons["rejected"] && reasons["failed"] && reasons["conflict"] && reasons["invalid"]
 	})
-	e.mu.Lock()
-	published := uint64(len(e.dlqSeen))
-	e.mu.Unlock()
+	published := uint64(len(e.status.DeadLettersSeen()))
 	e.waitStored("every dead letter is stored", published, 10*time.Second)
 
 	sources := map[string]string{}
@@ -266,20 +263,18 @@ func TestNoSecretLeaves(t *testing.T) {
 		out, _, _ := e.cli("dlq", "show", strconv.FormatUint(dl.StreamSeq, 10))
 		sources[fmt.Sprintf("dlq show %d", dl.StreamSeq)] = out
 	}
-	e.mu.Lock()
-	for i, raw := range e.rawEvts {
+	for i, raw := range e.status.Raw() {
 		sources[fmt.Sprintf("status event %d", i)] = string(raw)
 	}
-	for i, m := range e.dlqSeen {
+	for i, m := range e.status.DeadLettersSeen() {
 		var h strings.Builder
 		for k, vs := range m.Header {
 			fmt.Fprintf(&h, "%s: %s\n", k, strings.Join(vs, ", "))
 		}
 		sources[fmt.Sprintf("dead letter %d headers", i)] = h.String()
 	}
-	e.mu.Unlock()
-	e.worker.stop(30 * time.Second)
-	logs := e.worker.output()
+	e.worker.Stop(30 * time.Second)
+	logs := e.worker.Output()
 	sources["worker log"] = logs
 
 	if !strings.Contains(logs, `"level":"DEBUG"`) || !strings.Contains(logs, okMOGS.OutOrderID) {

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 // publishEnv is an embedded server with coinsaga's streams, for publish
@@ -26,44 +26,20 @@ type publishEnv struct {
 	ns  *embednats.Server
 	js  jetstream.JetStream
 	s   events.Subjects
+	jet *kit.JetStream
 }
 
 func startPublishEnv(t *testing.T) *publishEnv {
 	t.Helper()
-	ns := embednats.StartTest(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := events.EnsureStreams(context.Background(), js, events.Subjects{}, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return &publishEnv{url: ns.ClientURL(), ns: ns, js: js}
+	jet := kit.StartJetStream(t).EnsureStreams(t)
+	return &publishEnv{url: jet.URL, ns: jet.Server, js: jet.JS, s: jet.Subjects, jet: jet}
 }
 
 // stored returns the intents stream's messages by out_order_id.
 func (e *publishEnv) stored(t *testing.T) map[string]*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := context.Background()
-	st, err := e.js.Stream(ctx, e.s.IntentsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]*jetstream.RawStreamMsg{}
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
+	for _, m := range e.jet.Messages(t, e.s.IntentsStream()) {
 		out[m.Header.Get(events.HeaderMsgID)] = m
 	}
 	return out

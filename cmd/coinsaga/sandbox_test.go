@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 // rfc3986 is an encoder written for this test alone, from the text of the
@@ -49,9 +51,9 @@ func signMidas(appKey, path string, params map[string]string) string {
 }
 
 func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
-	addr := freeAddr(t)
+	addr := kit.ReserveAddr(t)
 	sb := startChild(t, "sandbox", "--listen", addr)
-	sb.waitLog(regexp.MustCompile(`sandbox listening`), 60*time.Second)
+	sb.WaitLog(regexp.MustCompile(`sandbox listening`), 60*time.Second)
 
 	path := "/mpay/get_balance_m"
 	params := map[string]string{
@@ -96,5 +98,5 @@ func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
 			t.Fatalf("reply %v, want a non-zero ret", got)
 		}
 	})
-	sb.stop(10 * time.Second)
+	sb.Stop(10 * time.Second)
 }

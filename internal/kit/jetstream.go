@@ -33,7 +33,16 @@ func StartJetStream(t testing.TB, tune ...func(*embednats.Options)) *JetStream {
 // ConnectJetStream connects to a server the test started itself.
 func ConnectJetStream(t testing.TB, ns *embednats.Server) *JetStream {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
+	j := Connect(t, ns.ClientURL())
+	j.Server = ns
+	return j
+}
+
+// Connect connects to the JetStream at url (a child process's, say)
+// until the test ends; Server is nil.
+func Connect(t testing.TB, url string) *JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +51,7 @@ func ConnectJetStream(t testing.TB, ns *embednats.Server) *JetStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &JetStream{Server: ns, URL: ns.ClientURL(), Conn: nc, JS: js}
+	return &JetStream{URL: url, Conn: nc, JS: js}
 }
 
 // EnsureStreams creates coinsaga's streams, as a worker would, for tests

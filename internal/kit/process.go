@@ -142,6 +142,23 @@ func (p *Process) Err() error {
 	return p.err
 }
 
+// Pid is the process's id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// WaitExit waits for the process to exit on its own and returns its exit
+// error (nil for exit 0); it fails the test if the process still runs
+// after timeout.
+func (p *Process) WaitExit(timeout time.Duration) error {
+	p.t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(timeout):
+		p.t.Fatalf("the process did not exit within %s:\n%s", timeout, p.Tail(20))
+		return nil
+	}
+}
+
 // Kill ends the process at once, as a crash would.
 func (p *Process) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
