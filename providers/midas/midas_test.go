@@ -2,7 +2,6 @@ package midas_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -25,31 +25,11 @@ const (
 	appKey = "sandbox-midas-appkey"
 )
 
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-func (r *recorder) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
-
 type env struct {
 	sb     *sandbox.Sandbox
 	base   string
 	client *midas.Client
-	obs    *recorder
+	obs    *providertest.Recorder
 }
 
 func newEnv(t testing.TB) *env {
@@ -57,7 +37,7 @@ func newEnv(t testing.TB) *env {
 	sb := sandbox.New(sandbox.Config{Seed: 1})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	obs := &recorder{}
+	obs := &providertest.Recorder{}
 	return &env{sb: sb, base: srv.URL, obs: obs, client: midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Observer: obs, Timeout: 2 * time.Second})}
 }
 
@@ -70,23 +50,11 @@ func account(openid string) providers.Account {
 
 func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
 	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != "midas" {
-		t.Errorf("Provider = %q, want midas", pe.Provider)
-	}
-	for _, secret := range []string{"openkey-secret", "pfkey-secret", appKey} {
-		if strings.Contains(pe.Error(), secret) {
-			t.Errorf("the error leaks a secret: %v", pe)
-		}
-	}
-	return pe
+	return providertest.WantErr(t, err, "midas", class, code, midasSecrets...)
 }
+
+// midasSecrets may never show in an error.
+var midasSecrets = []string{"openkey-secret", "pfkey-secret", appKey}
 
 func TestClientIsTheMidasWallet(t *testing.T) {
 	var w providers.Wallet = midas.New(midas.Config{BaseURL: "http://127.0.0.1:1", AppID: appID, AppKey: appKey})
@@ -95,23 +63,29 @@ func TestClientIsTheMidasWallet(t *testing.T) {
 	}
 }
 
+// TestTheWalletContract runs the contract every wallet keeps (providertest)
+// against the Midas client and the sandbox over HTTP.
+func TestTheWalletContract(t *testing.T) {
+	providertest.RunWalletContract(t, providertest.WalletContract{
+		Provider: "midas", AppID: appID,
+		Endpoints: providertest.WalletEndpoints{Balance: "get_balance_m", Pay: "pay_m", Cancel: "cancel_pay_m", Present: "present_m"},
+		Start: func(t testing.TB) providertest.Wallet {
+			e := newEnv(t)
+			return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
+		},
+		Account: account, Secrets: midasSecrets,
+		NotFoundRet: 1003,
+		// The sandbox answers busy with 1002 or 3000111 at random; both
+		// must be busy, so each fault is tried often enough to see both.
+		BusyRets: []int{1002, 3000111}, FaultTries: 4,
+	})
+}
+
+// TestAgainstTheSandbox is what Midas alone does, beyond the contract.
 func TestAgainstTheSandbox(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	c := e.client
-
-	t.Run("a new account shows the initial balance", func(t *testing.T) {
-		b, err := c.Balance(ctx, account("fresh"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 1000000 || b.SaveAmt != 1000000 || b.FirstSave {
-			t.Errorf("balance = %+v", b)
-		}
-		if got := e.obs.last(); got != "midas get_balance_m ok" {
-			t.Errorf("observed %q", got)
-		}
-	})
 
 	t.Run("every session type is accepted with its session_id", func(t *testing.T) {
 		for _, st := range []string{"kp_actoken", "wc_actoken", "st_dummy", "openkey"} {
@@ -120,100 +94,6 @@ func TestAgainstTheSandbox(t *testing.T) {
 			if _, err := c.Balance(ctx, a); err != nil {
 				t.Errorf("%s: %v", st, err)
 			}
-		}
-	})
-
-	t.Run("a pay debits once and a repeat with the same billno is already done", func(t *testing.T) {
-		a := account("payer")
-		e.sb.SetAccount("midas", appID, "payer", 1000, 100)
-		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := providers.DebitReply{Class: providers.OK, BillNo: "bill-pay-1", Balance: 700, BalanceKnown: true, UsedGenAmt: 100}
-		if r != want {
-			t.Errorf("first pay = %+v, want %+v", r, want)
-		}
-		r, err = c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone || r.BillNo != "bill-pay-1" || r.BalanceKnown {
-			t.Errorf("repeat pay = %+v, want already done without a balance", r)
-		}
-		if got := e.obs.last(); got != "midas pay_m already_done" {
-			t.Errorf("observed %q", got)
-		}
-		if v, _ := e.sb.Account("midas", appID, "payer"); v.Balance != 700 {
-			t.Errorf("account = %+v, want one debit of 300", v)
-		}
-	})
-
-	t.Run("a cancel restores the coins and a second cancel is already done", func(t *testing.T) {
-		a := account("canceller")
-		e.sb.SetAccount("midas", appID, "canceller", 500, 50)
-		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-cancel-1", Amount: 200}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.CancelReply{Class: providers.OK, BillNo: "bill-cancel-1"}) {
-			t.Errorf("cancel = %+v", r)
-		}
-		r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("second cancel = %+v, want already done", r)
-		}
-		b, err := c.Balance(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 500 || b.GenBalance != 50 {
-			t.Errorf("balance after cancel = %+v, want 500 with 50 gifted", b)
-		}
-	})
-
-	t.Run("a cancel of an unknown billno is final not found", func(t *testing.T) {
-		_, err := c.Cancel(ctx, account("canceller"), providers.Cancel{BillNo: "never-paid", Amount: 1})
-		pe := wantErr(t, err, providers.Final, providers.CodeNotFound)
-		if pe.Ret != 1003 || pe.Endpoint != "cancel_pay_m" {
-			t.Errorf("err = %+v", pe)
-		}
-	})
-
-	t.Run("a present adds coins and a repeat is already done", func(t *testing.T) {
-		a := account("giftee")
-		e.sb.SetAccount("midas", appID, "giftee", 10, 0)
-		r, err := c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.PresentReply{Class: providers.OK, BillNo: "gift-1", Balance: 15}) {
-			t.Errorf("present = %+v", r)
-		}
-		r, err = c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("repeat present = %+v", r)
-		}
-		if b, _ := c.Balance(ctx, a); b.Balance != 15 || b.GenBalance != 5 {
-			t.Errorf("balance = %+v, want one present of 5", b)
-		}
-	})
-
-	t.Run("a pay above the balance is final insufficient balance and charges nothing", func(t *testing.T) {
-		e.sb.SetAccount("midas", appID, "poor", 10, 0)
-		_, err := c.Debit(ctx, account("poor"), providers.Debit{BillNo: "bill-poor", Amount: 11})
-		wantErr(t, err, providers.Final, providers.CodeInsufficientBalance)
-		if v, _ := e.sb.Account("midas", appID, "poor"); v.Balance != 10 {
-			t.Errorf("balance = %d, want 10", v.Balance)
 		}
 	})
 
@@ -270,100 +150,6 @@ func TestAgainstTheSandbox(t *testing.T) {
 			t.Error("the request reached the provider")
 		}
 	})
-}
-
-func TestFaultsAreRetryable(t *testing.T) {
-	ctx := context.Background()
-	calls := []struct {
-		name     string
-		endpoint string
-		call     func(c *midas.Client, a providers.Account) error
-	}{
-		{"get_balance_m", "midas.get_balance_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Balance(ctx, a)
-			return err
-		}},
-		{"pay_m", "midas.pay_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"cancel_pay_m", "midas.cancel_pay_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"present_m", "midas.present_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "fault-gift", Amount: 1})
-			return err
-		}},
-	}
-	faults := []struct {
-		name  string
-		fault sandbox.Fault
-		code  providers.Code
-	}{
-		// The sandbox answers busy with 1002 or 3000111 at random; both
-		// must be busy.
-		{"busy (1002 or 3000111)", sandbox.Fault{BusyRate: 1}, providers.CodeBusy},
-		{"HTTP 500", sandbox.Fault{ErrorRate: 1}, providers.CodeUnavailable},
-		{"a dropped reply", sandbox.Fault{DropReplyRate: 1}, providers.CodeUnavailable},
-	}
-	e := newEnv(t)
-	for _, call := range calls {
-		for _, f := range faults {
-			t.Run(call.name+" answered with "+f.name+" is retryable", func(t *testing.T) {
-				fault := f.fault
-				fault.Endpoint = call.endpoint
-				e.sb.SetFault(fault)
-				defer e.sb.ClearFaults()
-				for range 4 { // cover both busy codes
-					err := call.call(e.client, account("faulty"))
-					pe := wantErr(t, err, providers.Retryable, f.code)
-					if f.code == providers.CodeBusy && pe.Ret != 1002 && pe.Ret != 3000111 {
-						t.Errorf("Ret = %d", pe.Ret)
-					}
-					if got := e.obs.last(); got != "midas "+call.name+" retryable" {
-						t.Errorf("observed %q", got)
-					}
-				}
-			})
-		}
-	}
-}
-
-func TestARetryAfterADroppedPayReplyLeavesExactlyOneDebit(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	a := account("dropped")
-	e.sb.SetAccount("midas", appID, "dropped", 1000, 0)
-	d := providers.Debit{BillNo: "order-42-pay", Amount: 250}
-
-	e.sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", DropReplyRate: 1})
-	_, err := e.client.Debit(ctx, a, d)
-	wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-
-	e.sb.ClearFaults()
-	r, err := e.client.Debit(ctx, a, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Class != providers.AlreadyDone {
-		t.Errorf("retry = %+v, want already done", r)
-	}
-	var bills int
-	for _, b := range e.sb.Bills() {
-		if b.Provider == "midas" && b.OpenID == "dropped" {
-			bills++
-			if b.BillNo != d.BillNo || b.Amt != 250 || b.Cancelled {
-				t.Errorf("bill = %+v", b)
-			}
-		}
-	}
-	if bills != 1 {
-		t.Errorf("%d bills, want 1", bills)
-	}
-	if v, _ := e.sb.Account("midas", appID, "dropped"); v.Balance != 750 {
-		t.Errorf("account = %+v, want one debit of 250", v)
-	}
 }
 
 // capture is a Midas stand-in that records the last request and answers

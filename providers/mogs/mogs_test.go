@@ -3,7 +3,6 @@ package mogs_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,40 +15,17 @@ import (
 
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/mogs"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
 const appID = "10000" // the sandbox's default MOGS appid
 
-// recorder is an Observer that keeps every observation.
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	if elapsed < 0 {
-		panic("negative elapsed")
-	}
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-func (r *recorder) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
-
 type env struct {
 	sb     *sandbox.Sandbox
 	base   string
 	client *mogs.Client
-	obs    *recorder
+	obs    *providertest.Recorder
 }
 
 // newEnv starts a sandbox on a loopback port and a client pointed at it.
@@ -58,7 +34,7 @@ func newEnv(t testing.TB) *env {
 	sb := sandbox.New(sandbox.Config{Seed: 1})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	obs := &recorder{}
+	obs := &providertest.Recorder{}
 	base := srv.URL + "/mogs"
 	return &env{sb: sb, base: base, obs: obs, client: mogs.New(mogs.Config{BaseURL: base, AppID: appID, Observer: obs, Timeout: 2 * time.Second})}
 }
@@ -70,17 +46,7 @@ func account(openid string) providers.Account {
 // wantErr checks err is a *providers.Error of the given class and code.
 func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
 	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != "mogs" {
-		t.Errorf("Provider = %q, want mogs", pe.Provider)
-	}
-	return pe
+	return providertest.WantErr(t, err, "mogs", class, code)
 }
 
 func TestClientIsTheMOGSWallet(t *testing.T) {
@@ -90,122 +56,29 @@ func TestClientIsTheMOGSWallet(t *testing.T) {
 	}
 }
 
+// TestTheWalletContract runs the contract every wallet keeps (providertest)
+// against the MOGS client and the sandbox over HTTP.
+func TestTheWalletContract(t *testing.T) {
+	providertest.RunWalletContract(t, providertest.WalletContract{
+		Provider: "mogs", AppID: appID,
+		Endpoints: providertest.WalletEndpoints{Balance: "getbalance", Pay: "pay", Cancel: "cancelpay", Present: "present"},
+		Start: func(t testing.TB) providertest.Wallet {
+			e := newEnv(t)
+			return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
+		},
+		Account: account, Secrets: []string{"js-secret-"},
+		NotFoundRet: 90000,
+		// A busy cancelpay may also be 90016, order being processed.
+		BusyRets: []int{-1}, CancelBusyRets: []int{90016}, FaultTries: 1,
+		Counters: true,
+	})
+}
+
+// TestAgainstTheSandbox is what MOGS alone does, beyond the contract.
 func TestAgainstTheSandbox(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	c := e.client
-
-	t.Run("a new account shows the initial balance", func(t *testing.T) {
-		b, err := c.Balance(ctx, account("fresh"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 1000000 || b.SaveAmt != 1000000 || b.CostSum != 0 {
-			t.Errorf("balance = %+v", b)
-		}
-		if got := e.obs.last(); got != "mogs getbalance ok" {
-			t.Errorf("observed %q", got)
-		}
-	})
-
-	t.Run("a pay debits once and a repeat with the same bill_no is already done", func(t *testing.T) {
-		a := account("payer")
-		e.sb.SetAccount("mogs", appID, "payer", 1000, 100)
-		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := providers.DebitReply{Class: providers.OK, BillNo: "bill-pay-1", Balance: 700, BalanceKnown: true, UsedGenAmt: 100}
-		if r != want {
-			t.Errorf("first pay = %+v, want %+v", r, want)
-		}
-		r, err = c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone || r.BillNo != "bill-pay-1" || r.BalanceKnown {
-			t.Errorf("repeat pay = %+v, want already done without a balance", r)
-		}
-		if got := e.obs.last(); got != "mogs pay already_done" {
-			t.Errorf("observed %q", got)
-		}
-		v, _ := e.sb.Account("mogs", appID, "payer")
-		if v.Balance != 700 || v.CostSum != 300 {
-			t.Errorf("account after two pays = %+v, want one debit of 300", v)
-		}
-	})
-
-	t.Run("a cancel restores the coins and a second cancel is already done", func(t *testing.T) {
-		a := account("canceller")
-		e.sb.SetAccount("mogs", appID, "canceller", 500, 50)
-		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-cancel-1", Amount: 200}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.CancelReply{Class: providers.OK, BillNo: "bill-cancel-1"}) {
-			t.Errorf("cancel = %+v", r)
-		}
-		r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("second cancel = %+v, want already done", r)
-		}
-		b, err := c.Balance(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 500 || b.GenBalance != 50 {
-			t.Errorf("balance after cancel = %+v, want 500 with 50 gifted", b)
-		}
-	})
-
-	t.Run("a cancel of an unknown bill is final not found", func(t *testing.T) {
-		_, err := c.Cancel(ctx, account("canceller"), providers.Cancel{BillNo: "never-paid", Amount: 1})
-		pe := wantErr(t, err, providers.Final, providers.CodeNotFound)
-		if pe.Ret != 90000 || pe.Endpoint != "cancelpay" {
-			t.Errorf("err = %+v", pe)
-		}
-	})
-
-	t.Run("a present adds coins and a repeat is already done", func(t *testing.T) {
-		a := account("giftee")
-		e.sb.SetAccount("mogs", appID, "giftee", 10, 0)
-		r, err := c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.PresentReply{Class: providers.OK, BillNo: "gift-1", Balance: 15}) {
-			t.Errorf("present = %+v", r)
-		}
-		r, err = c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("repeat present = %+v", r)
-		}
-		b, _ := c.Balance(ctx, a)
-		if b.Balance != 15 || b.GenBalance != 5 || b.PresentSums != 5 {
-			t.Errorf("balance = %+v, want one present of 5", b)
-		}
-	})
-
-	t.Run("a pay above the balance is final insufficient balance and charges nothing", func(t *testing.T) {
-		e.sb.SetAccount("mogs", appID, "poor", 10, 0)
-		_, err := c.Debit(ctx, account("poor"), providers.Debit{BillNo: "bill-poor", Amount: 11})
-		wantErr(t, err, providers.Final, providers.CodeInsufficientBalance)
-		if got := e.obs.last(); got != "mogs pay final" {
-			t.Errorf("observed %q", got)
-		}
-		if v, _ := e.sb.Account("mogs", appID, "poor"); v.Balance != 10 {
-			t.Errorf("balance = %d, want 10", v.Balance)
-		}
-	})
 
 	t.Run("an expired login is final login failed on every endpoint", func(t *testing.T) {
 		a := account("late")
@@ -235,102 +108,6 @@ func TestAgainstTheSandbox(t *testing.T) {
 		_, err := other.Balance(ctx, account("x"))
 		wantErr(t, err, providers.Final, providers.CodeParamError)
 	})
-}
-
-func TestFaultsAreRetryable(t *testing.T) {
-	ctx := context.Background()
-	calls := []struct {
-		name     string
-		endpoint string
-		call     func(c *mogs.Client, a providers.Account) error
-	}{
-		{"getbalance", "mogs.getbalance", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Balance(ctx, a)
-			return err
-		}},
-		{"pay", "mogs.pay", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"cancelpay", "mogs.cancelpay", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"present", "mogs.present", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "fault-gift", Amount: 1})
-			return err
-		}},
-	}
-	faults := []struct {
-		name  string
-		fault sandbox.Fault
-		code  providers.Code
-		ret   int
-	}{
-		{"busy (-1)", sandbox.Fault{BusyRate: 1}, providers.CodeBusy, -1},
-		{"HTTP 500", sandbox.Fault{ErrorRate: 1}, providers.CodeUnavailable, 0},
-		{"a dropped reply", sandbox.Fault{DropReplyRate: 1}, providers.CodeUnavailable, 0},
-	}
-	e := newEnv(t)
-	for _, call := range calls {
-		for _, f := range faults {
-			t.Run(call.name+" answered with "+f.name+" is retryable", func(t *testing.T) {
-				fault := f.fault
-				fault.Endpoint = call.endpoint
-				e.sb.SetFault(fault)
-				defer e.sb.ClearFaults()
-				a := account("faulty")
-				err := call.call(e.client, a)
-				pe := wantErr(t, err, providers.Retryable, f.code)
-				// A busy cancelpay may also be 90016, order being processed.
-				if pe.Ret != f.ret && !(call.name == "cancelpay" && f.ret == -1 && pe.Ret == 90016) {
-					t.Errorf("Ret = %d, want %d", pe.Ret, f.ret)
-				}
-				if strings.Contains(err.Error(), a.MOGS.JSCode) {
-					t.Errorf("the error leaks js_code: %v", err)
-				}
-				if got := e.obs.last(); got != "mogs "+call.name+" retryable" {
-					t.Errorf("observed %q", got)
-				}
-			})
-		}
-	}
-}
-
-func TestARetryAfterADroppedPayReplyLeavesExactlyOneDebit(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	a := account("dropped")
-	e.sb.SetAccount("mogs", appID, "dropped", 1000, 0)
-	d := providers.Debit{BillNo: "order-42-pay", Amount: 250}
-
-	e.sb.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 1})
-	_, err := e.client.Debit(ctx, a, d)
-	wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-
-	e.sb.ClearFaults()
-	r, err := e.client.Debit(ctx, a, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Class != providers.AlreadyDone {
-		t.Errorf("retry = %+v, want already done", r)
-	}
-	var bills int
-	for _, b := range e.sb.Bills() {
-		if b.Provider == "mogs" && b.OpenID == "dropped" {
-			bills++
-			if b.BillNo != d.BillNo || b.Amt != 250 || b.Cancelled {
-				t.Errorf("bill = %+v", b)
-			}
-		}
-	}
-	if bills != 1 {
-		t.Errorf("%d bills, want 1", bills)
-	}
-	if v, _ := e.sb.Account("mogs", appID, "dropped"); v.Balance != 750 || v.CostSum != 250 {
-		t.Errorf("account = %+v, want one debit of 250", v)
-	}
 }
 
 // capture is a MOGS stand-in that records the last request and answers
