@@ -2,12 +2,10 @@ package midas_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,7 +36,14 @@ func newEnv(t testing.TB) *env {
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
 	obs := &providertest.Recorder{}
-	return &env{sb: sb, base: srv.URL, obs: obs, client: midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Observer: obs, Timeout: 2 * time.Second})}
+	// The client signs with the sandbox's clock, so that tests may move it.
+	return &env{sb: sb, base: srv.URL, obs: obs, client: midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey,
+		Observer: obs, Timeout: 2 * time.Second, Now: sb.Now})}
+}
+
+// wallet is the env as the wallet contract and benchmarks take it.
+func (e *env) wallet() providertest.Wallet {
+	return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
 }
 
 func account(openid string) providers.Account {
@@ -69,15 +74,21 @@ func TestTheWalletContract(t *testing.T) {
 	providertest.RunWalletContract(t, providertest.WalletContract{
 		Provider: "midas", AppID: appID,
 		Endpoints: providertest.WalletEndpoints{Balance: "get_balance_m", Pay: "pay_m", Cancel: "cancel_pay_m", Present: "present_m"},
-		Start: func(t testing.TB) providertest.Wallet {
-			e := newEnv(t)
-			return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
-		},
-		Account: account, Secrets: midasSecrets,
+		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).wallet() },
+		Account:   account, Secrets: midasSecrets,
 		NotFoundRet: 1003,
 		// The sandbox answers busy with 1002 or 3000111 at random; both
 		// must be busy, so each fault is tried often enough to see both.
 		BusyRets: []int{1002, 3000111}, FaultTries: 4,
+		Capture: func(t testing.TB, reply string) (providers.Wallet, func() int32) {
+			cp, c := newCapture(t, reply)
+			return c, cp.hits.Load
+		},
+		Dial: func(url string, timeout time.Duration) providers.Wallet {
+			return midas.New(midas.Config{BaseURL: url, AppID: appID, AppKey: appKey, Timeout: timeout})
+		},
+		CancelNeedsAmount: true,
+		QueryLeaks:        []string{"sig=", "openkey"},
 	})
 }
 
@@ -176,7 +187,7 @@ func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, reply)
 }
 
-func newCapture(t *testing.T, reply string) (*capture, *midas.Client) {
+func newCapture(t testing.TB, reply string) (*capture, *midas.Client) {
 	t.Helper()
 	cp := &capture{reply: reply}
 	srv := httptest.NewServer(cp)
@@ -402,58 +413,6 @@ func TestReplies(t *testing.T) {
 	})
 }
 
-func TestCallsWithoutAnIdempotencyKeyNeverLeave(t *testing.T) {
-	ctx := context.Background()
-	cp, c := newCapture(t, `{"ret":0,"balance":1}`)
-	a := account("k")
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{"a pay without billno", func() error { _, err := c.Debit(ctx, a, providers.Debit{Amount: 1}); return err }},
-		{"a pay of zero coins", func() error { _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b"}); return err }},
-		{"a cancel without amount", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b"}); return err }},
-		{"a present without billno", func() error { _, err := c.Present(ctx, a, providers.Present{Amount: 1}); return err }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+" is refused as a final param error", func(t *testing.T) {
-			wantErr(t, tt.call(), providers.Final, providers.CodeParamError)
-		})
-	}
-	if n := cp.hits.Load(); n != 0 {
-		t.Errorf("%d requests reached the provider, want 0", n)
-	}
-}
-
-func TestTimeouts(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-
-	t.Run("a provider slower than the client timeout is a retryable timeout without secrets", func(t *testing.T) {
-		c := midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Timeout: 50 * time.Millisecond})
-		_, err := c.Debit(context.Background(), account("slow"), providers.Debit{BillNo: "b", Amount: 1})
-		pe := wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-		if strings.Contains(pe.Error(), "sig=") || strings.Contains(pe.Error(), "openkey") {
-			t.Errorf("error leaks the query: %v", pe)
-		}
-	})
-
-	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
-		c := midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Timeout: time.Minute})
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, err := c.Balance(ctx, account("slow"))
-		wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-	})
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -497,34 +456,8 @@ func TestClassify(t *testing.T) {
 // it states on each endpoint it applies to, and names a source.
 func TestCodesTable(t *testing.T) {
 	t.Parallel()
-	if err := midas.Codes.Check(); err != nil {
-		t.Fatalf("the table is inconsistent: %v", err)
-	}
-	all := []string{midas.EndpointGetBalance, midas.EndpointPay, midas.EndpointCancelPay, midas.EndpointPresent}
-	for i, row := range midas.Codes {
-		t.Run(fmt.Sprintf("row %d (ret %d) names its source", i, row.Ret), func(t *testing.T) {
-			t.Parallel()
-			if !strings.HasPrefix(row.Source, "seed ysdk-midas-get-balance.md") && !strings.HasPrefix(row.Source, "assumption: ") &&
-				!strings.HasPrefix(row.Source, "public mpay documentation (providers.md") &&
-				!strings.HasPrefix(row.Source, "public production clients (providers.md, Learned since") {
-				t.Errorf("source %q is neither the seed, a providers.md rule, nor an assumption", row.Source)
-			}
-		})
-		eps := row.Endpoints
-		if eps == nil {
-			eps = all
-		}
-		for _, ep := range eps {
-			if got, _ := midas.Codes.Lookup(ep, row.Ret); row.Endpoints == nil && got.Endpoints != nil {
-				continue // a row naming ep says what ret means there
-			}
-			t.Run(fmt.Sprintf("ret %d on %s is %v %s as its row states", row.Ret, ep, row.Class, row.Code), func(t *testing.T) {
-				t.Parallel()
-				class, code := midas.Classify(ep, row.Ret)
-				if class != row.Class || code != row.Code {
-					t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", ep, row.Ret, class, code, row.Class, row.Code)
-				}
-			})
-		}
-	}
+	providertest.CodeTableHolds(t, midas.Codes,
+		[]string{midas.EndpointGetBalance, midas.EndpointPay, midas.EndpointCancelPay, midas.EndpointPresent}, midas.Classify,
+		"seed ysdk-midas-get-balance.md", "assumption: ", "public mpay documentation (providers.md",
+		"public production clients (providers.md, Learned since")
 }

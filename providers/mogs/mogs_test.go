@@ -3,7 +3,6 @@ package mogs_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +38,11 @@ func newEnv(t testing.TB) *env {
 	return &env{sb: sb, base: base, obs: obs, client: mogs.New(mogs.Config{BaseURL: base, AppID: appID, Observer: obs, Timeout: 2 * time.Second})}
 }
 
+// wallet is the env as the wallet contract and benchmarks take it.
+func (e *env) wallet() providertest.Wallet {
+	return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
+}
+
 func account(openid string) providers.Account {
 	return providers.Account{OpenID: openid, MOGS: providers.MOGSLogin{JSCode: "js-secret-" + openid, PayItem: "dice"}}
 }
@@ -62,15 +66,20 @@ func TestTheWalletContract(t *testing.T) {
 	providertest.RunWalletContract(t, providertest.WalletContract{
 		Provider: "mogs", AppID: appID,
 		Endpoints: providertest.WalletEndpoints{Balance: "getbalance", Pay: "pay", Cancel: "cancelpay", Present: "present"},
-		Start: func(t testing.TB) providertest.Wallet {
-			e := newEnv(t)
-			return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
-		},
-		Account: account, Secrets: []string{"js-secret-"},
+		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).wallet() },
+		Account:   account, Secrets: []string{"js-secret-"},
 		NotFoundRet: 90000,
 		// A busy cancelpay may also be 90016, order being processed.
 		BusyRets: []int{-1}, CancelBusyRets: []int{90016}, FaultTries: 1,
 		Counters: true,
+		Capture: func(t testing.TB, reply string) (providers.Wallet, func() int32) {
+			cp, c := newCapture(t, reply)
+			return c, cp.hits.Load
+		},
+		Dial: func(url string, timeout time.Duration) providers.Wallet {
+			return mogs.New(mogs.Config{BaseURL: url, AppID: appID, Timeout: timeout})
+		},
+		QueryLeaks: []string{"js-secret", "js_code"},
 	})
 }
 
@@ -144,7 +153,7 @@ func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, reply)
 }
 
-func newCapture(t *testing.T, reply string) (*capture, *mogs.Client) {
+func newCapture(t testing.TB, reply string) (*capture, *mogs.Client) {
 	t.Helper()
 	cp := &capture{reply: reply}
 	srv := httptest.NewServer(cp)
@@ -313,71 +322,6 @@ func TestReplies(t *testing.T) {
 	})
 }
 
-func TestCallsWithoutAnIdempotencyKeyNeverLeave(t *testing.T) {
-	ctx := context.Background()
-	cp, c := newCapture(t, `{"ret":0,"balance":1}`)
-	a := account("k")
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{"a pay without bill_no", func() error { _, err := c.Debit(ctx, a, providers.Debit{Amount: 1}); return err }},
-		{"a pay of zero coins", func() error { _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b"}); return err }},
-		{"a present without bill_no", func() error { _, err := c.Present(ctx, a, providers.Present{Amount: 1}); return err }},
-		{"a present of negative coins", func() error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "b", Amount: -1})
-			return err
-		}},
-		{"a cancel without bill_no", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{Amount: 1}); return err }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+" is refused as a final param error", func(t *testing.T) {
-			wantErr(t, tt.call(), providers.Final, providers.CodeParamError)
-		})
-	}
-	if n := cp.hits.Load(); n != 0 {
-		t.Errorf("%d requests reached the provider, want 0", n)
-	}
-}
-
-func TestTimeouts(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-
-	t.Run("a provider slower than the client timeout is a retryable timeout", func(t *testing.T) {
-		c := mogs.New(mogs.Config{BaseURL: srv.URL, AppID: appID, Timeout: 50 * time.Millisecond})
-		_, err := c.Debit(context.Background(), account("slow"), providers.Debit{BillNo: "b", Amount: 1})
-		pe := wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-		if strings.Contains(pe.Error(), "js-secret") || strings.Contains(pe.Error(), "js_code") {
-			t.Errorf("error leaks the query: %v", pe)
-		}
-	})
-
-	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
-		c := mogs.New(mogs.Config{BaseURL: srv.URL, AppID: appID, Timeout: time.Minute})
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, err := c.Balance(ctx, account("slow"))
-		wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-	})
-
-	t.Run("a refused connection is retryable unavailable", func(t *testing.T) {
-		dead := httptest.NewServer(http.NotFoundHandler())
-		url := dead.URL
-		dead.Close()
-		c := mogs.New(mogs.Config{BaseURL: url, AppID: appID})
-		_, err := c.Balance(context.Background(), account("nobody"))
-		wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-	})
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -420,33 +364,7 @@ func TestClassify(t *testing.T) {
 // it states on each endpoint it applies to, and names a source.
 func TestCodesTable(t *testing.T) {
 	t.Parallel()
-	if err := mogs.Codes.Check(); err != nil {
-		t.Fatalf("the table is inconsistent: %v", err)
-	}
-	all := []string{mogs.EndpointGetBalance, mogs.EndpointPay, mogs.EndpointCancelPay, mogs.EndpointPresent}
-	for _, row := range mogs.Codes {
-		t.Run(fmt.Sprintf("ret %d names its source", row.Ret), func(t *testing.T) {
-			t.Parallel()
-			if !strings.HasPrefix(row.Source, "seed mogs-game-coin-api.md") && !strings.HasPrefix(row.Source, "assumption: ") &&
-				!strings.HasPrefix(row.Source, "public production clients (providers.md, Learned since") {
-				t.Errorf("source %q is neither the seed, a providers.md rule, nor an assumption", row.Source)
-			}
-		})
-		eps := row.Endpoints
-		if eps == nil {
-			eps = all
-		}
-		for _, ep := range eps {
-			if got, _ := mogs.Codes.Lookup(ep, row.Ret); row.Endpoints == nil && got.Endpoints != nil {
-				continue // a row naming ep says what ret means there
-			}
-			t.Run(fmt.Sprintf("ret %d on %s is %v %s as its row states", row.Ret, ep, row.Class, row.Code), func(t *testing.T) {
-				t.Parallel()
-				class, code := mogs.Classify(ep, row.Ret)
-				if class != row.Class || code != row.Code {
-					t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", ep, row.Ret, class, code, row.Class, row.Code)
-				}
-			})
-		}
-	}
+	providertest.CodeTableHolds(t, mogs.Codes,
+		[]string{mogs.EndpointGetBalance, mogs.EndpointPay, mogs.EndpointCancelPay, mogs.EndpointPresent}, mogs.Classify,
+		"seed mogs-game-coin-api.md", "assumption: ", "public production clients (providers.md, Learned since")
 }

@@ -3,6 +3,8 @@ package providertest
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +82,17 @@ type WalletContract struct {
 	// Counters says the provider keeps cost_sum and present_sums (MOGS),
 	// and the suite checks them too.
 	Counters bool
+	// Capture returns a client pointed at a stand-in that answers every
+	// request with reply, and a count of the requests it got.
+	Capture func(t testing.TB, reply string) (providers.Wallet, func() int32)
+	// Dial returns a client for the provider at baseURL with timeout.
+	Dial func(baseURL string, timeout time.Duration) providers.Wallet
+	// CancelNeedsAmount says a cancel names the amount it gives back
+	// (Midas), so a cancel without one is refused before any request.
+	CancelNeedsAmount bool
+	// QueryLeaks may never show in a timeout's error: a request's query
+	// carries the login.
+	QueryLeaks []string
 }
 
 // RunWalletContract checks the wallet contract every client must keep,
@@ -255,6 +268,31 @@ func RunWalletContract(t *testing.T, wc WalletContract) {
 		}
 	})
 
+	t.Run("bills expire after 48 hours", func(t *testing.T) {
+		t.Parallel()
+		billsExpireAfter48Hours(t, wc)
+	})
+	t.Run("calls without an idempotency key never leave", func(t *testing.T) {
+		t.Parallel()
+		callsWithoutAnIdempotencyKeyNeverLeave(t, wc)
+	})
+	t.Run("bill numbers the provider would refuse never leave", func(t *testing.T) {
+		t.Parallel()
+		BadBillNosNeverLeave(t, wc.Account("k"), Endpoints{Pay: ep.Pay, Cancel: ep.Cancel, Present: ep.Present},
+			func(t *testing.T) (providers.Wallet, func() int32) { return wc.Capture(t, `{"ret":0,"balance":1}`) })
+	})
+	t.Run("a bill number of 63 characters is paid", func(t *testing.T) {
+		_, c := fresh(t)
+		bill := strings.Repeat("b", 62) + "1"
+		if _, err := c.Debit(ctx, wc.Account("long"), providers.Debit{BillNo: bill, Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("timeouts", func(t *testing.T) {
+		t.Parallel()
+		timeouts(t, wc)
+	})
+
 	calls := []struct {
 		endpoint string
 		cancel   bool
@@ -312,6 +350,142 @@ func RunWalletContract(t *testing.T, wc WalletContract) {
 			})
 		}
 	}
+}
+
+// billsExpireAfter48Hours is the hazard the saga must guard against: 48
+// hours after the first pay the provider forgets the bill number, so a
+// cancel finds nothing and a pay with the same number charges again.
+func billsExpireAfter48Hours(t *testing.T, wc WalletContract) {
+	ctx := context.Background()
+	d := providers.Debit{BillNo: "order-48h", Amount: 100}
+	paid := func(t *testing.T) (Wallet, providers.Account) {
+		t.Helper()
+		t.Parallel()
+		w := wc.Start(t)
+		w.Sandbox.SetAccount(wc.Provider, wc.AppID, "p", 1000, 0)
+		a := wc.Account("p")
+		if _, err := w.Client.Debit(ctx, a, d); err != nil {
+			t.Fatal(err)
+		}
+		return w, a
+	}
+
+	t.Run("a cancel 47 hours after the pay restores the coins", func(t *testing.T) {
+		w, a := paid(t)
+		w.Sandbox.AdvanceClock(47 * time.Hour)
+		if r, err := w.Client.Cancel(ctx, a, providers.Cancel{BillNo: d.BillNo, Amount: d.Amount}); err != nil || r.Class != providers.OK {
+			t.Fatalf("cancel = %+v, %v", r, err)
+		}
+	})
+
+	t.Run("a cancel 49 hours after the pay is final not found and the coins stay charged", func(t *testing.T) {
+		w, a := paid(t)
+		w.Sandbox.AdvanceClock(49 * time.Hour)
+		_, err := w.Client.Cancel(ctx, a, providers.Cancel{BillNo: d.BillNo, Amount: d.Amount})
+		if pe := WantErr(t, err, wc.Provider, providers.Final, providers.CodeNotFound); pe.Ret != wc.NotFoundRet {
+			t.Errorf("Ret = %d, want %d", pe.Ret, wc.NotFoundRet)
+		}
+		if v, _ := w.Sandbox.Account(wc.Provider, wc.AppID, "p"); v.Balance != 900 {
+			t.Errorf("balance = %d, want 900: not found does not mean not charged", v.Balance)
+		}
+	})
+
+	t.Run("a pay 49 hours later with the same bill number charges a second time", func(t *testing.T) {
+		w, a := paid(t)
+		w.Sandbox.AdvanceClock(49 * time.Hour)
+		r, err := w.Client.Debit(ctx, a, d)
+		if err != nil || r.Class != providers.OK || r.Balance != 800 {
+			t.Fatalf("second pay = %+v, %v; want OK with a second debit", r, err)
+		}
+	})
+
+	t.Run("a repeated pay within 48 hours is already done and may carry no balance", func(t *testing.T) {
+		w, a := paid(t)
+		w.Sandbox.AdvanceClock(47 * time.Hour)
+		r, err := w.Client.Debit(ctx, a, d)
+		if err != nil || r.Class != providers.AlreadyDone || r.BalanceKnown {
+			t.Fatalf("repeat = %+v, %v; want already done without a balance", r, err)
+		}
+		if v, _ := w.Sandbox.Account(wc.Provider, wc.AppID, "p"); v.Balance != 900 {
+			t.Errorf("balance = %d, want one debit", v.Balance)
+		}
+	})
+}
+
+// callsWithoutAnIdempotencyKeyNeverLeave: a money call without a bill
+// number, or without a positive amount, is refused before any request.
+func callsWithoutAnIdempotencyKeyNeverLeave(t *testing.T, wc WalletContract) {
+	ctx := context.Background()
+	c, hits := wc.Capture(t, `{"ret":0,"balance":1}`)
+	a := wc.Account("k")
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"a pay without a bill number", func() error { _, err := c.Debit(ctx, a, providers.Debit{Amount: 1}); return err }},
+		{"a pay of zero coins", func() error { _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b"}); return err }},
+		{"a cancel without a bill number", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{Amount: 1}); return err }},
+		{"a present without a bill number", func() error { _, err := c.Present(ctx, a, providers.Present{Amount: 1}); return err }},
+		{"a present of negative coins", func() error {
+			_, err := c.Present(ctx, a, providers.Present{BillNo: "b", Amount: -1})
+			return err
+		}},
+	}
+	if wc.CancelNeedsAmount {
+		tests = append(tests, struct {
+			name string
+			call func() error
+		}{"a cancel without an amount", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b"}); return err }})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+" is refused as a final param error", func(t *testing.T) {
+			WantErr(t, tt.call(), wc.Provider, providers.Final, providers.CodeParamError)
+		})
+	}
+	if n := hits(); n != 0 {
+		t.Errorf("%d requests reached the provider, want 0", n)
+	}
+}
+
+// timeouts: a slow provider, the caller's deadline and a refused
+// connection are all retryable, and say nothing of the request.
+func timeouts(t *testing.T, wc WalletContract) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	t.Run("a provider slower than the client timeout is a retryable timeout without secrets", func(t *testing.T) {
+		c := wc.Dial(srv.URL, 50*time.Millisecond)
+		_, err := c.Debit(context.Background(), wc.Account("slow"), providers.Debit{BillNo: "b", Amount: 1})
+		pe := WantErr(t, err, wc.Provider, providers.Retryable, providers.CodeTimeout)
+		for _, leak := range wc.QueryLeaks {
+			if strings.Contains(pe.Error(), leak) {
+				t.Errorf("error leaks the query (%s): %v", leak, pe)
+			}
+		}
+	})
+
+	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
+		c := wc.Dial(srv.URL, time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, err := c.Balance(ctx, wc.Account("slow"))
+		WantErr(t, err, wc.Provider, providers.Retryable, providers.CodeTimeout)
+	})
+
+	t.Run("a refused connection is retryable unavailable", func(t *testing.T) {
+		dead := httptest.NewServer(http.NotFoundHandler())
+		url := dead.URL
+		dead.Close()
+		_, err := wc.Dial(url, 2*time.Second).Balance(context.Background(), wc.Account("nobody"))
+		WantErr(t, err, wc.Provider, providers.Retryable, providers.CodeUnavailable)
+	})
 }
 
 func contains(xs []int, x int) bool {
