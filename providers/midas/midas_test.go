@@ -2,12 +2,9 @@ package midas_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,7 +79,7 @@ func TestTheWalletContract(t *testing.T) {
 		BusyRets: []int{1002, 3000111}, FaultTries: 4,
 		Capture: func(t testing.TB, reply string) (providers.Wallet, func() int32) {
 			cp, c := newCapture(t, reply)
-			return c, cp.hits.Load
+			return c, cp.Hits
 		},
 		Dial: func(url string, timeout time.Duration) providers.Wallet {
 			return midas.New(midas.Config{BaseURL: url, AppID: appID, AppKey: appKey, Timeout: timeout})
@@ -163,37 +160,14 @@ func TestAgainstTheSandbox(t *testing.T) {
 	})
 }
 
-// capture is a Midas stand-in that records the last request and answers
-// with a fixed reply.
-type capture struct {
-	mu     sync.Mutex
-	req    *http.Request
-	status int
-	reply  string
-	hits   atomic.Int32
-}
-
-func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.hits.Add(1)
-	c.mu.Lock()
-	c.req = r.Clone(context.Background())
-	status, reply := c.status, c.reply
-	c.mu.Unlock()
-	if status == 0 {
-		status = http.StatusOK
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, reply)
-}
-
-func newCapture(t testing.TB, reply string) (*capture, *midas.Client) {
+// newCapture is a Midas stand-in that records the last request and
+// answers with a fixed reply, as Midas does, labelled as HTML.
+func newCapture(t testing.TB, reply string) (*providertest.Stub, *midas.Client) {
 	t.Helper()
-	cp := &capture{reply: reply}
-	srv := httptest.NewServer(cp)
-	t.Cleanup(srv.Close)
+	cp := providertest.NewStub(t, reply)
+	cp.ContentType("text/html; charset=utf-8")
 	at := time.Unix(1700000000, 0)
-	return cp, midas.New(midas.Config{BaseURL: srv.URL + "/", AppID: appID, AppKey: appKey, Timeout: time.Second, Now: func() time.Time { return at }})
+	return cp, midas.New(midas.Config{BaseURL: cp.URL + "/", AppID: appID, AppKey: appKey, Timeout: time.Second, Now: func() time.Time { return at }})
 }
 
 func TestWireFormat(t *testing.T) {
@@ -229,7 +203,7 @@ func TestWireFormat(t *testing.T) {
 			if err := tt.call(c); err != nil {
 				t.Fatal(err)
 			}
-			r := cp.req
+			r := cp.Request()
 			if r.Method != http.MethodGet || r.URL.Path != tt.path {
 				t.Fatalf("%s %s", r.Method, r.URL.Path)
 			}
@@ -273,7 +247,7 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Debit(ctx, b, providers.Debit{BillNo: "b1", Amount: 10}); err != nil {
 			t.Fatal(err)
 		}
-		q := cp.req.URL.Query()
+		q := cp.Request().URL.Query()
 		for _, k := range []string{"userip", "accounttype", "payitem"} {
 			if _, has := q[k]; has {
 				t.Errorf("%s sent although unset", k)
@@ -292,7 +266,7 @@ func TestWireFormat(t *testing.T) {
 			if _, err := c.Balance(ctx, b); err != nil {
 				t.Fatal(err)
 			}
-			if ck, _ := cp.req.Cookie("session_id"); ck == nil || ck.Value != "hy_gameid" {
+			if ck, _ := cp.Request().Cookie("session_id"); ck == nil || ck.Value != "hy_gameid" {
 				t.Errorf("%s: session_id = %v", st, ck)
 			}
 		}
@@ -375,7 +349,7 @@ func TestReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, c := newCapture(t, tt.reply)
-			cp.status = tt.status
+			cp.Answer(tt.status, tt.reply)
 			var (
 				class providers.Class
 				err   error
@@ -415,13 +389,7 @@ func TestReplies(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		endpoint string
-		ret      int
-		class    providers.Class
-		code     providers.Code
-	}{
+	providertest.Classifies(t, midas.Classify, []providertest.ClassifyCase{
 		{"0 is ok", "pay_m", 0, providers.OK, ""},
 		{"1002215 on pay_m is already done: already charged with this billno", "pay_m", 1002215, providers.AlreadyDone, ""},
 		{"1002215 on present_m is already done", "present_m", 1002215, providers.AlreadyDone, ""},
@@ -440,16 +408,7 @@ func TestClassify(t *testing.T) {
 		{"1003 on cancel_pay_m is final not found", "cancel_pay_m", 1003, providers.Final, providers.CodeNotFound},
 		{"1003 on pay_m is final unknown", "pay_m", 1003, providers.Final, providers.CodeUnknown},
 		{"an unknown ret stays final unknown", "pay_m", -7, providers.Final, providers.CodeUnknown},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			class, code := midas.Classify(tt.endpoint, tt.ret)
-			if class != tt.class || code != tt.code {
-				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
-			}
-		})
-	}
+	})
 }
 
 // TestCodesTable holds the table to its own word: every row classifies as

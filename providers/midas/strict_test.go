@@ -87,7 +87,7 @@ func TestSessionCookie(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := "session_id=" + p.sessionID + "; session_type=" + p.sessionType + "; org_loc=%2Fmpay%2Fpay_m"
-			if got := cp.req.Header.Get("Cookie"); got != want {
+			if got := cp.Request().Header.Get("Cookie"); got != want {
 				t.Errorf("Cookie = %q, want %q", got, want)
 			}
 		})

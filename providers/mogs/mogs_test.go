@@ -3,12 +3,8 @@ package mogs_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,7 +70,7 @@ func TestTheWalletContract(t *testing.T) {
 		Counters: true,
 		Capture: func(t testing.TB, reply string) (providers.Wallet, func() int32) {
 			cp, c := newCapture(t, reply)
-			return c, cp.hits.Load
+			return c, cp.Hits
 		},
 		Dial: func(url string, timeout time.Duration) providers.Wallet {
 			return mogs.New(mogs.Config{BaseURL: url, AppID: appID, Timeout: timeout})
@@ -120,45 +116,32 @@ func TestAgainstTheSandbox(t *testing.T) {
 }
 
 // capture is a MOGS stand-in that records the last request and answers
-// with a fixed reply, for checks of the wire format and odd replies.
-type capture struct {
-	mu     sync.Mutex
-	path   string
-	query  map[string]string
-	body   map[string]any
-	ctype  string
-	status int
-	reply  string
-	hits   atomic.Int32
+// with a fixed reply, for checks of the wire format and odd replies; it
+// reads the request as MOGS's query and JSON body.
+type capture struct{ *providertest.Stub }
+
+func (c capture) path() string { return c.Request().URL.Path }
+
+func (c capture) query() map[string]string {
+	q := map[string]string{}
+	for k, v := range c.Request().URL.Query() {
+		q[k] = v[0]
+	}
+	return q
 }
 
-func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.hits.Add(1)
-	raw, _ := io.ReadAll(r.Body)
-	c.mu.Lock()
-	c.path = r.URL.Path
-	c.query = map[string]string{}
-	for k, v := range r.URL.Query() {
-		c.query[k] = v[0]
-	}
-	c.body = nil
-	_ = json.Unmarshal(raw, &c.body)
-	c.ctype = r.Header.Get("Content-Type")
-	status, reply := c.status, c.reply
-	c.mu.Unlock()
-	if status == 0 {
-		status = http.StatusOK
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, reply)
+func (c capture) body() map[string]any {
+	var body map[string]any
+	_ = json.Unmarshal(c.Body(), &body)
+	return body
 }
 
-func newCapture(t testing.TB, reply string) (*capture, *mogs.Client) {
+func (c capture) ctype() string { return c.Request().Header.Get("Content-Type") }
+
+func newCapture(t testing.TB, reply string) (capture, *mogs.Client) {
 	t.Helper()
-	cp := &capture{reply: reply}
-	srv := httptest.NewServer(cp)
-	t.Cleanup(srv.Close)
-	return cp, mogs.New(mogs.Config{BaseURL: srv.URL + "/", AppID: appID, Timeout: time.Second})
+	cp := capture{providertest.NewStub(t, reply)}
+	return cp, mogs.New(mogs.Config{BaseURL: cp.URL + "/", AppID: appID, Timeout: time.Second})
 }
 
 func TestWireFormat(t *testing.T) {
@@ -170,19 +153,19 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b1", Amount: 10}); err != nil {
 			t.Fatal(err)
 		}
-		if cp.path != "/pay" {
-			t.Errorf("path = %q", cp.path)
+		if cp.path() != "/pay" {
+			t.Errorf("path = %q", cp.path())
 		}
 		wantQ := map[string]string{"appid": appID, "app_plat": "1", "openid": "opvxI4y", "js_code": "js&=code"}
-		if !equal(cp.query, wantQ) {
-			t.Errorf("query = %v, want %v", cp.query, wantQ)
+		if !equal(cp.query(), wantQ) {
+			t.Errorf("query = %v, want %v", cp.query(), wantQ)
 		}
 		wantB := map[string]any{"os_plat_id": 1.0, "session_key": "sk", "bill_no": "b1", "pay_item": "dice", "amt": 10.0}
-		if !equal(cp.body, wantB) {
-			t.Errorf("body = %v, want %v", cp.body, wantB)
+		if !equal(cp.body(), wantB) {
+			t.Errorf("body = %v, want %v", cp.body(), wantB)
 		}
-		if cp.ctype != "application/json" {
-			t.Errorf("Content-Type = %q", cp.ctype)
+		if cp.ctype() != "application/json" {
+			t.Errorf("Content-Type = %q", cp.ctype())
 		}
 	})
 
@@ -191,8 +174,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b1", Amount: 10, PayItem: "rocket"}); err != nil {
 			t.Fatal(err)
 		}
-		if cp.body["pay_item"] != "rocket" {
-			t.Errorf("pay_item = %v", cp.body["pay_item"])
+		if cp.body()["pay_item"] != "rocket" {
+			t.Errorf("pay_item = %v", cp.body()["pay_item"])
 		}
 	})
 
@@ -201,8 +184,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b1", Amount: 10}); err != nil {
 			t.Fatal(err)
 		}
-		if _, has := cp.body["amt"]; has || cp.body["bill_no"] != "b1" || cp.path != "/cancelpay" {
-			t.Errorf("%s body = %v", cp.path, cp.body)
+		if _, has := cp.body()["amt"]; has || cp.body()["bill_no"] != "b1" || cp.path() != "/cancelpay" {
+			t.Errorf("%s body = %v", cp.path(), cp.body())
 		}
 	})
 
@@ -214,8 +197,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Balance(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		if !equal(cp.body, map[string]any{"os_plat_id": 1.0}) || cp.path != "/getbalance" {
-			t.Errorf("%s body = %v", cp.path, cp.body)
+		if !equal(cp.body(), map[string]any{"os_plat_id": 1.0}) || cp.path() != "/getbalance" {
+			t.Errorf("%s body = %v", cp.path(), cp.body())
 		}
 	})
 
@@ -224,8 +207,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Present(ctx, a, providers.Present{BillNo: "7", Amount: 2}); err != nil {
 			t.Fatal(err)
 		}
-		if cp.body["bill_no"] != "7" || cp.body["amt"] != 2.0 || cp.path != "/present" {
-			t.Errorf("%s body = %v", cp.path, cp.body)
+		if cp.body()["bill_no"] != "7" || cp.body()["amt"] != 2.0 || cp.path() != "/present" {
+			t.Errorf("%s body = %v", cp.path(), cp.body())
 		}
 	})
 }
@@ -300,7 +283,7 @@ func TestReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, c := newCapture(t, tt.reply)
-			cp.status = tt.status
+			cp.Answer(tt.status, tt.reply)
 			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b", Amount: 1})
 			wantErr(t, err, tt.class, tt.code)
 		})
@@ -324,13 +307,7 @@ func TestReplies(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		endpoint string
-		ret      int
-		class    providers.Class
-		code     providers.Code
-	}{
+	providertest.Classifies(t, mogs.Classify, []providertest.ClassifyCase{
 		{"0 is ok", "pay", 0, providers.OK, ""},
 		{"90012 on pay is already done", "pay", 90012, providers.AlreadyDone, ""},
 		{"90012 on present is already done", "present", 90012, providers.AlreadyDone, ""},
@@ -348,16 +325,7 @@ func TestClassify(t *testing.T) {
 		{"90018 is a final param error", "present", 90018, providers.Final, providers.CodeParamError},
 		{"an unknown code stays final unknown", "pay", 1, providers.Final, providers.CodeUnknown},
 		{"an unknown code on cancelpay stays final unknown", "cancelpay", 90099, providers.Final, providers.CodeUnknown},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			class, code := mogs.Classify(tt.endpoint, tt.ret)
-			if class != tt.class || code != tt.code {
-				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
-			}
-		})
-	}
+	})
 }
 
 // TestCodesTable holds the table to its own word: every row classifies as

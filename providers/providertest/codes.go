@@ -45,3 +45,27 @@ func CodeTableHolds(t *testing.T, table providers.CodeTable, all []string, class
 		}
 	}
 }
+
+// ClassifyCase is a return code on an endpoint and the outcome it must
+// classify as.
+type ClassifyCase struct {
+	Name     string
+	Endpoint string
+	Ret      int
+	Class    providers.Class
+	Code     providers.Code
+}
+
+// Classifies checks classify against every case.
+func Classifies(t *testing.T, classify func(endpoint string, ret int) (providers.Class, providers.Code), cases []ClassifyCase) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.Name, func(t *testing.T) {
+			t.Parallel()
+			class, code := classify(tt.Endpoint, tt.Ret)
+			if class != tt.Class || code != tt.Code {
+				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.Endpoint, tt.Ret, class, code, tt.Class, tt.Code)
+			}
+		})
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
 )
@@ -29,31 +30,11 @@ const (
 	appSecret = "sandbox-sud-secret"
 )
 
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-func (r *recorder) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
-
 type env struct {
 	sb     *sandbox.Sandbox
 	base   string
 	client *sud.Client
-	obs    *recorder
+	obs    *providertest.Recorder
 }
 
 // newEnv starts a sandbox and a client with configured endpoint URLs.
@@ -62,7 +43,7 @@ func newEnv(t testing.TB) *env {
 	sb := sandbox.New(sandbox.Config{Seed: 1})
 	srv := httptest.NewServer(sb)
 	t.Cleanup(srv.Close)
-	obs := &recorder{}
+	obs := &providertest.Recorder{}
 	c, err := sud.New(sud.Config{
 		AppID: appID, AppSecret: appSecret,
 		CreateOrderURL: srv.URL + "/sud/create_order", QueryOrderURL: srv.URL + "/sud/query_order",
@@ -173,7 +154,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 		if r.Class != providers.OK || r.OutOrderID != "order-1" || r.OrderID == "" {
 			t.Fatalf("create = %+v", r)
 		}
-		if got := e.obs.last(); got != "sud create_order ok" {
+		if got := e.obs.Last(); got != "sud create_order ok" {
 			t.Errorf("observed %q", got)
 		}
 		o, err := c.QueryOrder(ctx, "order-1")
@@ -196,7 +177,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 		if r != (sud.CreateOrderReply{Class: providers.AlreadyDone, OutOrderID: "order-1"}) {
 			t.Errorf("repeat = %+v", r)
 		}
-		if got := e.obs.last(); got != "sud create_order already_done" {
+		if got := e.obs.Last(); got != "sud create_order already_done" {
 			t.Errorf("observed %q", got)
 		}
 	})
@@ -323,7 +304,7 @@ func TestFaultsAreRetryable(t *testing.T) {
 				if pe.Ret != f.ret {
 					t.Errorf("Ret = %d, want %d", pe.Ret, f.ret)
 				}
-				if got := e.obs.last(); got != "sud "+call.name+" retryable" {
+				if got := e.obs.Last(); got != "sud "+call.name+" retryable" {
 					t.Errorf("observed %q", got)
 				}
 			})
