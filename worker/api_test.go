@@ -39,6 +39,7 @@ func (e *env) getOrder(id string) (worker.OrderReply, error) {
 // 12: with two workers, each with its own store, the one without the
 // order answered "not found" for half the requests.
 func TestOrderGetFindsTheOrderWhicheverWorkerAnswers(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 10)
 	e.publishIntent(in)
@@ -89,6 +90,7 @@ func TestOrderGetFindsTheOrderWhicheverWorkerAnswers(t *testing.T) {
 }
 
 func TestOrderGetWithoutWorkersSaysNoneAnswers(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	e.stop()
 	_, err := e.getOrder("any")

@@ -24,6 +24,7 @@ import (
 // headers, so an intent near the limit cannot go out as one.
 
 func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	e := startEnv(t, logs.option)
 	// 1,048,376 bytes, plus its Nats-Msg-Id header, fits the server's
@@ -72,6 +73,7 @@ func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
 }
 
 func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *testing.T) {
+	t.Parallel()
 	// A valid-looking intent may be up to events.MaxIntentSize; a server
 	// run with a smaller max_payload takes the intent but not its dead
 	// letter, which waits in the outbox ahead of every later status event.
@@ -116,6 +118,7 @@ func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *test
 }
 
 func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T) {
+	t.Parallel()
 	// An operator may cap the dead-letter stream's max_msg_size below the
 	// server's max_payload: then JetStream, not the client, refuses.
 	e := startEnv(t)
@@ -168,6 +171,7 @@ func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T)
 }
 
 func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	e := startEnv(t, logs.option)
 	ctx := context.Background()

@@ -87,6 +87,7 @@ func TestThousandMixedIntentsAllCompleteWithOneDebitEach(t *testing.T) {
 }
 
 func TestSUDParamErrorFailsWithoutPay(t *testing.T) {
+	t.Parallel()
 	// SUD knows a rule our catalog does not (say, SUD updated a game
 	// first): validation passes, SUD answers 10002.
 	empty, err := events.LoadCatalog(strings.NewReader(emptyCatalog))
@@ -110,6 +111,7 @@ func TestSUDParamErrorFailsWithoutPay(t *testing.T) {
 }
 
 func TestInsufficientBalanceFailsWithNothingCharged(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMidas, 500)
 	e.sandbox.SetAccount("midas", sandbox.DefaultConfig().MidasAppID, in.Payment.OpenID, 100, 0)
@@ -134,6 +136,7 @@ func TestInsufficientBalanceFailsWithNothingCharged(t *testing.T) {
 }
 
 func TestDebitInvisiblePastConfirmTimeoutIsCompensated(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { c.ConfirmTimeout = 300 * time.Millisecond })
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 60_000})
 	in := intent(events.ProviderMOGS, 70)
@@ -160,6 +163,7 @@ func TestDebitInvisiblePastConfirmTimeoutIsCompensated(t *testing.T) {
 }
 
 func TestDroppedPayRepliesStillCompleteWithOneDebit(t *testing.T) {
+	t.Parallel()
 	// Half the pay replies are lost after the debit took effect; each
 	// retry reuses the bill_no, so every order is charged exactly once.
 	e := startEnv(t, func(c *worker.Config) {
@@ -193,6 +197,7 @@ func TestDroppedPayRepliesStillCompleteWithOneDebit(t *testing.T) {
 }
 
 func TestPayRetriesExhausted(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		fault     sandbox.Fault
@@ -231,6 +236,7 @@ func TestPayRetriesExhausted(t *testing.T) {
 }
 
 func TestDuplicateIntentMakesOneOrder(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 30)
 	data, _ := json.Marshal(in)
@@ -253,6 +259,7 @@ func TestDuplicateIntentMakesOneOrder(t *testing.T) {
 }
 
 func TestConflictingIntentIsDeadLetteredAndTheOriginalUntouched(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 40)
 	e.publishIntent(in)
@@ -278,6 +285,7 @@ func TestConflictingIntentIsDeadLetteredAndTheOriginalUntouched(t *testing.T) {
 }
 
 func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	subject := e.subjects.Intent("g", "r")
 	unsafe := intent(events.ProviderMOGS, 1)
@@ -349,6 +357,7 @@ func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
 }
 
 func TestAnIntentWhoseSubjectNamesAnotherRoomIsRefusedAndItsIDStaysFree(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 3) // room 9009 in its body
 	body, err := json.Marshal(in)
@@ -389,6 +398,7 @@ func TestAnIntentWhoseSubjectNamesAnotherRoomIsRefusedAndItsIDStaysFree(t *testi
 const emptyCatalog = `{"games":[]}`
 
 func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { delete(c.Wallets, events.ProviderMidas) })
 	in := intent(events.ProviderMidas, 5)
 	e.publishIntent(in)
@@ -402,6 +412,7 @@ func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testin
 }
 
 func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	// Every pay reply is lost (the debit happens) and every cancel is busy.
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 1})
@@ -450,6 +461,7 @@ func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T)
 }
 
 func TestAPlayersWaitingOrdersShareTheirBalanceReads(t *testing.T) {
+	t.Parallel()
 	// Six orders per player wait for debits the sandbox shows late. Their
 	// polls line up and share one balance read per account and interval,
 	// and each order still completes on a reading taken after its debit.

@@ -134,6 +134,7 @@ func TestNoFreeItemsNoLiveBillForAFailedAction(t *testing.T) {
 // replays it: the wallet would now take the same bill_no as a new bill,
 // so the order must go to an operator without a pay or a cancel.
 func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T) {
+	t.Parallel()
 	var offset atomic.Int64
 	e := startEnv(t, func(c *worker.Config) {
 		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
@@ -180,6 +181,7 @@ func midasAccount(in events.Intent) providers.Account {
 }
 
 func TestAGiftDuringAMidasConfirmationDoesNotFakeAFailure(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { c.ConfirmInterval, c.ConfirmTimeout = 100*time.Millisecond, 3*time.Second })
 	// The debit shows in the balance only after a second; a gift lands
 	// in the balance before that.
@@ -207,6 +209,7 @@ func TestAGiftDuringAMidasConfirmationDoesNotFakeAFailure(t *testing.T) {
 }
 
 func TestA70501IsAdoptedOnlyIfTheOrderIsOurs(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 30)
 	// Another purchase took our out_order_id at SUD first: same id, another action.
@@ -242,6 +245,7 @@ func TestA70501IsAdoptedOnlyIfTheOrderIsOurs(t *testing.T) {
 }
 
 func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) {
 		c.Retry = worker.RetryPolicy{MaxAttempts: 4, Initial: 300 * time.Millisecond, Max: 300 * time.Millisecond}
 	})

@@ -48,7 +48,7 @@ func startOpsEnv(t *testing.T, serveArgs ...string) *opsEnv {
 	e := &opsEnv{t: t, natsURL: jet.URL, nc: jet.Conn, js: jet.JS, jet: jet, sb: sb, sandbox: sb.Sandbox, sandboxURL: sb.URL}
 	// Tests wait on events rather than poll; a failed wait shows the
 	// worker's last words.
-	e.status = kit.WatchStatus(t, jet.Conn, e.subjects)
+	e.status = kit.WatchStatus(t, jet.Conn, e.subjects).WatchDeadLetters(t, jet.Conn, e.subjects)
 	e.status.Diagnose = func() string { return "worker log tail:\n" + e.worker.Tail(30) }
 	e.args = append([]string{"serve", "--nats-url", e.natsURL, "--sandbox-url", sb.URL, "--data-dir", t.TempDir(),
 		"--http-listen", "127.0.0.1:0", "--max-attempts", "3", "--confirm-interval", "50ms", "--confirm-timeout", "2s"},

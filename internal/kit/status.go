@@ -27,8 +27,8 @@ type Status struct {
 	Diagnose func() string
 }
 
-// WatchStatus subscribes to every status event and dead letter under
-// subjects on nc, from now until the test ends.
+// WatchStatus subscribes to every status event under subjects on nc, from
+// now until the test ends; WatchDeadLetters adds the dead letters.
 func WatchStatus(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status {
 	t.Helper()
 	s := &Status{byID: map[string][]events.StatusEvent{}, wake: make(chan struct{}, 1)}
@@ -47,6 +47,21 @@ func WatchStatus(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The subscription must be in place before the test publishes.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = status.Unsubscribe() })
+	return s
+}
+
+// WatchDeadLetters records every dead letter as published, too. It is a
+// choice, not a default: a plain subscriber on the dead-letter subjects
+// changes what a worker sees when the dead-letter stream is gone (its
+// publish then reaches a listener that never acknowledges, instead of
+// finding no one), which tests of that case must not have.
+func (s *Status) WatchDeadLetters(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status {
+	t.Helper()
 	dlq, err := nc.Subscribe(subjects.DeadLetters(), func(m *nats.Msg) {
 		s.mu.Lock()
 		s.dead = append(s.dead, m)
@@ -56,11 +71,10 @@ func WatchStatus(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status 
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The subscriptions must be in place before the test publishes.
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = status.Unsubscribe(); _ = dlq.Unsubscribe() })
+	t.Cleanup(func() { _ = dlq.Unsubscribe() })
 	return s
 }
 
