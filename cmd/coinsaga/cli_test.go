@@ -38,6 +38,7 @@ func oneLine(t *testing.T, stderr string, code, wantCode int, want string) {
 }
 
 func TestFlagsMayFollowArguments(t *testing.T) {
+	t.Parallel()
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	fs.Bool("json", false, "")
 	fs.String("nats-url", "", "")
@@ -137,6 +138,7 @@ func TestMistakesGetOneLine(t *testing.T) {
 }
 
 func TestConfigProblemsAreOneLineEach(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte("sud:\n  app_id: a\nmidas:\n  base_url: ftp://x\ntimeout: soon\n"), 0o600)
 	_, stderr, code := runCLI(t, context.Background(), "serve", "--config", path)
@@ -157,6 +159,7 @@ func TestConfigProblemsAreOneLineEach(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	out, stderr, code := runCLI(t, context.Background(), "version")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -177,6 +180,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestCompletion(t *testing.T) {
+	t.Parallel()
 	tree := completionTree()
 	t.Run("the tree has every command, subcommand and flag", func(t *testing.T) {
 		byName := map[string]compCommand{}

@@ -142,6 +142,7 @@ func tail(s string, n int) string {
 // failed; once the outage is over, `dlq replay` completes every one with
 // one debit each, and replaying them again charges nothing.
 func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
+	t.Parallel()
 	// An outage that outlasts --outage-hold: past the hold, a circuit's
 	// refusals spend the retry budget and the orders are dead-lettered, as
 	// every outage did before the breakers (an outage within the hold makes
@@ -452,6 +453,7 @@ func testPurge(t *testing.T, e *opsEnv) {
 // shows in the balance only after the confirmation gave up, so the order
 // is compensated, and reads it back the way an operator would.
 func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
+	t.Parallel()
 	e := startOpsEnv(t)
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 30_000})
 	in := testIntent("compensated-1", "mogs", 70)
@@ -509,6 +511,7 @@ func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
 }
 
 func TestDLQFilterFlags(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
@@ -571,6 +574,7 @@ func TestDLQFilterFlags(t *testing.T) {
 }
 
 func TestDLQFilterMatch(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	letter := func(reason events.Reason, mg string, failedAt, storedAt time.Time) deadLetter {
 		return deadLetter{DeadLetter: events.DeadLetter{Reason: reason, MgID: mg, FailedAt: failedAt}, StoredAt: storedAt}
@@ -600,6 +604,7 @@ func TestDLQFilterMatch(t *testing.T) {
 // encoding/json takes "JS_CODE" for js_code, so such an intent is valid
 // and its secret reaches the dead letter, as does one cut off mid-value.
 func TestDLQShowMasksSecretsWhateverTheKeyCase(t *testing.T) {
+	t.Parallel()
 	url, js, s := dlqOnly(t)
 	ctx := context.Background()
 	bodies := []struct{ name, body, secret string }{
@@ -634,6 +639,7 @@ func TestDLQShowMasksSecretsWhateverTheKeyCase(t *testing.T) {
 }
 
 func TestAgeReadsLikeAQueue(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		d    time.Duration
 		want string
@@ -654,6 +660,7 @@ func TestAgeReadsLikeAQueue(t *testing.T) {
 }
 
 func TestReplayTarget(t *testing.T) {
+	t.Parallel()
 	r := &replayer{s: &dlqSession{subjects: events.Subjects{Prefix: "acme.pay"}}}
 	body := []byte(`{"mg_id":"g1","room_id":"r1"}`)
 	tests := []struct {
@@ -681,6 +688,7 @@ func TestReplayTarget(t *testing.T) {
 }
 
 func TestDLQCommandLine(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, sub := range []string{"list", "show", "replay", "purge"} {
 		t.Run(sub+" --help prints its usage and exits 0", func(t *testing.T) {
@@ -747,6 +755,7 @@ func putDeadLetters(t testing.TB, js jetstream.JetStream, s events.Subjects, n i
 }
 
 func TestReplayWithoutAWorkerRepublishesWithANewMsgID(t *testing.T) {
+	t.Parallel()
 	url, js, s := dlqOnly(t)
 	seqs := putDeadLetters(t, js, s, 3)
 	ctx := context.Background()

@@ -19,6 +19,7 @@ import (
 // `publish` of docs/example-intent.json, seen by `watch --json` as four
 // events with seq 1 to 4.
 func TestWorkedExample(t *testing.T) {
+	t.Parallel()
 	natsAddr := kit.ReserveAddr(t)
 	srv := startChild(t, "serve", "--sandbox", "--sandbox-listen", "127.0.0.1:0", "--nats-listen", natsAddr,
 		"--http-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--confirm-interval", "100ms")

@@ -38,6 +38,7 @@ func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, 
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
+	t.Parallel()
 	for name := range commands {
 		t.Run(name+" --help prints its flags and exits 0", func(t *testing.T) {
 			args := []string{name, "--help"}

@@ -22,6 +22,7 @@ var sandboxStarted = regexp.MustCompile(`msg="sandbox providers started" url=(\S
 // reached the worker through the HTTP listener that serve points the
 // sandbox at.
 func TestServeSandboxWiresSUDsNotificationsToTheWorker(t *testing.T) {
+	t.Parallel()
 	natsAddr := kit.ReserveAddr(t)
 	srv := startChild(t, "serve", "--sandbox", "--sandbox-listen", "127.0.0.1:0", "--nats-listen", natsAddr,
 		"--http-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--confirm-interval", "20s")

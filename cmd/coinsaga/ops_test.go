@@ -96,6 +96,7 @@ func httpStatus(t *testing.T, url string) int {
 // TestMetricsCountASmallRun runs 20 orders and one undecodable intent and
 // reads every series an operator's dashboard needs.
 func TestMetricsCountASmallRun(t *testing.T) {
+	t.Parallel()
 	// A reserved port: the address is known before serve starts, and no
 	// other process can take it meanwhile.
 	addr := kit.ReserveAddr(t)
@@ -180,6 +181,7 @@ func TestMetricsCountASmallRun(t *testing.T) {
 // scans everything that leaves the worker: its logs, every status event,
 // every dead letter's headers and the `order get` replies.
 func TestNoSecretLeaves(t *testing.T) {
+	t.Parallel()
 	e := startOpsEnv(t, "--log-level", "debug", "--log-format", "json")
 	d := sandbox.DefaultConfig()
 	secrets := []string{d.SUDAppSecret, d.MidasAppKey}

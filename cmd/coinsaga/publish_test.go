@@ -75,6 +75,7 @@ func intentPretty(t *testing.T, id string) string {
 }
 
 func TestPublishReadsIntentsHoweverTheyAreLaidOut(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	for _, c := range []struct {
 		name  string
@@ -134,6 +135,7 @@ func TestPublishReadsIntentsHoweverTheyAreLaidOut(t *testing.T) {
 }
 
 func TestPublishReportsEachBadIntentAndPublishesTheRest(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	oversize := testIntent("too-big", "mogs", 10)
 	oversize.Payload = json.RawMessage(`{"point":6,"seq":1,"pad":"` + strings.Repeat("x", 100<<10) + `"}`)
@@ -186,6 +188,7 @@ func TestPublishReportsEachBadIntentAndPublishesTheRest(t *testing.T) {
 }
 
 func TestPublishStopsAtJSONItCannotReadOn(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	for _, c := range []struct {
 		name, input, says, exit string
@@ -235,6 +238,7 @@ func (e *endless) Read(p []byte) (int, error) {
 }
 
 func TestPublishRefusesAValueTooLargeToHoldWithoutReadingItAll(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	tail := &endless{}
 	input := io.MultiReader(strings.NewReader(intentLine(t, "before-endless")+"\n"+`{"pad":"`), tail)
@@ -251,6 +255,7 @@ func TestPublishRefusesAValueTooLargeToHoldWithoutReadingItAll(t *testing.T) {
 }
 
 func TestPublishRefusesEmptyInput(t *testing.T) {
+	t.Parallel()
 	empty := filepath.Join(t.TempDir(), "empty.json")
 	blank := filepath.Join(t.TempDir(), "blank.json")
 	os.WriteFile(empty, nil, 0o600)
@@ -279,6 +284,7 @@ func TestPublishRefusesEmptyInput(t *testing.T) {
 }
 
 func TestPublishSaysWhenItReadsATerminal(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name     string
 		terminal bool
@@ -331,6 +337,7 @@ func TestPublishSaysWhenItReadsATerminal(t *testing.T) {
 }
 
 func TestPublishStopsReadingWhenInterrupted(t *testing.T) {
+	t.Parallel()
 	r, w := io.Pipe() // a terminal nobody types into
 	defer w.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -350,6 +357,7 @@ func TestPublishStopsReadingWhenInterrupted(t *testing.T) {
 }
 
 func TestPublishBuildsTheSubjectFromTheBody(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	in := testIntent("room-9009", "mogs", 10)
 	in.RoomID = "9009"

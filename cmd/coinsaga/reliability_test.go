@@ -78,6 +78,7 @@ func (e *reliabilityEnv) completeOrders(prefix string, n int) {
 }
 
 func TestServeRefusesToStartEmptyWhereAStoreWasLost(t *testing.T) {
+	t.Parallel()
 	e := startReliabilityEnv(t)
 	dataDir := t.TempDir()
 	db := filepath.Join(dataDir, "coinsaga.db")
@@ -137,6 +138,7 @@ func TestServeRefusesToStartEmptyWhereAStoreWasLost(t *testing.T) {
 }
 
 func TestASecondWorkerOnAPrefixRefusesToStart(t *testing.T) {
+	t.Parallel()
 	e := startReliabilityEnv(t)
 	firstDir := t.TempDir()
 	first := startChild(t, e.serveArgs(firstDir)...)
@@ -170,6 +172,7 @@ func TestASecondWorkerOnAPrefixRefusesToStart(t *testing.T) {
 }
 
 func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
+	t.Parallel()
 	e := startReliabilityEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -218,6 +221,7 @@ func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
 }
 
 func TestServeNamesTheSpaceTheStatusStreamNeeds(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	c := startChild(t, "serve", "--sandbox", "--sandbox-listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--http-listen", "127.0.0.1:0", "--data-dir", dataDir, "--status-max-bytes", "64TiB")
@@ -257,6 +261,7 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 func TestServeLeavesR3StreamsR3OnACluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node JetStream cluster")
 	}

@@ -51,6 +51,7 @@ func signMidas(appKey, path string, params map[string]string) string {
 }
 
 func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
+	t.Parallel()
 	addr := kit.ReserveAddr(t)
 	sb := startChild(t, "sandbox", "--listen", addr)
 	sb.WaitLog(regexp.MustCompile(`sandbox listening`), 60*time.Second)

@@ -68,6 +68,7 @@ func TestServeRefusesValuesItCannotRunWith(t *testing.T) {
 }
 
 func TestServeChecksItsAddressesFirst(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, flag, want string
 	}{
@@ -157,6 +158,7 @@ func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 }
 
 func TestWhichURLNamesServesOwnAddress(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		url, listen string
 		want        bool
@@ -183,6 +185,7 @@ func TestWhichURLNamesServesOwnAddress(t *testing.T) {
 }
 
 func TestServeHelpTellsWhatAnUnsetNATSURLMeans(t *testing.T) {
+	t.Parallel()
 	_, stderr, code := runCLI(t, context.Background(), "serve", "--help")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -205,6 +208,7 @@ func TestServeHelpTellsWhatAnUnsetNATSURLMeans(t *testing.T) {
 }
 
 func TestBuildInfoMetric(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	registerBuildInfo(reg)
 	families, err := reg.Gather()
@@ -225,6 +229,7 @@ func TestBuildInfoMetric(t *testing.T) {
 }
 
 func TestLogsWriteDurationsAsText(t *testing.T) {
+	t.Parallel()
 	for format, want := range map[string]string{"json": `"took":"1.5s"`, "text": `took=1.5s`} {
 		var b bytes.Buffer
 		log, err := newLogger(&b, format, "info")

@@ -195,6 +195,7 @@ func checkChargedOnce(t *testing.T, admin *sandbox.AdminClient, in events.Intent
 // sandbox kept its ledger, the debit vanished with the process and the
 // order failed when its confirmation timed out.
 func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs coinsaga serve twice as child processes")
 	}
@@ -256,6 +257,7 @@ func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
 // which kept its ledger, shows the one debit. Starting over takes `make
 // clean` (or another out_order_id).
 func TestTutorialRepeatAfterRestart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs coinsaga serve twice as child processes")
 	}
