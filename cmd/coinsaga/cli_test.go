@@ -37,6 +37,31 @@ func oneLine(t *testing.T, stderr string, code, wantCode int, want string) {
 	}
 }
 
+// mistake is a command line that is wrong (in the environment env, too),
+// the exit code and what its one line on stderr must say.
+type mistake struct {
+	name string
+	args []string
+	env  map[string]string
+	code int
+	want string
+}
+
+// mistakesGetOneLine runs each mistake in-process and checks its line.
+// The environment is set per case, so the calling test cannot be parallel.
+func mistakesGetOneLine(t *testing.T, tests []mistake) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, stderr, code := runCLI(t, context.Background(), tc.args...)
+			oneLine(t, stderr, code, tc.code, tc.want)
+		})
+	}
+}
+
 func TestFlagsMayFollowArguments(t *testing.T) {
 	t.Parallel()
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
@@ -90,13 +115,7 @@ func TestMistakesGetOneLine(t *testing.T) {
 	broken := write("broken.yaml", "sud:\n  app_id: [\n")
 	section := write("section.yaml", "sud: [1, 2]\n")
 	nested := write("nested.yaml", "mogs:\n  app_id: {a: 1}\n")
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		code int
-		want string
-	}{
+	mistakesGetOneLine(t, []mistake{
 		{"a mistyped config key names file, line and key", []string{"serve", "--config", typo}, nil, 1,
 			"config " + typo + " line 2: mogs.baseurl: unknown key; did you mean base_url?"},
 		{"a list for a config is named a list", []string{"serve", "--config", list}, nil, 1,
@@ -125,16 +144,7 @@ func TestMistakesGetOneLine(t *testing.T) {
 		{"completion without a shell", []string{"completion"}, nil, 2, "completion takes one shell: bash, zsh or fish"},
 		{"completion for another shell", []string{"completion", "tcsh"}, nil, 2, `unknown shell "tcsh"`},
 		{"version with an argument", []string{"version", "now"}, nil, 2, "version takes no arguments"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			_, stderr, code := runCLI(t, context.Background(), tc.args...)
-			oneLine(t, stderr, code, tc.code, tc.want)
-		})
-	}
+	})
 }
 
 func TestConfigProblemsAreOneLineEach(t *testing.T) {

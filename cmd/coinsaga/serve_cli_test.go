@@ -34,13 +34,7 @@ func busyPort(t *testing.T) string {
 }
 
 func TestServeRefusesValuesItCannotRunWith(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		code int
-		want string
-	}{
+	mistakesGetOneLine(t, []mistake{
 		{"--concurrency -1", []string{"serve", "--sandbox", "--concurrency", "-1"}, nil, 2, "--concurrency -1: want 1 or more"},
 		{"--max-attempts 0", []string{"serve", "--sandbox", "--max-attempts", "0"}, nil, 2, "--max-attempts 0: want 1 or more"},
 		{"--stream-replicas 0", []string{"serve", "--sandbox", "--stream-replicas", "0"}, nil, 2, "--stream-replicas 0: want 1 or more"},
@@ -55,16 +49,7 @@ func TestServeRefusesValuesItCannotRunWith(t *testing.T) {
 			"--confirm-interval 0s (from COINSAGA_CONFIRM_INTERVAL): want a positive duration"},
 		{"serve takes no arguments", []string{"serve", "now"}, nil, 2, `serve takes no arguments (got ["now"])`},
 		{"sandbox with a negative balance", []string{"sandbox", "--initial-balance", "-5"}, nil, 2, "--initial-balance -5: want 0 or more"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			_, stderr, code := runCLI(t, context.Background(), tc.args...)
-			oneLine(t, stderr, code, tc.code, tc.want)
-		})
-	}
+	})
 }
 
 func TestServeChecksItsAddressesFirst(t *testing.T) {

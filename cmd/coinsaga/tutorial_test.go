@@ -41,6 +41,20 @@ func startTutorialServe(t *testing.T, dataDir, natsAddr string) *tutorialServe {
 	return &tutorialServe{child: c, admin: sandbox.NewAdminClient(url), metrics: "http://" + httpAddr + "/metrics"}
 }
 
+// tutorialRun is what both tutorial runs share: a data dir, a NATS
+// address reserved for every start of serve, and two minutes.
+func tutorialRun(t *testing.T) (dataDir, natsAddr, natsURL string, ctx context.Context) {
+	t.Helper()
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs coinsaga serve twice as child processes")
+	}
+	natsAddr = kit.ReserveAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return t.TempDir(), natsAddr, "nats://" + natsAddr, ctx
+}
+
 // exampleIntent is docs/example-intent.json, the README's intent.
 func exampleIntent(t *testing.T) (string, events.Intent) {
 	t.Helper()
@@ -195,15 +209,8 @@ func checkChargedOnce(t *testing.T, admin *sandbox.AdminClient, in events.Intent
 // sandbox kept its ledger, the debit vanished with the process and the
 // order failed when its confirmation timed out.
 func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs coinsaga serve twice as child processes")
-	}
-	dataDir, natsAddr := t.TempDir(), kit.ReserveAddr(t)
-	natsURL := "nats://" + natsAddr
+	dataDir, natsAddr, natsURL, ctx := tutorialRun(t)
 	raw, in := exampleIntent(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	srv := startTutorialServe(t, dataDir, natsAddr)
 	// The debit shows in balance reads only 10 s after the pay: the order
@@ -257,15 +264,8 @@ func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
 // which kept its ledger, shows the one debit. Starting over takes `make
 // clean` (or another out_order_id).
 func TestTutorialRepeatAfterRestart(t *testing.T) {
-	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs coinsaga serve twice as child processes")
-	}
-	dataDir, natsAddr := t.TempDir(), kit.ReserveAddr(t)
-	natsURL := "nats://" + natsAddr
+	dataDir, natsAddr, natsURL, ctx := tutorialRun(t)
 	raw, in := exampleIntent(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	srv := startTutorialServe(t, dataDir, natsAddr)
 	if stdout, stderr, code := runCLI(t, ctx, "publish", "--nats-url", natsURL, raw); code != 0 || strings.Contains(stdout, "duplicate") {

@@ -32,7 +32,7 @@ type Status struct {
 func WatchStatus(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status {
 	t.Helper()
 	s := &Status{byID: map[string][]events.StatusEvent{}, wake: make(chan struct{}, 1)}
-	status, err := nc.Subscribe(subjects.Statuses(), func(m *nats.Msg) {
+	subscribe(t, nc, subjects.Statuses(), func(m *nats.Msg) {
 		var ev events.StatusEvent
 		if err := json.Unmarshal(m.Data, &ev); err != nil {
 			t.Errorf("status event does not decode: %v: %s", err, m.Data)
@@ -44,14 +44,6 @@ func WatchStatus(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status 
 		s.mu.Unlock()
 		s.notify()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The subscription must be in place before the test publishes.
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = status.Unsubscribe() })
 	return s
 }
 
@@ -62,20 +54,27 @@ func WatchStatus(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status 
 // finding no one), which tests of that case must not have.
 func (s *Status) WatchDeadLetters(t testing.TB, nc *nats.Conn, subjects events.Subjects) *Status {
 	t.Helper()
-	dlq, err := nc.Subscribe(subjects.DeadLetters(), func(m *nats.Msg) {
+	subscribe(t, nc, subjects.DeadLetters(), func(m *nats.Msg) {
 		s.mu.Lock()
 		s.dead = append(s.dead, m)
 		s.mu.Unlock()
 		s.notify()
 	})
+	return s
+}
+
+// subscribe calls f with every message on subject until the test ends;
+// the subscription is in place when it returns, before the test publishes.
+func subscribe(t testing.TB, nc *nats.Conn, subject string, f nats.MsgHandler) {
+	t.Helper()
+	sub, err := nc.Subscribe(subject, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = dlq.Unsubscribe() })
-	return s
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 }
 
 func (s *Status) notify() {
