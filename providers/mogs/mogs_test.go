@@ -336,3 +336,19 @@ func TestCodesTable(t *testing.T) {
 		[]string{mogs.EndpointGetBalance, mogs.EndpointPay, mogs.EndpointCancelPay, mogs.EndpointPresent}, mogs.Classify,
 		"seed mogs-game-coin-api.md", "assumption: ", "public production clients (providers.md, Learned since")
 }
+
+func TestABusyCancelpayIsRetryableWhicheverCodeSaysSo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	e.sb.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 1})
+	seen := map[int]bool{}
+	for range 40 {
+		_, err := e.client.Cancel(ctx, account("p"), providers.Cancel{BillNo: "busy-1", Amount: 1})
+		pe := wantErr(t, err, providers.Retryable, providers.CodeBusy)
+		seen[pe.Ret] = true
+	}
+	if !seen[-1] || !seen[90016] || len(seen) != 2 {
+		t.Fatalf("saw rets %v in 40 busy cancels, want -1 and 90016", seen)
+	}
+}
