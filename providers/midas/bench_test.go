@@ -9,7 +9,7 @@ import (
 // The benchmarks are the wallet benchmarks of providertest, run on this
 // client against the sandbox over loopback HTTP.
 
-func benchWallet(b *testing.B) providertest.Wallet { return newEnv(b).wallet() }
+func benchWallet(b *testing.B) providertest.Wallet { return newEnv(b).Wallet }
 
 func BenchmarkBalance(b *testing.B) { providertest.BenchBalance(b, benchWallet(b), account("bench")) }
 func BenchmarkDebit(b *testing.B) {

@@ -3,7 +3,6 @@ package midas_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
 	"github.com/coinsaga/coinsaga/providers/providertest"
-	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
 // The sandbox's default Midas credentials.
@@ -20,27 +18,21 @@ const (
 	appKey = "sandbox-midas-appkey"
 )
 
+// env is a client of this provider against a sandbox of its own over
+// HTTP, as the wallet contract takes it, and the client's own type.
 type env struct {
-	sb     *sandbox.Sandbox
+	providertest.Wallet
 	base   string
 	client *midas.Client
-	obs    *providertest.Recorder
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	sb := sandbox.New(sandbox.Config{Seed: 1})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
+	sb, url := providertest.Serve(t)
 	obs := &providertest.Recorder{}
 	// The client signs with the sandbox's clock, so that tests may move it.
-	return &env{sb: sb, base: srv.URL, obs: obs, client: midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey,
-		Observer: obs, Timeout: 2 * time.Second, Now: sb.Now})}
-}
-
-// wallet is the env as the wallet contract and benchmarks take it.
-func (e *env) wallet() providertest.Wallet {
-	return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
+	c := midas.New(midas.Config{BaseURL: url, AppID: appID, AppKey: appKey, Observer: obs, Timeout: 2 * time.Second, Now: sb.Now})
+	return &env{Wallet: providertest.Wallet{Client: c, Sandbox: sb, Observed: obs}, base: url, client: c}
 }
 
 func account(openid string) providers.Account {
@@ -71,7 +63,7 @@ func TestTheWalletContract(t *testing.T) {
 	providertest.RunWalletContract(t, providertest.WalletContract{
 		Provider: "midas", AppID: appID,
 		Endpoints: providertest.WalletEndpoints{Balance: "get_balance_m", Pay: "pay_m", Cancel: "cancel_pay_m", Present: "present_m"},
-		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).wallet() },
+		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).Wallet },
 		Account:   account, Secrets: midasSecrets,
 		NotFoundRet: 1003,
 		// The sandbox answers busy with 1002 or 3000111 at random; both
@@ -141,7 +133,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		var found bool
-		for _, b := range e.sb.Bills() {
+		for _, b := range e.Sandbox.Bills() {
 			found = found || (b.OpenID == "escapes" && b.BillNo == "bill-escapes_1")
 		}
 		if !found {
@@ -154,7 +146,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 		a.Midas.SessionType = "qq"
 		_, err := c.Balance(ctx, a)
 		wantErr(t, err, providers.Final, providers.CodeParamError)
-		if _, touched := e.sb.Account("midas", appID, "nosession"); touched {
+		if _, touched := e.Sandbox.Account("midas", appID, "nosession"); touched {
 			t.Error("the request reached the provider")
 		}
 	})
@@ -389,7 +381,7 @@ func TestReplies(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	providertest.Classifies(t, midas.Classify, []providertest.ClassifyCase{
+	providertest.Classifies(t, midas.Classify, providertest.ClassifyCases{
 		{"0 is ok", "pay_m", 0, providers.OK, ""},
 		{"1002215 on pay_m is already done: already charged with this billno", "pay_m", 1002215, providers.AlreadyDone, ""},
 		{"1002215 on present_m is already done", "present_m", 1002215, providers.AlreadyDone, ""},

@@ -3,7 +3,6 @@ package mogs_test
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,27 +15,22 @@ import (
 
 const appID = "10000" // the sandbox's default MOGS appid
 
+// env is a client of this provider against a sandbox of its own over
+// HTTP, as the wallet contract takes it, and the client's own type.
 type env struct {
-	sb     *sandbox.Sandbox
+	providertest.Wallet
 	base   string
 	client *mogs.Client
-	obs    *providertest.Recorder
 }
 
 // newEnv starts a sandbox on a loopback port and a client pointed at it.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	sb := sandbox.New(sandbox.Config{Seed: 1})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
+	sb, url := providertest.Serve(t)
 	obs := &providertest.Recorder{}
-	base := srv.URL + "/mogs"
-	return &env{sb: sb, base: base, obs: obs, client: mogs.New(mogs.Config{BaseURL: base, AppID: appID, Observer: obs, Timeout: 2 * time.Second})}
-}
-
-// wallet is the env as the wallet contract and benchmarks take it.
-func (e *env) wallet() providertest.Wallet {
-	return providertest.Wallet{Client: e.client, Sandbox: e.sb, Observed: e.obs}
+	base := url + "/mogs"
+	c := mogs.New(mogs.Config{BaseURL: base, AppID: appID, Observer: obs, Timeout: 2 * time.Second})
+	return &env{Wallet: providertest.Wallet{Client: c, Sandbox: sb, Observed: obs}, base: base, client: c}
 }
 
 func account(openid string) providers.Account {
@@ -62,7 +56,7 @@ func TestTheWalletContract(t *testing.T) {
 	providertest.RunWalletContract(t, providertest.WalletContract{
 		Provider: "mogs", AppID: appID,
 		Endpoints: providertest.WalletEndpoints{Balance: "getbalance", Pay: "pay", Cancel: "cancelpay", Present: "present"},
-		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).wallet() },
+		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).Wallet },
 		Account:   account, Secrets: []string{"js-secret-"},
 		NotFoundRet: 90000,
 		// A busy cancelpay may also be 90016, order being processed.
@@ -307,7 +301,7 @@ func TestReplies(t *testing.T) {
 
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	providertest.Classifies(t, mogs.Classify, []providertest.ClassifyCase{
+	providertest.Classifies(t, mogs.Classify, providertest.ClassifyCases{
 		{"0 is ok", "pay", 0, providers.OK, ""},
 		{"90012 on pay is already done", "pay", 90012, providers.AlreadyDone, ""},
 		{"90012 on present is already done", "present", 90012, providers.AlreadyDone, ""},
@@ -341,7 +335,7 @@ func TestABusyCancelpayIsRetryableWhicheverCodeSaysSo(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t)
-	e.sb.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 1})
+	e.Sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 1})
 	seen := map[int]bool{}
 	for range 40 {
 		_, err := e.client.Cancel(ctx, account("p"), providers.Cancel{BillNo: "busy-1", Amount: 1})

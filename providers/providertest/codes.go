@@ -46,9 +46,10 @@ func CodeTableHolds(t *testing.T, table providers.CodeTable, all []string, class
 	}
 }
 
-// ClassifyCase is a return code on an endpoint and the outcome it must
-// classify as.
-type ClassifyCase struct {
+// ClassifyCases are return codes on endpoints and the outcomes they must
+// classify as. The element type has no name so that a table may list its
+// rows without field names.
+type ClassifyCases []struct {
 	Name     string
 	Endpoint string
 	Ret      int
@@ -57,7 +58,7 @@ type ClassifyCase struct {
 }
 
 // Classifies checks classify against every case.
-func Classifies(t *testing.T, classify func(endpoint string, ret int) (providers.Class, providers.Code), cases []ClassifyCase) {
+func Classifies(t *testing.T, classify func(endpoint string, ret int) (providers.Class, providers.Code), cases ClassifyCases) {
 	t.Helper()
 	for _, tt := range cases {
 		t.Run(tt.Name, func(t *testing.T) {

@@ -450,18 +450,10 @@ func callsWithoutAnIdempotencyKeyNeverLeave(t *testing.T, wc WalletContract) {
 // timeouts: a slow provider, the caller's deadline and a refused
 // connection are all retryable, and say nothing of the request.
 func timeouts(t *testing.T, wc WalletContract) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
+	hanging := Hanging(t)
 
 	t.Run("a provider slower than the client timeout is a retryable timeout without secrets", func(t *testing.T) {
-		c := wc.Dial(srv.URL, 50*time.Millisecond)
+		c := wc.Dial(hanging, 50*time.Millisecond)
 		_, err := c.Debit(context.Background(), wc.Account("slow"), providers.Debit{BillNo: "b", Amount: 1})
 		pe := WantErr(t, err, wc.Provider, providers.Retryable, providers.CodeTimeout)
 		for _, leak := range wc.QueryLeaks {
@@ -472,7 +464,7 @@ func timeouts(t *testing.T, wc WalletContract) {
 	})
 
 	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
-		c := wc.Dial(srv.URL, time.Minute)
+		c := wc.Dial(hanging, time.Minute)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		_, err := c.Balance(ctx, wc.Account("slow"))

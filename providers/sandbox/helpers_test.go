@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/testclock"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
@@ -327,20 +327,10 @@ func validOrder(outOrderID string) map[string]any {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor waits for cond, for up to 10 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	kit.Eventually(t, 10*time.Second, what, cond)
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

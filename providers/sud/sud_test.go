@@ -40,19 +40,17 @@ type env struct {
 // newEnv starts a sandbox and a client with configured endpoint URLs.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	sb := sandbox.New(sandbox.Config{Seed: 1})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
+	sb, url := providertest.Serve(t)
 	obs := &providertest.Recorder{}
 	c, err := sud.New(sud.Config{
 		AppID: appID, AppSecret: appSecret,
-		CreateOrderURL: srv.URL + "/sud/create_order", QueryOrderURL: srv.URL + "/sud/query_order",
+		CreateOrderURL: url + "/sud/create_order", QueryOrderURL: url + "/sud/query_order",
 		Observer: obs, Timeout: 2 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{sb: sb, base: srv.URL, client: c, obs: obs}
+	return &env{sb: sb, base: url, client: c, obs: obs}
 }
 
 func order(id string) sud.CreateOrderRequest {
@@ -547,16 +545,8 @@ func TestReplies(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, CreateOrderURL: srv.URL, QueryOrderURL: srv.URL, Timeout: 50 * time.Millisecond})
+	hanging := providertest.Hanging(t)
+	c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, CreateOrderURL: hanging, QueryOrderURL: hanging, Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
