@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,22 +60,11 @@ func order(id string) sud.CreateOrderRequest {
 	}
 }
 
+// wantErr checks err is SUD's *providers.Error of class and code, with
+// neither the secret nor the discovery key in it.
 func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
 	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != "sud" {
-		t.Errorf("Provider = %q, want sud", pe.Provider)
-	}
-	if strings.Contains(pe.Error(), appSecret) || strings.Contains(pe.Error(), sud.DiscoveryKey(appSecret, appID)) {
-		t.Errorf("the error leaks the secret: %v", pe)
-	}
-	return pe
+	return providertest.WantErr(t, err, "sud", class, code, appSecret, sud.DiscoveryKey(appSecret, appID))
 }
 
 func TestSignIsHexHMACSHA1OfTheDocumentedString(t *testing.T) {
