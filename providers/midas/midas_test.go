@@ -50,13 +50,6 @@ func wantErr(t *testing.T, err error, class providers.Class, code providers.Code
 // midasSecrets may never show in an error.
 var midasSecrets = []string{"openkey-secret", "pfkey-secret", appKey}
 
-func TestClientIsTheMidasWallet(t *testing.T) {
-	var w providers.Wallet = midas.New(midas.Config{BaseURL: "http://127.0.0.1:1", AppID: appID, AppKey: appKey})
-	if w.Provider() != "midas" {
-		t.Errorf("Provider() = %q", w.Provider())
-	}
-}
-
 // TestTheWalletContract runs the contract every wallet keeps (providertest)
 // against the Midas client and the sandbox over HTTP.
 func TestTheWalletContract(t *testing.T) {

@@ -43,13 +43,6 @@ func wantErr(t *testing.T, err error, class providers.Class, code providers.Code
 	return providertest.WantErr(t, err, "mogs", class, code)
 }
 
-func TestClientIsTheMOGSWallet(t *testing.T) {
-	var w providers.Wallet = mogs.New(mogs.Config{BaseURL: "http://127.0.0.1:1", AppID: appID})
-	if w.Provider() != "mogs" {
-		t.Errorf("Provider() = %q", w.Provider())
-	}
-}
-
 // TestTheWalletContract runs the contract every wallet keeps (providertest)
 // against the MOGS client and the sandbox over HTTP.
 func TestTheWalletContract(t *testing.T) {

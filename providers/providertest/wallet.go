@@ -122,6 +122,13 @@ func RunWalletContract(t *testing.T, wc WalletContract) {
 		}
 	}
 
+	t.Run("the client is a wallet that names its provider", func(t *testing.T) {
+		t.Parallel()
+		if got := wc.Dial("http://127.0.0.1:1", time.Second).Provider(); got != wc.Provider {
+			t.Errorf("Provider() = %q, want %q", got, wc.Provider)
+		}
+	})
+
 	t.Run("a new account shows the initial balance", func(t *testing.T) {
 		w, c := fresh(t)
 		b, err := c.Balance(ctx, wc.Account("fresh"))
