@@ -186,13 +186,9 @@ func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 	e.publish(e.subjects.Intent("g", "r"), []byte("this is not json"), "garbage-1")
 
 	t.Run("the failure is logged with the intent's subject and stream sequence", func(t *testing.T) {
-		deadline := time.Now().Add(10 * time.Second)
-		for logs.line("dead-lettering an intent failed") == "" {
-			if time.Now().After(deadline) {
-				t.Fatalf("no log line about the failed dead letter; log:\n%s", logs)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		kit.EventuallyOn(t, nil, 10*time.Second, "a log line about the failed dead letter", func() bool {
+			return logs.line("dead-lettering an intent failed") != ""
+		}, func() string { return "log:\n" + logs.String() })
 		line := logs.line("dead-lettering an intent failed")
 		for _, want := range []string{"subject=" + e.subjects.Intent("g", "r"), "stream_seq=1", "reason=invalid", "err="} {
 			if !strings.Contains(line, want) {

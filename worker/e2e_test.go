@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
@@ -433,23 +432,8 @@ func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T)
 
 	// The provider recovers; the operator replays the dead letter.
 	e.sandbox.ClearFaults()
-	m := nats.NewMsg(dl.OriginalSubject)
-	m.Data = dl.Data
-	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
-	m.Header.Set(events.HeaderReplay, "1")
-	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if last, _ := e.lastEvent(in.OutOrderID); last.State == events.StateCompensated {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish the cancel: states %v", e.states(in.OutOrderID))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.jet.Replay(t, dl, in.OutOrderID+":replay:1")
+	e.status.WaitLatest(t, []string{in.OutOrderID}, 10*time.Second, events.StateCompensated)
 	if bills := e.bills(in.Payment.OpenID); len(bills) != 1 || !bills[0].Cancelled {
 		t.Errorf("bills %+v, want the debit cancelled", bills)
 	}
@@ -543,14 +527,9 @@ func TestPollsThatSeeNothingWriteNothingAndARestartResumesThem(t *testing.T) {
 
 	// The baseline, the poll stored with the debit, then five polls more.
 	const reads = 1 + 1 + 5
-	deadline := time.After(10 * time.Second)
-	for e.calls.Count("getbalance/ok") < reads {
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d balance reads after 10s, want %d", e.calls.Count("getbalance/ok"), reads)
-		}
-	}
+	kit.EventuallyOn(t, nil, 10*time.Second, fmt.Sprintf("%d balance reads", reads), func() bool {
+		return e.calls.Count("getbalance/ok") >= reads
+	}, func() string { return fmt.Sprintf("%d balance reads", e.calls.Count("getbalance/ok")) })
 	now, err := e.store.Get(context.Background(), in.OutOrderID)
 	if err != nil {
 		t.Fatal(err)

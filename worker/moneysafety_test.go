@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
@@ -152,13 +151,7 @@ func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T
 	offset.Store(int64(49 * time.Hour))
 	e.sandbox.AdvanceClock(49 * time.Hour)
 	callsBefore := e.calls.To("pay") + e.calls.To("cancelpay")
-	m := nats.NewMsg(dl.OriginalSubject)
-	m.Data = dl.Data
-	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
-	m.Header.Set(events.HeaderReplay, "1")
-	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	e.jet.Replay(t, dl, in.OutOrderID+":replay:1")
 	e.waitState(in.OutOrderID, events.StateNeedsAttention, 20*time.Second)
 	last, _ := e.lastEvent(in.OutOrderID)
 	if last.Error == nil || last.Error.Code != "bill_expired" {
@@ -254,13 +247,7 @@ func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", ErrorRate: 1})
 	in := intent(events.ProviderMOGS, 70)
 	e.publishIntent(in)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.calls.To("pay") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no pay was attempted")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	kit.Eventually(t, 10*time.Second, "a pay attempted", func() bool { return e.calls.To("pay") > 0 })
 	e.sandbox.ClearFaults()
 	e.sandbox.SetAccount("mogs", sandbox.DefaultConfig().MOGSAppID, in.Payment.OpenID, 10, 0)
 	e.waitTerminal(10*time.Second, in.OutOrderID)

@@ -93,6 +93,19 @@ func (j *JetStream) PublishIntent(t testing.TB, ins ...events.Intent) {
 	}
 }
 
+// Replay sends a dead letter's intent back to its subject under msgID,
+// marked as a replay, as `coinsaga dlq replay` does.
+func (j *JetStream) Replay(t testing.TB, dl events.DeadLetter, msgID string) {
+	t.Helper()
+	m := nats.NewMsg(dl.OriginalSubject)
+	m.Data = dl.Data
+	m.Header.Set(events.HeaderMsgID, msgID)
+	m.Header.Set(events.HeaderReplay, "1")
+	if _, err := j.JS.PublishMsg(context.Background(), m); err != nil {
+		t.Fatalf("replay %s: %v", msgID, err)
+	}
+}
+
 // StreamState returns how many messages a stream holds and its last seq.
 func (j *JetStream) StreamState(t testing.TB, name string) (msgs, lastSeq uint64) {
 	t.Helper()
