@@ -185,25 +185,27 @@ func TestNoSecretLeaves(t *testing.T) {
 	e := startOpsEnv(t, "--log-level", "debug", "--log-format", "json")
 	d := sandbox.DefaultConfig()
 	secrets := []string{d.SUDAppSecret, d.MidasAppKey}
-	mogsIntent := func(id, jsCode string, amount int64) events.Intent {
-		in := testIntent(id, "mogs", amount)
-		in.Payment.MOGS.JSCode = jsCode
-		in.Payment.MOGS.SessionKey = "SECRET-sk-" + id
-		secrets = append(secrets, in.Payment.MOGS.SessionKey)
-		if jsCode != "expired" {
-			secrets = append(secrets, jsCode)
+	// secretIntent logs in with login (a js_code or an openkey) and a
+	// second secret; both are secrets unless the login is "expired".
+	secretIntent := func(id, provider, login string, amount int64) events.Intent {
+		in := testIntent(id, provider, amount)
+		var second string
+		if provider == "mogs" {
+			in.Payment.MOGS.JSCode, in.Payment.MOGS.SessionKey = login, "SECRET-sk-"+id
+			second = in.Payment.MOGS.SessionKey
+		} else {
+			in.Payment.Midas.OpenKey, in.Payment.Midas.PFKey = login, "SECRET-pfkey-"+id
+			second = in.Payment.Midas.PFKey
+		}
+		secrets = append(secrets, second)
+		if login != "expired" {
+			secrets = append(secrets, login)
 		}
 		return in
 	}
+	mogsIntent := func(id, jsCode string, amount int64) events.Intent { return secretIntent(id, "mogs", jsCode, amount) }
 	midasIntent := func(id, openKey string, amount int64) events.Intent {
-		in := testIntent(id, "midas", amount)
-		in.Payment.Midas.OpenKey = openKey
-		in.Payment.Midas.PFKey = "SECRET-pfkey-" + id
-		secrets = append(secrets, in.Payment.Midas.PFKey)
-		if openKey != "expired" {
-			secrets = append(secrets, openKey)
-		}
-		return in
+		return secretIntent(id, "midas", openKey, amount)
 	}
 	okMOGS := mogsIntent("secret-ok-mogs", "SECRET-js-123", 10)
 	okMidas := midasIntent("secret-ok-midas", "SECRET-openkey-123", 10)

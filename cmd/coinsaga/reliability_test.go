@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -240,15 +241,11 @@ func TestServeNamesTheSpaceTheStatusStreamNeeds(t *testing.T) {
 // waitHTTPStatus polls url until it answers with status.
 func waitHTTPStatus(t *testing.T, url string, status int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	last := 0
-	for time.Now().Before(deadline) {
-		if last = httpStatus(t, url); last == status {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s answered %d, not %d, for %s", url, last, status, timeout)
+	kit.EventuallyOn(t, nil, timeout, fmt.Sprintf("%s answers %d", url, status), func() bool {
+		last = httpStatus(t, url)
+		return last == status
+	}, func() string { return fmt.Sprintf("it answered %d", last) })
 }
 
 func mustJSON(t *testing.T, v any) []byte {
