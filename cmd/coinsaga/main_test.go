@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coinsaga/coinsaga/internal/kit"
 )
@@ -20,14 +22,22 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// child is a coinsaga process started by a test.
-type child = kit.Process
+// child is a coinsaga process started by a test: a kit.Process, which
+// also answers to the short names tests written before the kit use.
+type child struct{ *kit.Process }
 
 // startChild runs `coinsaga args...` as a separate process.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	return kit.StartProcess(t, args...)
+	return &child{kit.StartProcess(t, args...)}
 }
+
+func (c *child) waitLog(re *regexp.Regexp, timeout time.Duration) []string {
+	return c.WaitLog(re, timeout)
+}
+func (c *child) output() string             { return c.Output() }
+func (c *child) kill()                      { c.Kill() }
+func (c *child) stop(timeout time.Duration) { c.Stop(timeout) }
 
 // runCLI runs a coinsaga command in-process and returns its output.
 func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, int) {
