@@ -9,25 +9,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/schematest"
-	"github.com/coinsaga/coinsaga/providers"
-	"github.com/coinsaga/coinsaga/providers/midas"
-	"github.com/coinsaga/coinsaga/providers/mogs"
-	"github.com/coinsaga/coinsaga/providers/sandbox"
-	"github.com/coinsaga/coinsaga/providers/sud"
-	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -36,61 +28,16 @@ const repoRoot = ".."
 
 // startWorker runs one worker in this process on ns, with the sandbox's
 // SUD, MOGS and Midas over loopback HTTP and SQLite in a temp dir, as
-// `coinsaga serve --sandbox` does.
-func startWorker(t *testing.T, ns *embednats.Server) {
+// `coinsaga serve --sandbox` does, and returns a connection to ns.
+func startWorker(t *testing.T, ns *embednats.Server) *kit.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	sbCfg := sandbox.DefaultConfig()
-	sbCfg.Games = events.DefaultCatalog()
-	sbCfg.Seed = 1
-	srv := httptest.NewServer(sandbox.New(sbCfg))
-	t.Cleanup(srv.Close)
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "coinsaga.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-
-	d := sandbox.DefaultConfig()
-	sudClient, err := sud.New(sud.Config{AppID: d.SUDAppID, AppSecret: d.SUDAppSecret,
-		CreateOrderURL: srv.URL + "/sud/create_order", QueryOrderURL: srv.URL + "/sud/query_order", Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := worker.New(worker.Config{
-		Conn: nc, Store: st, SUD: sudClient,
-		Wallets: map[string]providers.Wallet{
-			events.ProviderMOGS:  mogs.New(mogs.Config{BaseURL: srv.URL + "/mogs", AppID: d.MOGSAppID, Timeout: 2 * time.Second}),
-			events.ProviderMidas: midas.New(midas.Config{BaseURL: srv.URL, AppID: d.MidasAppID, AppKey: d.MidasAppKey, Timeout: 2 * time.Second}),
-		},
+	jet := kit.ConnectJetStream(t, ns)
+	sb := kit.StartSandbox(t, 1)
+	kit.StartWorker(t, worker.Config{
+		Conn: jet.Conn, Store: kit.OpenStore(t), SUD: sb.SUD(t, nil), Wallets: sb.Wallets(nil),
 		ConfirmInterval: 50 * time.Millisecond, ConfirmTimeout: 2 * time.Second,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker stopped with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not drain within 30s")
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); !w.Ready(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("worker not ready within 10s")
-		}
-	}
+	return jet
 }
 
 // streamMsgs reads n messages of a stream from its start, waiting up to
@@ -144,28 +91,11 @@ func exampleIntent(t *testing.T, edit func(m map[string]any)) []byte {
 func TestWorkerOutputValidates(t *testing.T) {
 	statusSchema := schematest.Load(t, "schema", "status-event.json")
 	letterSchema := schematest.Load(t, "schema", "dead-letter-headers.json")
-	ns := embednats.StartTest(t)
-	startWorker(t, ns)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	subjects := events.Subjects{}
+	jet := startWorker(t, embednats.StartTest(t))
+	js, subjects := jet.JS, jet.Subjects
 	publish := func(subject, msgID string, data []byte) {
 		t.Helper()
-		m := nats.NewMsg(subject)
-		m.Data = data
-		if msgID != "" {
-			m.Header.Set(events.HeaderMsgID, msgID)
-		}
-		if _, err := js.PublishMsg(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
+		jet.Publish(t, subject, data, msgID)
 	}
 	const mg, room = "1468180338417074177", "9009"
 	intents := subjects.Intent(mg, room)

@@ -2,7 +2,6 @@ package events
 
 import (
 	"encoding/json"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,20 +201,7 @@ func TestCheckCommand(t *testing.T) {
 			if tt.payload != "" {
 				payload = json.RawMessage(tt.payload)
 			}
-			err := c.CheckCommand(tt.mgID, tt.cmd, tt.value, payload)
-			if tt.wantField == "" {
-				if err != nil {
-					t.Fatalf("want accepted, got %v", err)
-				}
-				return
-			}
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("want *ValidationError on %s, got %v", tt.wantField, err)
-			}
-			if ve.Field != tt.wantField {
-				t.Fatalf("field %q, want %q (%v)", ve.Field, tt.wantField, err)
-			}
+			wantInvalid(t, c.CheckCommand(tt.mgID, tt.cmd, tt.value, payload), tt.wantField)
 		})
 	}
 

@@ -202,18 +202,9 @@ func TestValidateRefusesWhatSUDOrTheProvidersWouldRefuse(t *testing.T) {
 				t.Fatalf("decode: %v", err)
 			}
 			err = in.Validate(DefaultCatalog())
-			if tt.wantField == "" {
-				if err != nil {
-					t.Fatalf("want valid, got %v", err)
-				}
+			ve := wantInvalid(t, err, tt.wantField)
+			if ve == nil {
 				return
-			}
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("want *ValidationError on %s, got %v", tt.wantField, err)
-			}
-			if ve.Field != tt.wantField {
-				t.Fatalf("field %q, want %q (%v)", ve.Field, tt.wantField, err)
 			}
 			if ve.DeadLetterReason() != ReasonRejected {
 				t.Fatalf("dead-letter reason %q", ve.DeadLetterReason())
@@ -367,4 +358,24 @@ func BenchmarkHash(b *testing.B) {
 	for b.Loop() {
 		_ = in.Hash()
 	}
+}
+
+// wantInvalid checks that err is a *ValidationError naming field, or nil
+// where field is empty (then it returns nil too).
+func wantInvalid(t *testing.T, err error, field string) *ValidationError {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("want valid, got %v", err)
+		}
+		return nil
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("want *ValidationError on %s, got %v", field, err)
+	}
+	if ve.Field != field {
+		t.Fatalf("field %q, want %q (%v)", ve.Field, field, err)
+	}
+	return ve
 }

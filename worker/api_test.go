@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
-	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -24,33 +23,9 @@ func (e *env) secondWorker() {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(nc.Close)
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(e.t.TempDir(), "second.db"))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { st.Close() })
 	cfg := e.cfg
-	cfg.Conn, cfg.Store = nc, st
-	w, err := worker.New(cfg)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("second worker stopped with %v", err)
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for !w.Ready() {
-		if time.Now().After(deadline) {
-			e.t.Fatal("second worker not ready within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	cfg.Conn, cfg.Store = nc, kit.OpenStore(e.t)
+	kit.StartWorker(e.t, cfg)
 }
 
 // getOrder is what `coinsaga order get` does, with its default timeout.
@@ -64,6 +39,7 @@ func (e *env) getOrder(id string) (worker.OrderReply, error) {
 // 12: with two workers, each with its own store, the one without the
 // order answered "not found" for half the requests.
 func TestOrderGetFindsTheOrderWhicheverWorkerAnswers(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 10)
 	e.publishIntent(in)
@@ -114,6 +90,7 @@ func TestOrderGetFindsTheOrderWhicheverWorkerAnswers(t *testing.T) {
 }
 
 func TestOrderGetWithoutWorkersSaysNoneAnswers(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	e.stop()
 	_, err := e.getOrder("any")

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -20,6 +24,7 @@ import (
 // headers, so an intent near the limit cannot go out as one.
 
 func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	e := startEnv(t, logs.option)
 	// 1,048,376 bytes, plus its Nats-Msg-Id header, fits the server's
@@ -68,6 +73,7 @@ func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
 }
 
 func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *testing.T) {
+	t.Parallel()
 	// A valid-looking intent may be up to events.MaxIntentSize; a server
 	// run with a smaller max_payload takes the intent but not its dead
 	// letter, which waits in the outbox ahead of every later status event.
@@ -112,6 +118,7 @@ func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *test
 }
 
 func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T) {
+	t.Parallel()
 	// An operator may cap the dead-letter stream's max_msg_size below the
 	// server's max_payload: then JetStream, not the client, refuses.
 	e := startEnv(t)
@@ -164,6 +171,7 @@ func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T)
 }
 
 func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
+	t.Parallel()
 	logs := &logBuffer{}
 	e := startEnv(t, logs.option)
 	ctx := context.Background()
@@ -178,13 +186,9 @@ func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 	e.publish(e.subjects.Intent("g", "r"), []byte("this is not json"), "garbage-1")
 
 	t.Run("the failure is logged with the intent's subject and stream sequence", func(t *testing.T) {
-		deadline := time.Now().Add(10 * time.Second)
-		for logs.line("dead-lettering an intent failed") == "" {
-			if time.Now().After(deadline) {
-				t.Fatalf("no log line about the failed dead letter; log:\n%s", logs)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		kit.EventuallyOn(t, nil, 10*time.Second, "a log line about the failed dead letter", func() bool {
+			return logs.line("dead-lettering an intent failed") != ""
+		}, func() string { return "log:\n" + logs.String() })
 		line := logs.line("dead-lettering an intent failed")
 		for _, want := range []string{"subject=" + e.subjects.Intent("g", "r"), "stream_seq=1", "reason=invalid", "err="} {
 			if !strings.Contains(line, want) {
@@ -233,18 +237,17 @@ func padIntent(t *testing.T, in events.Intent, size int) []byte {
 // waitDeadLetterWhere waits for a dead letter that match accepts.
 func (e *env) waitDeadLetterWhere(t *testing.T, timeout time.Duration, what string, match func(events.DeadLetter) bool) events.DeadLetter {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var found events.DeadLetter
+	kit.Eventually(t, timeout, "a dead letter for "+what, func() bool {
 		for _, dl := range e.deadLetters() {
 			if match(dl) {
-				return dl
+				found = dl
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no dead letter for %s within %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
+	return found
 }
 
 // waitIntentsDrained waits until every intent is acked, and returns how
@@ -252,26 +255,24 @@ func (e *env) waitDeadLetterWhere(t *testing.T, timeout time.Duration, what stri
 func (e *env) waitIntentsDrained(t *testing.T, timeout time.Duration) int {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(timeout)
-	for {
-		stream, err := e.js.Stream(ctx, e.subjects.IntentsStream())
-		if err != nil {
+	var stream jetstream.Stream
+	var ci *jetstream.ConsumerInfo
+	kit.EventuallyOn(t, nil, timeout, "every intent acked", func() bool {
+		var err error
+		if stream, err = e.js.Stream(ctx, e.subjects.IntentsStream()); err != nil {
 			t.Fatal(err)
 		}
 		cons, err := stream.Consumer(ctx, events.ConsumerName)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ci := cons.CachedInfo()
-		if stream.CachedInfo().State.Msgs == 0 && ci.NumAckPending == 0 {
-			return ci.NumRedelivered
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("intents stream still holds %d messages (%d pending ack, %d redelivered) after %s",
-				stream.CachedInfo().State.Msgs, ci.NumAckPending, ci.NumRedelivered, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		ci = cons.CachedInfo()
+		return stream.CachedInfo().State.Msgs == 0 && ci.NumAckPending == 0
+	}, func() string {
+		return fmt.Sprintf("intents stream still holds %d messages (%d pending ack, %d redelivered)",
+			stream.CachedInfo().State.Msgs, ci.NumAckPending, ci.NumRedelivered)
+	})
+	return ci.NumRedelivered
 }
 
 // logBuffer collects a worker's log lines.

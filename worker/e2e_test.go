@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
@@ -76,7 +75,7 @@ func TestThousandMixedIntentsAllCompleteWithOneDebitEach(t *testing.T) {
 	}
 	// One pay call per order, no more: a step never runs twice on the
 	// same version of an order (no faults here, so no retries either).
-	if got := e.calls.count("pay/ok") + e.calls.count("pay/already_done") + e.calls.count("pay_m/ok") + e.calls.count("pay_m/already_done"); got != n {
+	if got := e.calls.Count("pay/ok") + e.calls.Count("pay/already_done") + e.calls.Count("pay_m/ok") + e.calls.Count("pay_m/already_done"); got != n {
 		t.Errorf("%d pay calls for %d orders", got, n)
 	}
 	for _, id := range ids[:20] {
@@ -87,6 +86,7 @@ func TestThousandMixedIntentsAllCompleteWithOneDebitEach(t *testing.T) {
 }
 
 func TestSUDParamErrorFailsWithoutPay(t *testing.T) {
+	t.Parallel()
 	// SUD knows a rule our catalog does not (say, SUD updated a game
 	// first): validation passes, SUD answers 10002.
 	empty, err := events.LoadCatalog(strings.NewReader(emptyCatalog))
@@ -110,6 +110,7 @@ func TestSUDParamErrorFailsWithoutPay(t *testing.T) {
 }
 
 func TestInsufficientBalanceFailsWithNothingCharged(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMidas, 500)
 	e.sandbox.SetAccount("midas", sandbox.DefaultConfig().MidasAppID, in.Payment.OpenID, 100, 0)
@@ -134,6 +135,7 @@ func TestInsufficientBalanceFailsWithNothingCharged(t *testing.T) {
 }
 
 func TestDebitInvisiblePastConfirmTimeoutIsCompensated(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { c.ConfirmTimeout = 300 * time.Millisecond })
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 60_000})
 	in := intent(events.ProviderMOGS, 70)
@@ -160,6 +162,7 @@ func TestDebitInvisiblePastConfirmTimeoutIsCompensated(t *testing.T) {
 }
 
 func TestDroppedPayRepliesStillCompleteWithOneDebit(t *testing.T) {
+	t.Parallel()
 	// Half the pay replies are lost after the debit took effect; each
 	// retry reuses the bill_no, so every order is charged exactly once.
 	e := startEnv(t, func(c *worker.Config) {
@@ -181,7 +184,7 @@ func TestDroppedPayRepliesStillCompleteWithOneDebit(t *testing.T) {
 			t.Errorf("order %s ended %s %+v, want completed", id, ev.State, ev.Error)
 		}
 	}
-	if e.calls.count("pay/retryable")+e.calls.count("pay_m/retryable") == 0 {
+	if e.calls.Count("pay/retryable")+e.calls.Count("pay_m/retryable") == 0 {
 		t.Fatal("no pay reply was dropped: the test proved nothing")
 	}
 	for openid, amt := range players {
@@ -193,6 +196,7 @@ func TestDroppedPayRepliesStillCompleteWithOneDebit(t *testing.T) {
 }
 
 func TestPayRetriesExhausted(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		fault     sandbox.Fault
@@ -231,6 +235,7 @@ func TestPayRetriesExhausted(t *testing.T) {
 }
 
 func TestDuplicateIntentMakesOneOrder(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 30)
 	data, _ := json.Marshal(in)
@@ -253,6 +258,7 @@ func TestDuplicateIntentMakesOneOrder(t *testing.T) {
 }
 
 func TestConflictingIntentIsDeadLetteredAndTheOriginalUntouched(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 40)
 	e.publishIntent(in)
@@ -278,6 +284,7 @@ func TestConflictingIntentIsDeadLetteredAndTheOriginalUntouched(t *testing.T) {
 }
 
 func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	subject := e.subjects.Intent("g", "r")
 	unsafe := intent(events.ProviderMOGS, 1)
@@ -349,6 +356,7 @@ func TestBadInputIsDeadLetteredAndGoodIntentsFlow(t *testing.T) {
 }
 
 func TestAnIntentWhoseSubjectNamesAnotherRoomIsRefusedAndItsIDStaysFree(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 3) // room 9009 in its body
 	body, err := json.Marshal(in)
@@ -389,6 +397,7 @@ func TestAnIntentWhoseSubjectNamesAnotherRoomIsRefusedAndItsIDStaysFree(t *testi
 const emptyCatalog = `{"games":[]}`
 
 func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { delete(c.Wallets, events.ProviderMidas) })
 	in := intent(events.ProviderMidas, 5)
 	e.publishIntent(in)
@@ -402,6 +411,7 @@ func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testin
 }
 
 func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	// Every pay reply is lost (the debit happens) and every cancel is busy.
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 1})
@@ -422,23 +432,8 @@ func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T)
 
 	// The provider recovers; the operator replays the dead letter.
 	e.sandbox.ClearFaults()
-	m := nats.NewMsg(dl.OriginalSubject)
-	m.Data = dl.Data
-	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
-	m.Header.Set(events.HeaderReplay, "1")
-	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if last, _ := e.lastEvent(in.OutOrderID); last.State == events.StateCompensated {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replay did not finish the cancel: states %v", e.states(in.OutOrderID))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	e.jet.Replay(t, dl, in.OutOrderID+":replay:1")
+	e.status.WaitLatest(t, []string{in.OutOrderID}, 10*time.Second, events.StateCompensated)
 	if bills := e.bills(in.Payment.OpenID); len(bills) != 1 || !bills[0].Cancelled {
 		t.Errorf("bills %+v, want the debit cancelled", bills)
 	}
@@ -449,6 +444,8 @@ func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T)
 	}
 }
 
+// Not parallel: whether polls share a reading depends on their timing,
+// which other tests' load on the machine skews.
 func TestAPlayersWaitingOrdersShareTheirBalanceReads(t *testing.T) {
 	// Six orders per player wait for debits the sandbox shows late. Their
 	// polls line up and share one balance read per account and interval,
@@ -505,7 +502,7 @@ func TestAPlayersWaitingOrdersShareTheirBalanceReads(t *testing.T) {
 		}
 	}
 	baselines := len(ids)
-	reads := e.calls.count("getbalance/ok") + e.calls.count("get_balance_m/ok") - baselines
+	reads := e.calls.Count("getbalance/ok") + e.calls.Count("get_balance_m/ok") - baselines
 	t.Logf("%d confirmation polls, %d orders confirmed on another order's reading, %d balance reads", polls, shared, reads)
 	if polls < 2*len(ids) {
 		t.Fatalf("only %d polls for %d orders: the visibility delay did not make them wait", polls, len(ids))
@@ -531,14 +528,9 @@ func TestPollsThatSeeNothingWriteNothingAndARestartResumesThem(t *testing.T) {
 
 	// The baseline, the poll stored with the debit, then five polls more.
 	const reads = 1 + 1 + 5
-	deadline := time.After(10 * time.Second)
-	for e.calls.count("getbalance/ok") < reads {
-		select {
-		case <-time.After(5 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("%d balance reads after 10s, want %d", e.calls.count("getbalance/ok"), reads)
-		}
-	}
+	kit.EventuallyOn(t, nil, 10*time.Second, fmt.Sprintf("%d balance reads", reads), func() bool {
+		return e.calls.Count("getbalance/ok") >= reads
+	}, func() string { return fmt.Sprintf("%d balance reads", e.calls.Count("getbalance/ok")) })
 	now, err := e.store.Get(context.Background(), in.OutOrderID)
 	if err != nil {
 		t.Fatal(err)

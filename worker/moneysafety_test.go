@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
@@ -120,7 +119,7 @@ func TestNoFreeItemsNoLiveBillForAFailedAction(t *testing.T) {
 			t.Errorf("order %s: balance %d, want %d less the %d charged", id, acct.Balance, start[in.Payment.OpenID], charged)
 		}
 	}
-	t.Logf("final states: %v; SUD saw %d of %d orders; %d pay replies lost", byState, len(sudStatus), n, e.calls.count("pay/retryable")+e.calls.count("pay_m/retryable"))
+	t.Logf("final states: %v; SUD saw %d of %d orders; %d pay replies lost", byState, len(sudStatus), n, e.calls.Count("pay/retryable")+e.calls.Count("pay_m/retryable"))
 	for _, want := range []events.State{events.StateCompleted, events.StateFailed, events.StateCompensated} {
 		if byState[want] == 0 {
 			t.Errorf("no order ended %s: the faults did not drive that path", want)
@@ -134,6 +133,7 @@ func TestNoFreeItemsNoLiveBillForAFailedAction(t *testing.T) {
 // replays it: the wallet would now take the same bill_no as a new bill,
 // so the order must go to an operator without a pay or a cancel.
 func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T) {
+	t.Parallel()
 	var offset atomic.Int64
 	e := startEnv(t, func(c *worker.Config) {
 		c.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
@@ -150,20 +150,14 @@ func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T
 	e.sandbox.ClearFaults()
 	offset.Store(int64(49 * time.Hour))
 	e.sandbox.AdvanceClock(49 * time.Hour)
-	callsBefore := e.calls.calls("pay") + e.calls.calls("cancelpay")
-	m := nats.NewMsg(dl.OriginalSubject)
-	m.Data = dl.Data
-	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
-	m.Header.Set(events.HeaderReplay, "1")
-	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	callsBefore := e.calls.To("pay") + e.calls.To("cancelpay")
+	e.jet.Replay(t, dl, in.OutOrderID+":replay:1")
 	e.waitState(in.OutOrderID, events.StateNeedsAttention, 20*time.Second)
 	last, _ := e.lastEvent(in.OutOrderID)
 	if last.Error == nil || last.Error.Code != "bill_expired" {
 		t.Fatalf("replay ended %s %+v, want needs_attention bill_expired", last.State, last.Error)
 	}
-	if n := e.calls.calls("pay") + e.calls.calls("cancelpay") - callsBefore; n != 0 {
+	if n := e.calls.To("pay") + e.calls.To("cancelpay") - callsBefore; n != 0 {
 		t.Errorf("the replay made %d pay or cancel calls, want none", n)
 	}
 	for _, b := range e.bills(in.Payment.OpenID) {
@@ -180,6 +174,7 @@ func midasAccount(in events.Intent) providers.Account {
 }
 
 func TestAGiftDuringAMidasConfirmationDoesNotFakeAFailure(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { c.ConfirmInterval, c.ConfirmTimeout = 100*time.Millisecond, 3*time.Second })
 	// The debit shows in the balance only after a second; a gift lands
 	// in the balance before that.
@@ -207,6 +202,7 @@ func TestAGiftDuringAMidasConfirmationDoesNotFakeAFailure(t *testing.T) {
 }
 
 func TestA70501IsAdoptedOnlyIfTheOrderIsOurs(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t)
 	in := intent(events.ProviderMOGS, 30)
 	// Another purchase took our out_order_id at SUD first: same id, another action.
@@ -242,6 +238,7 @@ func TestA70501IsAdoptedOnlyIfTheOrderIsOurs(t *testing.T) {
 }
 
 func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
+	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) {
 		c.Retry = worker.RetryPolicy{MaxAttempts: 4, Initial: 300 * time.Millisecond, Max: 300 * time.Millisecond}
 	})
@@ -250,19 +247,13 @@ func TestADeclineAfterAPayWhoseOutcomeWasLostIsCheckedFirst(t *testing.T) {
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", ErrorRate: 1})
 	in := intent(events.ProviderMOGS, 70)
 	e.publishIntent(in)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.calls.calls("pay") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no pay was attempted")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	kit.Eventually(t, 10*time.Second, "a pay attempted", func() bool { return e.calls.To("pay") > 0 })
 	e.sandbox.ClearFaults()
 	e.sandbox.SetAccount("mogs", sandbox.DefaultConfig().MOGSAppID, in.Payment.OpenID, 10, 0)
 	e.waitTerminal(10*time.Second, in.OutOrderID)
 	got := e.states(in.OutOrderID)
-	if !slices.Contains(got, events.StateCompensating) || e.calls.calls("cancelpay") == 0 {
-		t.Fatalf("states %v with %d cancels: the decline after an unknown pay ended the order without checking", got, e.calls.calls("cancelpay"))
+	if !slices.Contains(got, events.StateCompensating) || e.calls.To("cancelpay") == 0 {
+		t.Fatalf("states %v with %d cancels: the decline after an unknown pay ended the order without checking", got, e.calls.To("cancelpay"))
 	}
 	last, _ := e.lastEvent(in.OutOrderID)
 	if last.State != events.StateFailed || last.Error == nil || last.Error.Code != "insufficient_balance" {

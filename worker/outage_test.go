@@ -1,10 +1,12 @@
 package worker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/protect"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
@@ -36,15 +38,13 @@ func TestAnOutageThatEndsMakesNoDeadLetters(t *testing.T) {
 	}
 	// The outage lasts until every order is held at its pay or has made
 	// its one failed attempt, and some probes have failed.
-	deadline := time.Now().Add(30 * time.Second)
-	for e.calls.count("pay/retryable") < 5 || e.heldAtPay(ids) < n-5 {
-		if time.Now().After(deadline) {
-			t.Fatalf("orders not held within 30s: %d pay failures, %d held", e.calls.count("pay/retryable"), e.heldAtPay(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kit.EventuallyOn(t, nil, 30*time.Second, "orders held", func() bool {
+		return e.calls.Count("pay/retryable") >= 5 && e.heldAtPay(ids) >= n-5
+	}, func() string {
+		return fmt.Sprintf("%d pay failures, %d held", e.calls.Count("pay/retryable"), e.heldAtPay(ids))
+	})
 	time.Sleep(2 * time.Second) // let the outage go on for a while: it is the subject, not an event to wait for
-	during := e.calls.calls("pay")
+	during := e.calls.To("pay")
 	e.sandbox.ClearFaults()
 
 	final := e.waitTerminal(time.Minute, ids...)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
@@ -87,29 +88,6 @@ func (h *levelCounter) said(prefix string) bool {
 		}
 	}
 	return false
-}
-
-// total is every provider call made so far.
-func (c *countingObserver) total() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, v := range c.n {
-		n += v
-	}
-	return n
-}
-
-// eventually polls cond until it holds, or fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestAStoreThatCannotWrite(t *testing.T) {
@@ -188,13 +166,13 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 				ids = append(ids, in.OutOrderID)
 				amounts[in.Payment.OpenID] = in.Payment.Amount
 			}
-			eventually(t, 10*time.Second, "every order stopped by the full disk", func() bool { return tt.stalled(e, disk, ids) })
+			kit.Eventually(t, 10*time.Second, "every order stopped by the full disk", func() bool { return tt.stalled(e, disk, ids) })
 
 			// The worker says it is not ready as soon as a write fails, and
 			// stays so while they do.
-			calls, errs, notReady := e.calls.total(), logs.count(slog.LevelError), false
+			calls, errs, notReady := e.calls.Total(), logs.count(slog.LevelError), false
 			for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-				if n := e.calls.total() - calls; n > maxCalls {
+				if n := e.calls.Total() - calls; n > maxCalls {
 					t.Fatalf("%d provider calls within %s of a full disk, want at most %d", n, window, maxCalls)
 				}
 				switch ready := e.worker.Ready(); {
@@ -207,7 +185,7 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 			if !notReady {
 				t.Fatalf("the worker said it was ready for all of %s while the store could not write", window)
 			}
-			t.Logf("%d provider calls and %d ERROR lines in %s of a full disk", e.calls.total()-calls, logs.count(slog.LevelError)-errs, window)
+			t.Logf("%d provider calls and %d ERROR lines in %s of a full disk", e.calls.Total()-calls, logs.count(slog.LevelError)-errs, window)
 			if n := logs.count(slog.LevelError) - errs; n > maxErrors {
 				t.Errorf("%d ERROR lines in %s of a full disk, want at most %d", n, window, maxErrors)
 			}
@@ -217,7 +195,7 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 			if n := metric(t, reg, "coinsaga_store_write_failures_total"); n < 1 {
 				t.Errorf("coinsaga_store_write_failures_total %v, want the failures counted", n)
 			}
-			eventually(t, 5*time.Second, "coinsaga_store_writes_failing is 1", func() bool {
+			kit.Eventually(t, 5*time.Second, "coinsaga_store_writes_failing is 1", func() bool {
 				return metric(t, reg, "coinsaga_store_writes_failing") == 1
 			})
 
@@ -232,11 +210,11 @@ func TestAStoreThatCannotWrite(t *testing.T) {
 					t.Errorf("player %s: bills %+v, want one uncancelled pay of %d", openid, bills, amt)
 				}
 			}
-			eventually(t, 5*time.Second, "the worker is ready again", e.worker.Ready)
+			kit.Eventually(t, 5*time.Second, "the worker is ready again", e.worker.Ready)
 			if !logs.said("store writes recovered") {
 				t.Error(`no "store writes recovered" line`)
 			}
-			eventually(t, 5*time.Second, "coinsaga_store_writes_failing is 0", func() bool {
+			kit.Eventually(t, 5*time.Second, "coinsaga_store_writes_failing is 0", func() bool {
 				return metric(t, reg, "coinsaga_store_writes_failing") == 0
 			})
 		})

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 // oneLine checks a user's mistake the way the CLI promises to report it:
@@ -35,7 +37,33 @@ func oneLine(t *testing.T, stderr string, code, wantCode int, want string) {
 	}
 }
 
+// mistake is a command line that is wrong (in the environment env, too),
+// the exit code and what its one line on stderr must say.
+type mistake struct {
+	name string
+	args []string
+	env  map[string]string
+	code int
+	want string
+}
+
+// mistakesGetOneLine runs each mistake in-process and checks its line.
+// The environment is set per case, so the calling test cannot be parallel.
+func mistakesGetOneLine(t *testing.T, tests []mistake) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, stderr, code := runCLI(t, context.Background(), tc.args...)
+			oneLine(t, stderr, code, tc.code, tc.want)
+		})
+	}
+}
+
 func TestFlagsMayFollowArguments(t *testing.T) {
+	t.Parallel()
 	fs := flag.NewFlagSet("x", flag.ContinueOnError)
 	fs.Bool("json", false, "")
 	fs.String("nats-url", "", "")
@@ -63,7 +91,7 @@ func TestFlagsMayFollowArguments(t *testing.T) {
 		})
 	}
 	t.Run("order get ID --json reaches NATS instead of printing the usage", func(t *testing.T) {
-		url := "nats://" + freeAddr(t)
+		url := "nats://" + kit.ReserveAddr(t)
 		_, stderr, code := runCLI(t, context.Background(), "order", "get", "some-order", "--json", "--nats-url", url)
 		oneLine(t, stderr, code, 1, "no NATS server answers at "+url)
 	})
@@ -87,13 +115,7 @@ func TestMistakesGetOneLine(t *testing.T) {
 	broken := write("broken.yaml", "sud:\n  app_id: [\n")
 	section := write("section.yaml", "sud: [1, 2]\n")
 	nested := write("nested.yaml", "mogs:\n  app_id: {a: 1}\n")
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		code int
-		want string
-	}{
+	mistakesGetOneLine(t, []mistake{
 		{"a mistyped config key names file, line and key", []string{"serve", "--config", typo}, nil, 1,
 			"config " + typo + " line 2: mogs.baseurl: unknown key; did you mean base_url?"},
 		{"a list for a config is named a list", []string{"serve", "--config", list}, nil, 1,
@@ -122,19 +144,11 @@ func TestMistakesGetOneLine(t *testing.T) {
 		{"completion without a shell", []string{"completion"}, nil, 2, "completion takes one shell: bash, zsh or fish"},
 		{"completion for another shell", []string{"completion", "tcsh"}, nil, 2, `unknown shell "tcsh"`},
 		{"version with an argument", []string{"version", "now"}, nil, 2, "version takes no arguments"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			_, stderr, code := runCLI(t, context.Background(), tc.args...)
-			oneLine(t, stderr, code, tc.code, tc.want)
-		})
-	}
+	})
 }
 
 func TestConfigProblemsAreOneLineEach(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(path, []byte("sud:\n  app_id: a\nmidas:\n  base_url: ftp://x\ntimeout: soon\n"), 0o600)
 	_, stderr, code := runCLI(t, context.Background(), "serve", "--config", path)
@@ -155,6 +169,7 @@ func TestConfigProblemsAreOneLineEach(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	out, stderr, code := runCLI(t, context.Background(), "version")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -175,6 +190,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestCompletion(t *testing.T) {
+	t.Parallel()
 	tree := completionTree()
 	t.Run("the tree has every command, subcommand and flag", func(t *testing.T) {
 		byName := map[string]compCommand{}

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -13,10 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
-	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
 )
@@ -38,12 +35,11 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	}
 	const orders = 500
 	const kills = 6
-	ns := embednats.StartTest(t)
-	sbCfg := sandbox.DefaultConfig()
-	sbCfg.Games = events.DefaultCatalog()
-	sb := sandbox.New(sbCfg)
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
+	jet := kit.StartJetStream(t)
+	// Seed 0: the sandbox picks its fault dice's seed and logs it, as the
+	// kill timing's below, so that a failure can be replayed.
+	sb := kit.StartSandbox(t, 0)
+	sbCfg := sb.Config
 	// Pays are busy or lose their replies, debits show late, and cancels
 	// are busy or lose their replies too, so kills land in retries,
 	// confirmations and compensations, not only in happy paths.
@@ -55,17 +51,11 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	// the verdict step and its compensations too.
 	sb.SetFault(sandbox.Fault{Endpoint: "sud.create_order", ExecuteFailRate: 0.3, ExecuteDelayMS: 300})
 	dataDir := t.TempDir()
-	args := []string{"serve", "--nats-url", ns.ClientURL(), "--sandbox-url", srv.URL, "--data-dir", dataDir,
+	args := []string{"serve", "--nats-url", jet.URL, "--sandbox-url", sb.URL, "--data-dir", dataDir,
 		"--http-listen", "127.0.0.1:0", "--confirm-interval", "100ms", "--confirm-timeout", "3s",
 		"--concurrency", "32", "--max-attempts", "2", "--log-level", "info"}
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	subjects := events.Subjects{}
+	js, subjects := jet.JS, jet.Subjects
 
 	// Publish in the background while the workers die and restart.
 	amounts := make(map[string]int64, orders)
@@ -110,13 +100,13 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	resumed := 0
 	for k := 0; k < kills; k++ {
 		c := startChild(t, args...)
-		m := c.waitLog(resumedOrders, 60*time.Second)
+		m := c.WaitLog(resumedOrders, 60*time.Second)
 		n, _ := strconv.Atoi(m[1])
 		resumed += n
-		c.waitLog(workerStarted, 60*time.Second)
+		c.WaitLog(workerStarted, 60*time.Second)
 		ran := time.Duration(200+rng.IntN(1300)) * time.Millisecond
 		time.Sleep(ran)
-		c.kill()
+		c.Kill()
 		t.Logf("kill %d after %s (this start resumed %d unfinished orders)", k+1, ran, n)
 	}
 	if err := <-published; err != nil {
@@ -125,14 +115,14 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 
 	// A last worker finishes everything, then shuts down cleanly.
 	final := startChild(t, args...)
-	m := final.waitLog(resumedOrders, 60*time.Second)
+	m := final.WaitLog(resumedOrders, 60*time.Second)
 	n, _ := strconv.Atoi(m[1])
 	resumed += n
 	if resumed == 0 {
 		t.Fatal("no restart found an unfinished order: the kills never interrupted work, so the test proved nothing")
 	}
-	waitAllTerminal(t, js, subjects, ids, 3*time.Minute)
-	final.stop(30 * time.Second)
+	jet.WaitTerminal(t, 3*time.Minute, ids...)
+	final.Stop(30 * time.Second)
 
 	// Every order is terminal, none lost; the ledger agrees.
 	db, err := store.OpenSQLite(context.Background(), filepath.Join(dataDir, "coinsaga.db"))
@@ -197,44 +187,6 @@ func TestKilledWorkersNeverLoseOrChargeTwice(t *testing.T) {
 	}
 }
 
-// waitAllTerminal follows the status stream from its start until every
-// order has announced a terminal state: proof that the outbox delivered
-// the news across every crash, too.
-func waitAllTerminal(t *testing.T, js jetstream.JetStream, subjects events.Subjects, ids []string, timeout time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	w, err := events.Watch(ctx, js, subjects, events.WatchFilter{DeliverAll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
-	want := map[string]bool{}
-	for _, id := range ids {
-		want[id] = true
-	}
-	last := map[string]events.StatusEvent{}
-	terminal := 0
-	for terminal < len(ids) {
-		ev, err := w.Next(ctx)
-		if err != nil {
-			t.Fatalf("%d of %d orders announced a terminal state before %v", terminal, len(ids), err)
-		}
-		id := ev.Event.OutOrderID
-		if !want[id] || ev.Event.Seq <= last[id].Seq {
-			continue
-		}
-		wasTerminal := last[id].State.Terminal()
-		last[id] = ev.Event
-		switch isT := ev.Event.State.Terminal(); {
-		case isT && !wasTerminal:
-			terminal++
-		case !isT && wasTerminal:
-			terminal--
-		}
-	}
-}
-
 func testIntent(id, provider string, amount int64) events.Intent {
 	in := events.Intent{
 		OutOrderID: id, MgID: "1468180338417074177", RoomID: "9009", Cmd: "specify_dice_roll",
@@ -248,5 +200,3 @@ func testIntent(id, provider string, amount int64) events.Intent {
 	}
 	return in
 }
-
-var _ = fmt.Sprint

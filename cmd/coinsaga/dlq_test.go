@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
-	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -31,16 +29,13 @@ type opsEnv struct {
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	subjects   events.Subjects
+	jet        *kit.JetStream
+	sb         *kit.Sandbox
 	sandbox    *sandbox.Sandbox
 	sandboxURL string
+	status     *kit.Status // every status event and dead letter as published
 	worker     *child
 	args       []string // the worker's command line
-
-	mu       sync.Mutex
-	statuses map[string][]events.StatusEvent // by out_order_id, in arrival order
-	rawEvts  [][]byte                        // every status event exactly as published
-	dlqSeen  []*nats.Msg                     // every dead letter as published
-	wake     chan struct{}
 }
 
 // startOpsEnv starts everything and waits for the worker to take work.
@@ -48,31 +43,18 @@ type opsEnv struct {
 // these tests asks for.
 func startOpsEnv(t *testing.T, serveArgs ...string) *opsEnv {
 	t.Helper()
-	ns := embednats.StartTest(t)
-	cfg := sandbox.DefaultConfig()
-	cfg.Games = events.DefaultCatalog()
-	cfg.Seed = 7
-	sb := sandbox.New(cfg)
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &opsEnv{t: t, natsURL: ns.ClientURL(), nc: nc, js: js, sandbox: sb, sandboxURL: srv.URL,
-		statuses: map[string][]events.StatusEvent{}, wake: make(chan struct{}, 1)}
-	e.subscribe()
-	args := append([]string{"serve", "--nats-url", e.natsURL, "--sandbox-url", srv.URL, "--data-dir", t.TempDir(),
+	jet := kit.StartJetStream(t)
+	sb := kit.StartSandbox(t, 7)
+	e := &opsEnv{t: t, natsURL: jet.URL, nc: jet.Conn, js: jet.JS, jet: jet, sb: sb, sandbox: sb.Sandbox, sandboxURL: sb.URL}
+	// Tests wait on events rather than poll; a failed wait shows the
+	// worker's last words.
+	e.status = kit.WatchStatus(t, jet.Conn, e.subjects).WatchDeadLetters(t, jet.Conn, e.subjects)
+	e.status.Diagnose = func() string { return "worker log tail:\n" + e.worker.Tail(30) }
+	e.args = append([]string{"serve", "--nats-url", e.natsURL, "--sandbox-url", sb.URL, "--data-dir", t.TempDir(),
 		"--http-listen", "127.0.0.1:0", "--max-attempts", "3", "--confirm-interval", "50ms", "--confirm-timeout", "2s"},
 		serveArgs...)
-	e.args = args
-	e.worker = startChild(t, args...)
-	e.worker.waitLog(workerStarted, 60*time.Second)
+	e.worker = startChild(t, e.args...)
+	e.worker.WaitLog(workerStarted, 60*time.Second)
 	return e
 }
 
@@ -80,93 +62,28 @@ func startOpsEnv(t *testing.T, serveArgs ...string) *opsEnv {
 // same data dir, with extra flags after the ones it had.
 func (e *opsEnv) restartWorker(extra ...string) {
 	e.t.Helper()
-	e.worker.stop(30 * time.Second)
+	e.worker.Stop(30 * time.Second)
 	e.worker = startChild(e.t, append(slices.Clone(e.args), extra...)...)
-	e.worker.waitLog(workerStarted, 60*time.Second)
-}
-
-// subscribe records status events and dead letters as they are published,
-// so tests wait on them rather than poll.
-func (e *opsEnv) subscribe() {
-	e.t.Helper()
-	notify := func() {
-		select {
-		case e.wake <- struct{}{}:
-		default:
-		}
-	}
-	status, err := e.nc.Subscribe(e.subjects.Statuses(), func(m *nats.Msg) {
-		var ev events.StatusEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil {
-			e.t.Errorf("status event does not decode: %v: %s", err, m.Data)
-			return
-		}
-		e.mu.Lock()
-		e.statuses[ev.OutOrderID] = append(e.statuses[ev.OutOrderID], ev)
-		e.rawEvts = append(e.rawEvts, m.Data)
-		e.mu.Unlock()
-		notify()
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	dlq, err := e.nc.Subscribe(e.subjects.DeadLetters(), func(m *nats.Msg) {
-		e.mu.Lock()
-		e.dlqSeen = append(e.dlqSeen, m)
-		e.mu.Unlock()
-		notify()
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.nc.Flush(); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { _ = status.Unsubscribe(); _ = dlq.Unsubscribe() })
+	e.worker.WaitLog(workerStarted, 60*time.Second)
 }
 
 // waitFor waits until cond holds, re-checking whenever an event or a dead
-// letter arrives (and every 100ms, for conditions on other things).
+// letter arrives (and now and then, for conditions on other things).
 func (e *opsEnv) waitFor(what string, timeout time.Duration, cond func() bool) {
 	e.t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-e.wake:
-		case <-tick.C:
-		case <-deadline.C:
-			e.t.Fatalf("%s: not within %s; worker log tail:\n%s", what, timeout, tail(e.worker.output(), 30))
-		}
-	}
+	e.status.Wait(e.t, timeout, what, cond)
 }
 
 // last returns an order's highest-seq status event.
 func (e *opsEnv) last(id string) events.StatusEvent {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var last events.StatusEvent
-	for _, ev := range e.statuses[id] {
-		if ev.Seq > last.Seq {
-			last = ev
-		}
-	}
-	return last
+	ev, _ := e.status.Last(id)
+	return ev
 }
 
 // waitStates waits until every order's latest event is in one of states.
 func (e *opsEnv) waitStates(ids []string, timeout time.Duration, states ...events.State) {
 	e.t.Helper()
-	e.waitFor(fmt.Sprintf("%d orders reach %v", len(ids), states), timeout, func() bool {
-		for _, id := range ids {
-			if !slices.Contains(states, e.last(id).State) {
-				return false
-			}
-		}
-		return true
-	})
+	e.status.WaitLatest(e.t, ids, timeout, states...)
 }
 
 // waitStored waits until the dead-letter stream holds at least n
@@ -183,67 +100,23 @@ func (e *opsEnv) waitStored(what string, n uint64, timeout time.Duration) {
 // publish sends intents the way a game server does.
 func (e *opsEnv) publish(ins ...events.Intent) {
 	e.t.Helper()
-	for _, in := range ins {
-		data, err := json.Marshal(in)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		m := nats.NewMsg(e.subjects.Intent(in.MgID, in.RoomID))
-		m.Data = data
-		m.Header.Set(events.HeaderMsgID, in.OutOrderID)
-		if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-			e.t.Fatalf("publish %s: %v", in.OutOrderID, err)
-		}
-	}
+	e.jet.PublishIntent(e.t, ins...)
 }
 
 // stored returns every dead letter in the stream, oldest first.
 func (e *opsEnv) stored() []events.DeadLetter {
 	e.t.Helper()
-	ctx := context.Background()
-	stream, err := e.js.Stream(ctx, e.subjects.DLQStream())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var out []events.DeadLetter
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := stream.GetMsg(ctx, seq)
-		if err != nil {
-			continue // deleted
-		}
-		out = append(out, events.DeadLetterFromMsg(m))
-	}
-	return out
+	return e.jet.DeadLetters(e.t)
 }
 
 // streamMsgs returns how many messages a stream holds, and its last seq.
 func (e *opsEnv) streamMsgs(name string) (uint64, uint64) {
 	e.t.Helper()
-	s, err := e.js.Stream(context.Background(), name)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Msgs, info.State.LastSeq
+	return e.jet.StreamState(e.t, name)
 }
 
 // pays returns each player's uncancelled pay bills.
-func (e *opsEnv) pays() map[string][]sandbox.Bill {
-	out := map[string][]sandbox.Bill{}
-	for _, b := range e.sandbox.Bills() {
-		if b.Kind == "pay" && !b.Cancelled {
-			out[b.OpenID] = append(out[b.OpenID], b)
-		}
-	}
-	return out
-}
+func (e *opsEnv) pays() map[string][]sandbox.Bill { return e.sb.Pays() }
 
 // cli runs a two-word coinsaga command ("dlq list", "order get") against
 // this env's NATS. The URL goes right after the command words, as flags
@@ -269,6 +142,7 @@ func tail(s string, n int) string {
 // failed; once the outage is over, `dlq replay` completes every one with
 // one debit each, and replaying them again charges nothing.
 func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
+	t.Parallel()
 	// An outage that outlasts --outage-hold: past the hold, a circuit's
 	// refusals spend the retry budget and the orders are dead-lettered, as
 	// every outage did before the breakers (an outage within the hold makes
@@ -445,7 +319,7 @@ func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
 		}
 		e.waitFor("the worker consumed the repeated replays", 30*time.Second, func() bool {
 			msgs, _ := e.streamMsgs(e.subjects.IntentsStream()) // work queue: acked means gone
-			return msgs == 0 && strings.Count(e.worker.output(), "already done, nothing charged") >= n
+			return msgs == 0 && strings.Count(e.worker.Output(), "already done, nothing charged") >= n
 		})
 		// Then through the CLI: the dead letters put back as they were.
 		for _, d := range stored {
@@ -579,6 +453,7 @@ func testPurge(t *testing.T, e *opsEnv) {
 // shows in the balance only after the confirmation gave up, so the order
 // is compensated, and reads it back the way an operator would.
 func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
+	t.Parallel()
 	e := startOpsEnv(t)
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 30_000})
 	in := testIntent("compensated-1", "mogs", 70)
@@ -636,6 +511,7 @@ func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
 }
 
 func TestDLQFilterFlags(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name    string
@@ -698,6 +574,7 @@ func TestDLQFilterFlags(t *testing.T) {
 }
 
 func TestDLQFilterMatch(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	letter := func(reason events.Reason, mg string, failedAt, storedAt time.Time) deadLetter {
 		return deadLetter{DeadLetter: events.DeadLetter{Reason: reason, MgID: mg, FailedAt: failedAt}, StoredAt: storedAt}
@@ -727,6 +604,7 @@ func TestDLQFilterMatch(t *testing.T) {
 // encoding/json takes "JS_CODE" for js_code, so such an intent is valid
 // and its secret reaches the dead letter, as does one cut off mid-value.
 func TestDLQShowMasksSecretsWhateverTheKeyCase(t *testing.T) {
+	t.Parallel()
 	url, js, s := dlqOnly(t)
 	ctx := context.Background()
 	bodies := []struct{ name, body, secret string }{
@@ -761,6 +639,7 @@ func TestDLQShowMasksSecretsWhateverTheKeyCase(t *testing.T) {
 }
 
 func TestAgeReadsLikeAQueue(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		d    time.Duration
 		want string
@@ -781,6 +660,7 @@ func TestAgeReadsLikeAQueue(t *testing.T) {
 }
 
 func TestReplayTarget(t *testing.T) {
+	t.Parallel()
 	r := &replayer{s: &dlqSession{subjects: events.Subjects{Prefix: "acme.pay"}}}
 	body := []byte(`{"mg_id":"g1","room_id":"r1"}`)
 	tests := []struct {
@@ -808,6 +688,7 @@ func TestReplayTarget(t *testing.T) {
 }
 
 func TestDLQCommandLine(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, sub := range []string{"list", "show", "replay", "purge"} {
 		t.Run(sub+" --help prints its usage and exits 0", func(t *testing.T) {
@@ -846,21 +727,8 @@ func TestDLQCommandLine(t *testing.T) {
 // dlqOnly is JetStream with the coinsaga streams and no worker.
 func dlqOnly(t testing.TB) (string, jetstream.JetStream, events.Subjects) {
 	t.Helper()
-	ns := embednats.StartTest(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s events.Subjects
-	if _, err := events.EnsureStreams(context.Background(), js, s, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return ns.ClientURL(), js, s
+	jet := kit.StartJetStream(t).EnsureStreams(t)
+	return jet.URL, jet.JS, jet.Subjects
 }
 
 // putDeadLetters stores n failed dead letters the way the worker writes
@@ -887,6 +755,7 @@ func putDeadLetters(t testing.TB, js jetstream.JetStream, s events.Subjects, n i
 }
 
 func TestReplayWithoutAWorkerRepublishesWithANewMsgID(t *testing.T) {
+	t.Parallel()
 	url, js, s := dlqOnly(t)
 	seqs := putDeadLetters(t, js, s, 3)
 	ctx := context.Background()

@@ -14,6 +14,7 @@ import (
 )
 
 func TestReplayRefusesATruncatedDeadLetter(t *testing.T) {
+	t.Parallel()
 	url, js, s := dlqOnly(t)
 	ctx := context.Background()
 	in := testIntent("cut-1", "mogs", 10)

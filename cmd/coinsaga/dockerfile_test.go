@@ -106,6 +106,7 @@ func readRepoFile(t *testing.T, name string) string {
 var hasWordMakeBuild = regexp.MustCompile(`(^|[\s;&|])make\s+build($|[\s;&|])`)
 
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	instrs := parseDockerfile(t, readRepoFile(t, "Dockerfile"))
 	stages := dockerStages(instrs)
 	if len(stages) != 2 {

@@ -4,40 +4,26 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestWorkedExample is the README's worked example: `serve --sandbox`, then
 // `publish` of docs/example-intent.json, seen by `watch --json` as four
 // events with seq 1 to 4.
 func TestWorkedExample(t *testing.T) {
-	natsAddr := freeAddr(t)
+	t.Parallel()
+	natsAddr := kit.ReserveAddr(t)
 	srv := startChild(t, "serve", "--sandbox", "--sandbox-listen", "127.0.0.1:0", "--nats-listen", natsAddr,
 		"--http-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--confirm-interval", "100ms")
-	srv.waitLog(regexp.MustCompile(`worker started`), 60*time.Second)
+	srv.WaitLog(regexp.MustCompile(`worker started`), 60*time.Second)
 	natsURL := "nats://" + natsAddr
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -81,31 +67,15 @@ func TestWorkedExample(t *testing.T) {
 	}
 	cancel()
 	<-watchDone
-	srv.stop(30 * time.Second)
+	srv.Stop(30 * time.Second)
 }
-
-var _ = fmt.Sprint
 
 // waitWatcher waits until the stream has a consumer: a watch is following it.
 func waitWatcher(t *testing.T, ctx context.Context, natsURL, stream string) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if st, err := js.Stream(ctx, stream); err == nil && st.CachedInfo().State.Consumers > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no watcher consumer on %s within 30s", stream)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	jet := kit.Connect(t, natsURL)
+	kit.Eventually(t, 30*time.Second, "a watcher consumer on "+stream, func() bool {
+		st, err := jet.JS.Stream(ctx, stream)
+		return err == nil && st.CachedInfo().State.Consumers > 0
+	})
 }

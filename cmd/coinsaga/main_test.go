@@ -1,141 +1,43 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
-// The test binary doubles as the coinsaga binary: with COINSAGA_TEST_MAIN
-// set it runs main's command line instead of the tests, so child-process
-// tests exercise exactly what `coinsaga` does, race detector included.
+// The test binary doubles as the coinsaga binary (kit.RunAsChild): in a
+// process kit.StartProcess started it runs main's command line instead of
+// the tests, so child-process tests exercise exactly what `coinsaga`
+// does, race detector included, with no second build.
 func TestMain(m *testing.M) {
-	if os.Getenv("COINSAGA_TEST_MAIN") == "1" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-	}
+	kit.RunAsChild(func(args []string) int { return run(args, os.Stdout, os.Stderr) })
 	os.Exit(m.Run())
 }
 
-// child is a coinsaga process started by a test.
-type child struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	stderr bytes.Buffer
-	all    []string      // every stderr line so far
-	read   int           // lines waitLog has looked at
-	more   chan struct{} // a line arrived (coalesced)
-	exited chan struct{}
-	err    error
-}
+// child is a coinsaga process started by a test: a kit.Process, which
+// also answers to the short names tests written before the kit use.
+type child struct{ *kit.Process }
 
 // startChild runs `coinsaga args...` as a separate process.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	c := &child{t: t, more: make(chan struct{}, 1), exited: make(chan struct{})}
-	c.cmd = exec.Command(os.Args[0], args...)
-	c.cmd.Env = append(os.Environ(), "COINSAGA_TEST_MAIN=1")
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.cmd.Stdout = io.Discard
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			c.mu.Lock()
-			c.stderr.WriteString(line + "\n")
-			c.all = append(c.all, line) // kept whole: a chatty child must not push a line out before it is waited for
-			c.mu.Unlock()
-			select {
-			case c.more <- struct{}{}:
-			default:
-			}
-		}
-		c.err = c.cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-c.exited:
-		default:
-			_ = c.cmd.Process.Kill()
-			<-c.exited
-		}
-	})
-	return c
+	return &child{kit.StartProcess(t, args...)}
 }
 
-// waitLog waits for a log line matching re and returns its submatches.
 func (c *child) waitLog(re *regexp.Regexp, timeout time.Duration) []string {
-	c.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		c.mu.Lock()
-		for c.read < len(c.all) {
-			line := c.all[c.read]
-			c.read++
-			if m := re.FindStringSubmatch(line); m != nil {
-				c.mu.Unlock()
-				return m
-			}
-		}
-		c.mu.Unlock()
-		select {
-		case <-c.more:
-		case <-c.exited:
-			c.mu.Lock()
-			unread := c.read < len(c.all)
-			c.mu.Unlock()
-			if unread {
-				continue // the last lines came with the exit
-			}
-			c.t.Fatalf("coinsaga exited (%v) before logging %s; stderr:\n%s", c.err, re, c.output())
-		case <-deadline:
-			c.t.Fatalf("no log line matching %s within %s; stderr:\n%s", re, timeout, c.output())
-		}
-	}
+	return c.WaitLog(re, timeout)
 }
-
-func (c *child) output() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.stderr.String()
-}
-
-// kill ends the process at once, as a crash would.
-func (c *child) kill() {
-	_ = c.cmd.Process.Signal(syscall.SIGKILL)
-	<-c.exited
-}
-
-// stop asks for a graceful shutdown and checks it exits 0.
-func (c *child) stop(timeout time.Duration) {
-	c.t.Helper()
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-		if c.err != nil {
-			c.t.Errorf("coinsaga did not exit cleanly on SIGTERM: %v\n%s", c.err, c.output())
-		}
-	case <-time.After(timeout):
-		c.t.Fatalf("coinsaga did not stop within %s of SIGTERM", timeout)
-	}
-}
+func (c *child) output() string             { return c.Output() }
+func (c *child) kill()                      { c.Kill() }
+func (c *child) stop(timeout time.Duration) { c.Stop(timeout) }
 
 // runCLI runs a coinsaga command in-process and returns its output.
 func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, int) {
@@ -146,6 +48,7 @@ func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, 
 }
 
 func TestEveryCommandHasHelp(t *testing.T) {
+	t.Parallel()
 	for name := range commands {
 		t.Run(name+" --help prints its flags and exits 0", func(t *testing.T) {
 			args := []string{name, "--help"}

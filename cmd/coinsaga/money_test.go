@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 var sandboxStarted = regexp.MustCompile(`msg="sandbox providers started" url=(\S+)`)
@@ -24,12 +22,13 @@ var sandboxStarted = regexp.MustCompile(`msg="sandbox providers started" url=(\S
 // reached the worker through the HTTP listener that serve points the
 // sandbox at.
 func TestServeSandboxWiresSUDsNotificationsToTheWorker(t *testing.T) {
-	natsAddr := freeAddr(t)
+	t.Parallel()
+	natsAddr := kit.ReserveAddr(t)
 	srv := startChild(t, "serve", "--sandbox", "--sandbox-listen", "127.0.0.1:0", "--nats-listen", natsAddr,
 		"--http-listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--confirm-interval", "20s")
-	sandboxURL := srv.waitLog(sandboxStarted, time.Minute)[1]
-	httpAddr := srv.waitLog(httpListening, time.Minute)[1]
-	srv.waitLog(workerStarted, time.Minute)
+	sandboxURL := srv.WaitLog(sandboxStarted, time.Minute)[1]
+	httpAddr := srv.WaitLog(httpListening, time.Minute)[1]
+	srv.WaitLog(workerStarted, time.Minute)
 
 	fault := []byte(`{"endpoint":"sud.create_order","execute_fail_rate":1,"execute_delay_ms":300}`)
 	resp, err := http.Post(sandboxURL+"/_sandbox/faults", "application/json", bytes.NewReader(fault))
@@ -41,23 +40,18 @@ func TestServeSandboxWiresSUDsNotificationsToTheWorker(t *testing.T) {
 		t.Fatalf("setting the fault: %s", resp.Status)
 	}
 
-	nc, err := nats.Connect("nats://" + natsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	jet := kit.Connect(t, "nats://"+natsAddr)
 	in := testIntent("notified-fail", "mogs", 25)
 	data, _ := json.Marshal(in)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, _, err := events.PublishIntent(ctx, js, events.Subjects{}, data, events.DefaultCatalog()); err != nil {
+	if _, _, err := events.PublishIntent(ctx, jet.JS, jet.Subjects, data, events.DefaultCatalog()); err != nil {
 		t.Fatal(err)
 	}
 	// The verdict polls every 5 s at most; the notification after 300 ms
 	// must bring the decision well before the first of them.
 	started := time.Now()
-	waitAllTerminal(t, js, events.Subjects{}, []string{in.OutOrderID}, time.Minute)
+	jet.WaitTerminal(t, time.Minute, in.OutOrderID)
 	took := time.Since(started)
 
 	out, _, code := runCLI(t, ctx, "order", "get", "--nats-url", "nats://"+natsAddr, in.OutOrderID)
@@ -69,5 +63,5 @@ func TestServeSandboxWiresSUDsNotificationsToTheWorker(t *testing.T) {
 		t.Errorf("no EXECUTE_FAIL notification reached the worker (order took %s)", took)
 	}
 	t.Logf("compensated %s after the publish", took)
-	srv.stop(30 * time.Second)
+	srv.Stop(30 * time.Second)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -95,9 +96,10 @@ func httpStatus(t *testing.T, url string) int {
 // TestMetricsCountASmallRun runs 20 orders and one undecodable intent and
 // reads every series an operator's dashboard needs.
 func TestMetricsCountASmallRun(t *testing.T) {
-	// serve logs the configured --http-listen, not the bound one, so the
-	// test picks the port.
-	addr := freeAddr(t)
+	t.Parallel()
+	// A reserved port: the address is known before serve starts, and no
+	// other process can take it meanwhile.
+	addr := kit.ReserveAddr(t)
 	e := startOpsEnv(t, "--http-listen", addr)
 	base := "http://" + addr
 
@@ -179,28 +181,31 @@ func TestMetricsCountASmallRun(t *testing.T) {
 // scans everything that leaves the worker: its logs, every status event,
 // every dead letter's headers and the `order get` replies.
 func TestNoSecretLeaves(t *testing.T) {
+	t.Parallel()
 	e := startOpsEnv(t, "--log-level", "debug", "--log-format", "json")
 	d := sandbox.DefaultConfig()
 	secrets := []string{d.SUDAppSecret, d.MidasAppKey}
-	mogsIntent := func(id, jsCode string, amount int64) events.Intent {
-		in := testIntent(id, "mogs", amount)
-		in.Payment.MOGS.JSCode = jsCode
-		in.Payment.MOGS.SessionKey = "SECRET-sk-" + id
-		secrets = append(secrets, in.Payment.MOGS.SessionKey)
-		if jsCode != "expired" {
-			secrets = append(secrets, jsCode)
+	// secretIntent logs in with login (a js_code or an openkey) and a
+	// second secret; both are secrets unless the login is "expired".
+	secretIntent := func(id, provider, login string, amount int64) events.Intent {
+		in := testIntent(id, provider, amount)
+		var second string
+		if provider == "mogs" {
+			in.Payment.MOGS.JSCode, in.Payment.MOGS.SessionKey = login, "SECRET-sk-"+id
+			second = in.Payment.MOGS.SessionKey
+		} else {
+			in.Payment.Midas.OpenKey, in.Payment.Midas.PFKey = login, "SECRET-pfkey-"+id
+			second = in.Payment.Midas.PFKey
+		}
+		secrets = append(secrets, second)
+		if login != "expired" {
+			secrets = append(secrets, login)
 		}
 		return in
 	}
+	mogsIntent := func(id, jsCode string, amount int64) events.Intent { return secretIntent(id, "mogs", jsCode, amount) }
 	midasIntent := func(id, openKey string, amount int64) events.Intent {
-		in := testIntent(id, "midas", amount)
-		in.Payment.Midas.OpenKey = openKey
-		in.Payment.Midas.PFKey = "SECRET-pfkey-" + id
-		secrets = append(secrets, in.Payment.Midas.PFKey)
-		if openKey != "expired" {
-			secrets = append(secrets, openKey)
-		}
-		return in
+		return secretIntent(id, "midas", openKey, amount)
 	}
 	okMOGS := mogsIntent("secret-ok-mogs", "SECRET-js-123", 10)
 	okMidas := midasIntent("secret-ok-midas", "SECRET-openkey-123", 10)
@@ -238,16 +243,12 @@ func TestNoSecretLeaves(t *testing.T) {
 	}
 	e.waitFor("the rejected, busy, conflict and undecodable intents are dead-lettered", 30*time.Second, func() bool {
 		reasons := map[string]bool{}
-		e.mu.Lock()
-		for _, m := range e.dlqSeen {
+		for _, m := range e.status.DeadLettersSeen() {
 			reasons[m.Header.Get(events.HeaderReason)] = true
 		}
-		e.mu.Unlock()
 		return reasons["rejected"] && reasons["failed"] && reasons["conflict"] && reasons["invalid"]
 	})
-	e.mu.Lock()
-	published := uint64(len(e.dlqSeen))
-	e.mu.Unlock()
+	published := uint64(len(e.status.DeadLettersSeen()))
 	e.waitStored("every dead letter is stored", published, 10*time.Second)
 
 	sources := map[string]string{}
@@ -266,20 +267,18 @@ func TestNoSecretLeaves(t *testing.T) {
 		out, _, _ := e.cli("dlq", "show", strconv.FormatUint(dl.StreamSeq, 10))
 		sources[fmt.Sprintf("dlq show %d", dl.StreamSeq)] = out
 	}
-	e.mu.Lock()
-	for i, raw := range e.rawEvts {
+	for i, raw := range e.status.Raw() {
 		sources[fmt.Sprintf("status event %d", i)] = string(raw)
 	}
-	for i, m := range e.dlqSeen {
+	for i, m := range e.status.DeadLettersSeen() {
 		var h strings.Builder
 		for k, vs := range m.Header {
 			fmt.Fprintf(&h, "%s: %s\n", k, strings.Join(vs, ", "))
 		}
 		sources[fmt.Sprintf("dead letter %d headers", i)] = h.String()
 	}
-	e.mu.Unlock()
-	e.worker.stop(30 * time.Second)
-	logs := e.worker.output()
+	e.worker.Stop(30 * time.Second)
+	logs := e.worker.Output()
 	sources["worker log"] = logs
 
 	if !strings.Contains(logs, `"level":"DEBUG"`) || !strings.Contains(logs, okMOGS.OutOrderID) {

@@ -20,6 +20,7 @@ import (
 // worker/api.go does; the one with the order waits until the "not found"
 // is out, so that answer always comes first.
 func TestOrderGetPrefersTheWorkerThatHasTheOrder(t *testing.T) {
+	t.Parallel()
 	ns := embednats.StartTest(t)
 	var s events.Subjects
 	const id = "held-by-one"

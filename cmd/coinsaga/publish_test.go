@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 // publishEnv is an embedded server with coinsaga's streams, for publish
@@ -26,44 +26,20 @@ type publishEnv struct {
 	ns  *embednats.Server
 	js  jetstream.JetStream
 	s   events.Subjects
+	jet *kit.JetStream
 }
 
 func startPublishEnv(t *testing.T) *publishEnv {
 	t.Helper()
-	ns := embednats.StartTest(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := events.EnsureStreams(context.Background(), js, events.Subjects{}, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return &publishEnv{url: ns.ClientURL(), ns: ns, js: js}
+	jet := kit.StartJetStream(t).EnsureStreams(t)
+	return &publishEnv{url: jet.URL, ns: jet.Server, js: jet.JS, s: jet.Subjects, jet: jet}
 }
 
 // stored returns the intents stream's messages by out_order_id.
 func (e *publishEnv) stored(t *testing.T) map[string]*jetstream.RawStreamMsg {
 	t.Helper()
-	ctx := context.Background()
-	st, err := e.js.Stream(ctx, e.s.IntentsStream())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]*jetstream.RawStreamMsg{}
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
+	for _, m := range e.jet.Messages(t, e.s.IntentsStream()) {
 		out[m.Header.Get(events.HeaderMsgID)] = m
 	}
 	return out
@@ -99,6 +75,7 @@ func intentPretty(t *testing.T, id string) string {
 }
 
 func TestPublishReadsIntentsHoweverTheyAreLaidOut(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	for _, c := range []struct {
 		name  string
@@ -158,6 +135,7 @@ func TestPublishReadsIntentsHoweverTheyAreLaidOut(t *testing.T) {
 }
 
 func TestPublishReportsEachBadIntentAndPublishesTheRest(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	oversize := testIntent("too-big", "mogs", 10)
 	oversize.Payload = json.RawMessage(`{"point":6,"seq":1,"pad":"` + strings.Repeat("x", 100<<10) + `"}`)
@@ -210,6 +188,7 @@ func TestPublishReportsEachBadIntentAndPublishesTheRest(t *testing.T) {
 }
 
 func TestPublishStopsAtJSONItCannotReadOn(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	for _, c := range []struct {
 		name, input, says, exit string
@@ -259,6 +238,7 @@ func (e *endless) Read(p []byte) (int, error) {
 }
 
 func TestPublishRefusesAValueTooLargeToHoldWithoutReadingItAll(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	tail := &endless{}
 	input := io.MultiReader(strings.NewReader(intentLine(t, "before-endless")+"\n"+`{"pad":"`), tail)
@@ -275,6 +255,7 @@ func TestPublishRefusesAValueTooLargeToHoldWithoutReadingItAll(t *testing.T) {
 }
 
 func TestPublishRefusesEmptyInput(t *testing.T) {
+	t.Parallel()
 	empty := filepath.Join(t.TempDir(), "empty.json")
 	blank := filepath.Join(t.TempDir(), "blank.json")
 	os.WriteFile(empty, nil, 0o600)
@@ -303,6 +284,7 @@ func TestPublishRefusesEmptyInput(t *testing.T) {
 }
 
 func TestPublishSaysWhenItReadsATerminal(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name     string
 		terminal bool
@@ -355,6 +337,7 @@ func TestPublishSaysWhenItReadsATerminal(t *testing.T) {
 }
 
 func TestPublishStopsReadingWhenInterrupted(t *testing.T) {
+	t.Parallel()
 	r, w := io.Pipe() // a terminal nobody types into
 	defer w.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -374,6 +357,7 @@ func TestPublishStopsReadingWhenInterrupted(t *testing.T) {
 }
 
 func TestPublishBuildsTheSubjectFromTheBody(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	in := testIntent("room-9009", "mogs", 10)
 	in.RoomID = "9009"

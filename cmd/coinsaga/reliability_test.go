@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -31,26 +33,14 @@ type reliabilityEnv struct {
 	t          *testing.T
 	natsURL    string
 	js         jetstream.JetStream
+	jet        *kit.JetStream
 	sandboxURL string
 }
 
 func startReliabilityEnv(t *testing.T) *reliabilityEnv {
 	t.Helper()
-	ns := embednats.StartTest(t)
-	cfg := sandbox.DefaultConfig()
-	cfg.Games = events.DefaultCatalog()
-	srv := httptest.NewServer(sandbox.New(cfg))
-	t.Cleanup(srv.Close)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &reliabilityEnv{t: t, natsURL: ns.ClientURL(), js: js, sandboxURL: srv.URL}
+	jet := kit.StartJetStream(t)
+	return &reliabilityEnv{t: t, natsURL: jet.URL, js: jet.JS, jet: jet, sandboxURL: kit.StartSandbox(t, 0).URL}
 }
 
 func (e *reliabilityEnv) serveArgs(dataDir string, extra ...string) []string {
@@ -63,15 +53,10 @@ func (e *reliabilityEnv) serveArgs(dataDir string, extra ...string) []string {
 func (e *reliabilityEnv) refused(args ...string) string {
 	e.t.Helper()
 	c := startChild(e.t, args...)
-	select {
-	case <-c.exited:
-	case <-time.After(time.Minute):
-		e.t.Fatalf("serve %v did not exit; it should have refused to start:\n%s", args, c.output())
+	if c.WaitExit(time.Minute) == nil {
+		e.t.Fatalf("serve %v exited 0; it should have refused to start:\n%s", args, c.Output())
 	}
-	if c.err == nil {
-		e.t.Fatalf("serve %v exited 0; it should have refused to start:\n%s", args, c.output())
-	}
-	return c.output()
+	return c.Output()
 }
 
 // completeOrders publishes n intents and waits for their completed events.
@@ -90,17 +75,18 @@ func (e *reliabilityEnv) completeOrders(prefix string, n int) {
 	for i := range ids {
 		ids[i] = prefix + strconv.Itoa(i)
 	}
-	waitAllTerminal(e.t, e.js, s, ids, time.Minute)
+	e.jet.WaitTerminal(e.t, time.Minute, ids...)
 }
 
 func TestServeRefusesToStartEmptyWhereAStoreWasLost(t *testing.T) {
+	t.Parallel()
 	e := startReliabilityEnv(t)
 	dataDir := t.TempDir()
 	db := filepath.Join(dataDir, "coinsaga.db")
 	first := startChild(t, e.serveArgs(dataDir)...)
-	first.waitLog(workerStarted, time.Minute)
+	first.WaitLog(workerStarted, time.Minute)
 	e.completeOrders("lost-", 20)
-	first.stop(30 * time.Second)
+	first.Stop(30 * time.Second)
 
 	damages := []struct {
 		name   string
@@ -132,14 +118,14 @@ func TestServeRefusesToStartEmptyWhereAStoreWasLost(t *testing.T) {
 	}
 	t.Run("--init-store starts an empty store on purpose", func(t *testing.T) {
 		c := startChild(t, e.serveArgs(dataDir, "--init-store")...)
-		c.waitLog(regexp.MustCompile(`starting with an empty store on purpose`), time.Minute)
-		c.waitLog(workerStarted, time.Minute)
-		c.stop(30 * time.Second)
+		c.WaitLog(regexp.MustCompile(`starting with an empty store on purpose`), time.Minute)
+		c.WaitLog(workerStarted, time.Minute)
+		c.Stop(30 * time.Second)
 	})
 	t.Run("the store made by --init-store opens afterwards without the flag", func(t *testing.T) {
 		c := startChild(t, e.serveArgs(dataDir)...)
-		c.waitLog(workerStarted, time.Minute)
-		c.stop(30 * time.Second)
+		c.WaitLog(workerStarted, time.Minute)
+		c.Stop(30 * time.Second)
 	})
 	t.Run("a damaged store is refused with what to do", func(t *testing.T) {
 		if err := os.WriteFile(db, []byte("not a database, a bad restore"), 0o600); err != nil {
@@ -153,15 +139,16 @@ func TestServeRefusesToStartEmptyWhereAStoreWasLost(t *testing.T) {
 }
 
 func TestASecondWorkerOnAPrefixRefusesToStart(t *testing.T) {
+	t.Parallel()
 	e := startReliabilityEnv(t)
 	firstDir := t.TempDir()
 	first := startChild(t, e.serveArgs(firstDir)...)
-	first.waitLog(workerStarted, time.Minute)
+	first.WaitLog(workerStarted, time.Minute)
 
 	// --init-store: the new worker's store is empty on purpose; the lease,
 	// not the missing-store check, must stop it.
 	out := e.refused(e.serveArgs(t.TempDir(), "--init-store")...)
-	for _, want := range []string{"another worker owns this prefix", "pid " + strconv.Itoa(first.cmd.Process.Pid), firstDir} {
+	for _, want := range []string{"another worker owns this prefix", "pid " + strconv.Itoa(first.Pid()), firstDir} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the refusal does not say %q:\n%s", want, tail(out, 5))
 		}
@@ -170,8 +157,8 @@ func TestASecondWorkerOnAPrefixRefusesToStart(t *testing.T) {
 		e.completeOrders("owned-", 5)
 	})
 	t.Run("a graceful stop says what the drain waits for", func(t *testing.T) {
-		first.stop(30 * time.Second)
-		out := first.output()
+		first.Stop(30 * time.Second)
+		out := first.Output()
 		for _, want := range []string{"draining: taking no new intents", "draining: every running step recorded", "worker stopped"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the drain did not log %q:\n%s", want, tail(out, 6))
@@ -180,12 +167,13 @@ func TestASecondWorkerOnAPrefixRefusesToStart(t *testing.T) {
 	})
 	t.Run("after a graceful stop, another worker takes the prefix at once", func(t *testing.T) {
 		second := startChild(t, e.serveArgs(t.TempDir(), "--init-store")...)
-		second.waitLog(workerStarted, 10*time.Second) // well inside the lease's 15 s
-		second.stop(30 * time.Second)
+		second.WaitLog(workerStarted, 10*time.Second) // well inside the lease's 15 s
+		second.Stop(30 * time.Second)
 	})
 }
 
 func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
+	t.Parallel()
 	e := startReliabilityEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -199,9 +187,9 @@ func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
 	dataDir := t.TempDir()
 	for start := 1; start <= 2; start++ {
 		c := startChild(t, e.serveArgs(dataDir)...)
-		c.waitLog(regexp.MustCompile(`existing stream differs.*stream=COINSAGA_STATUS field="max age" have=72h0m0s`), time.Minute)
-		c.waitLog(workerStarted, time.Minute)
-		c.stop(30 * time.Second)
+		c.WaitLog(regexp.MustCompile(`existing stream differs.*stream=COINSAGA_STATUS field="max age" have=72h0m0s`), time.Minute)
+		c.WaitLog(workerStarted, time.Minute)
+		c.Stop(30 * time.Second)
 		st, err := e.js.Stream(ctx, "COINSAGA_STATUS")
 		if err != nil {
 			t.Fatal(err)
@@ -213,8 +201,8 @@ func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
 
 	t.Run("a prefix whose stream names another deployment's streams use is refused", func(t *testing.T) {
 		c := startChild(t, e.serveArgs(t.TempDir(), "--prefix", "tenant.a")...)
-		c.waitLog(workerStarted, time.Minute)
-		c.stop(30 * time.Second)
+		c.WaitLog(workerStarted, time.Minute)
+		c.Stop(30 * time.Second)
 		out := e.refused(e.serveArgs(t.TempDir(), "--prefix", "tenant_a")...)
 		if !strings.Contains(out, "choose a prefix") || !strings.Contains(out, "TENANT_A_INTENTS") {
 			t.Errorf("the refusal does not name the stream and the remedy:\n%s", tail(out, 5))
@@ -223,8 +211,8 @@ func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
 
 	t.Run("readiness fails while the intents stream does not answer", func(t *testing.T) {
 		c := startChild(t, e.serveArgs(dataDir)...)
-		addr := c.waitLog(httpListening, time.Minute)[1]
-		c.waitLog(workerStarted, time.Minute)
+		addr := c.WaitLog(httpListening, time.Minute)[1]
+		c.WaitLog(workerStarted, time.Minute)
 		waitHTTPStatus(t, "http://"+addr+"/readyz", http.StatusOK, 30*time.Second)
 		if err := e.js.DeleteStream(ctx, "COINSAGA_INTENTS"); err != nil {
 			t.Fatal(err)
@@ -234,16 +222,13 @@ func TestServeLeavesTheOperatorsStreamsAsTheyAre(t *testing.T) {
 }
 
 func TestServeNamesTheSpaceTheStatusStreamNeeds(t *testing.T) {
+	t.Parallel()
 	dataDir := t.TempDir()
 	c := startChild(t, "serve", "--sandbox", "--sandbox-listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--http-listen", "127.0.0.1:0", "--data-dir", dataDir, "--status-max-bytes", "64TiB")
-	select {
-	case <-c.exited:
-	case <-time.After(time.Minute):
-		t.Fatal("serve did not exit")
-	}
-	out := c.output()
-	if c.err == nil {
+	err := c.WaitExit(time.Minute)
+	out := c.Output()
+	if err == nil {
 		t.Fatalf("serve started with a status stream larger than the disk:\n%s", tail(out, 5))
 	}
 	for _, want := range []string{"COINSAGA_STATUS", "64 TiB", "--status-max-bytes", "free under " + dataDir} {
@@ -256,15 +241,11 @@ func TestServeNamesTheSpaceTheStatusStreamNeeds(t *testing.T) {
 // waitHTTPStatus polls url until it answers with status.
 func waitHTTPStatus(t *testing.T, url string, status int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
 	last := 0
-	for time.Now().Before(deadline) {
-		if last = httpStatus(t, url); last == status {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s answered %d, not %d, for %s", url, last, status, timeout)
+	kit.EventuallyOn(t, nil, timeout, fmt.Sprintf("%s answers %d", url, status), func() bool {
+		last = httpStatus(t, url)
+		return last == status
+	}, func() string { return fmt.Sprintf("it answered %d", last) })
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -277,6 +258,7 @@ func mustJSON(t *testing.T, v any) []byte {
 }
 
 func TestServeLeavesR3StreamsR3OnACluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a 3-node JetStream cluster")
 	}
@@ -306,9 +288,9 @@ func TestServeLeavesR3StreamsR3OnACluster(t *testing.T) {
 	for start := 1; start <= 2; start++ {
 		c := startChild(t, "serve", "--nats-url", cluster.ClientURLs(), "--sandbox-url", sb.URL, "--data-dir", dataDir,
 			"--http-listen", "127.0.0.1:0")
-		c.waitLog(regexp.MustCompile(`existing stream differs.*field=replicas have=3`), time.Minute)
-		c.waitLog(workerStarted, time.Minute)
-		c.stop(30 * time.Second)
+		c.WaitLog(regexp.MustCompile(`existing stream differs.*field=replicas have=3`), time.Minute)
+		c.WaitLog(workerStarted, time.Minute)
+		c.Stop(30 * time.Second)
 		for _, name := range []string{"COINSAGA_INTENTS", "COINSAGA_STATUS", "COINSAGA_DLQ"} {
 			st, err := js.Stream(ctx, name)
 			if err != nil {

@@ -1,57 +1,23 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coinsaga/coinsaga/internal/kit"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 )
 
-// rfc3986 is an encoder written for this test alone, from the text of the
-// OpenAPI V3.0 rule (not from the client's or the sandbox's code): only
-// A-Z a-z 0-9 - _ . stay; every other byte becomes %XX in upper case.
-func rfc3986(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if ('A' <= c && c <= 'Z') || ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || c == '-' || c == '_' || c == '.' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-// signMidas signs a GET of path with params the way the seed describes.
-func signMidas(appKey, path string, params map[string]string) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	pairs := make([]string, len(keys))
-	for i, k := range keys {
-		pairs[i] = k + "=" + params[k]
-	}
-	source := "GET&" + rfc3986("/v3/r"+path) + "&" + rfc3986(strings.Join(pairs, "&"))
-	mac := hmac.New(sha1.New, []byte(appKey+"&"))
-	mac.Write([]byte(source))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
-
 func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
-	addr := freeAddr(t)
+	t.Parallel()
+	addr := kit.ReserveAddr(t)
 	sb := startChild(t, "sandbox", "--listen", addr)
-	sb.waitLog(regexp.MustCompile(`sandbox listening`), 60*time.Second)
+	sb.WaitLog(regexp.MustCompile(`sandbox listening`), 60*time.Second)
 
 	path := "/mpay/get_balance_m"
 	params := map[string]string{
@@ -63,11 +29,11 @@ func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
 		t.Helper()
 		q := make([]string, 0, len(params)+1)
 		for k, v := range params {
-			q = append(q, rfc3986(k)+"="+rfc3986(v))
+			q = append(q, providertest.RFC3986(k)+"="+providertest.RFC3986(v))
 		}
-		q = append(q, "sig="+rfc3986(sig))
+		q = append(q, "sig="+providertest.RFC3986(sig))
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path+"?"+strings.Join(q, "&"), nil)
-		req.Header.Set("Cookie", "session_id=openid; session_type=kp_actoken; org_loc="+rfc3986(path))
+		req.Header.Set("Cookie", "session_id=openid; session_type=kp_actoken; org_loc="+providertest.RFC3986(path))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +45,7 @@ func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
 		}
 		return body
 	}
-	sig := signMidas("sandbox-midas-appkey", path, params)
+	sig := providertest.MidasSig("sandbox-midas-appkey", "/v3/r"+path, params)
 	t.Run("a request signed by an independent implementation is accepted", func(t *testing.T) {
 		if got := call(sig); got["ret"] != float64(0) {
 			t.Fatalf("reply %v, want ret 0", got)
@@ -96,5 +62,5 @@ func TestSandboxCommandAcceptsIndependentlySignedMidasRequests(t *testing.T) {
 			t.Fatalf("reply %v, want a non-zero ret", got)
 		}
 	})
-	sb.stop(10 * time.Second)
+	sb.Stop(10 * time.Second)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 // busyPort is a loopback address something listens on until the test ends.
@@ -33,13 +34,7 @@ func busyPort(t *testing.T) string {
 }
 
 func TestServeRefusesValuesItCannotRunWith(t *testing.T) {
-	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		code int
-		want string
-	}{
+	mistakesGetOneLine(t, []mistake{
 		{"--concurrency -1", []string{"serve", "--sandbox", "--concurrency", "-1"}, nil, 2, "--concurrency -1: want 1 or more"},
 		{"--max-attempts 0", []string{"serve", "--sandbox", "--max-attempts", "0"}, nil, 2, "--max-attempts 0: want 1 or more"},
 		{"--stream-replicas 0", []string{"serve", "--sandbox", "--stream-replicas", "0"}, nil, 2, "--stream-replicas 0: want 1 or more"},
@@ -54,19 +49,11 @@ func TestServeRefusesValuesItCannotRunWith(t *testing.T) {
 			"--confirm-interval 0s (from COINSAGA_CONFIRM_INTERVAL): want a positive duration"},
 		{"serve takes no arguments", []string{"serve", "now"}, nil, 2, `serve takes no arguments (got ["now"])`},
 		{"sandbox with a negative balance", []string{"sandbox", "--initial-balance", "-5"}, nil, 2, "--initial-balance -5: want 0 or more"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			_, stderr, code := runCLI(t, context.Background(), tc.args...)
-			oneLine(t, stderr, code, tc.code, tc.want)
-		})
-	}
+	})
 }
 
 func TestServeChecksItsAddressesFirst(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, flag, want string
 	}{
@@ -98,7 +85,7 @@ func TestServeChecksItsAddressesFirst(t *testing.T) {
 
 func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 	t.Run("an external URL that does not answer fails at once, saying how to get the embedded server", func(t *testing.T) {
-		url := "nats://" + freeAddr(t)
+		url := "nats://" + kit.ReserveAddr(t)
 		t.Setenv("COINSAGA_NATS_URL", url)
 		dataDir := t.TempDir()
 		_, stderr, code := runCLI(t, context.Background(), "serve", "--sandbox", "--data-dir", dataDir,
@@ -110,22 +97,22 @@ func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 		}
 	})
 	t.Run("on the command line the hint is to drop the flag", func(t *testing.T) {
-		url := "nats://" + freeAddr(t)
+		url := "nats://" + kit.ReserveAddr(t)
 		_, stderr, code := runCLI(t, context.Background(), "serve", "--sandbox", "--nats-url", url, "--data-dir", t.TempDir(),
 			"--http-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0")
 		oneLine(t, stderr, code, 1, "--nats-url "+url+": no NATS server answers; start it, or drop --nats-url")
 	})
 	t.Run("the tools' URL naming serve's own address starts the embedded server there", func(t *testing.T) {
-		addr := freeAddr(t)
+		addr := kit.ReserveAddr(t)
 		t.Setenv("COINSAGA_NATS_URL", "nats://"+addr)
 		t.Setenv("COINSAGA_NATS_LISTEN", addr)
 		srv := startChild(t, "serve", "--sandbox", "--data-dir", t.TempDir(), "--log-format", "json",
 			"--http-listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0")
-		httpAddr := srv.waitLog(regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`), time.Minute)[1]
+		httpAddr := srv.WaitLog(regexp.MustCompile(`"msg":"http listening","addr":"([^"]+)"`), time.Minute)[1]
 		// Durations in the JSON log read as durations, not nanoseconds.
-		srv.waitLog(regexp.MustCompile(`"msg":"worker started".*"confirm_interval":"15s","confirm_timeout":"2m0s"`), time.Minute)
-		if !strings.Contains(srv.output(), `"msg":"embedded JetStream started","url":"nats://`+addr+`"`) {
-			t.Errorf("the embedded server did not start at %s:\n%s", addr, srv.output())
+		srv.WaitLog(regexp.MustCompile(`"msg":"worker started".*"confirm_interval":"15s","confirm_timeout":"2m0s"`), time.Minute)
+		if !strings.Contains(srv.Output(), `"msg":"embedded JetStream started","url":"nats://`+addr+`"`) {
+			t.Errorf("the embedded server did not start at %s:\n%s", addr, srv.Output())
 		}
 		// A tool with the same environment reaches the worker.
 		_, stderr, code := runCLI(t, context.Background(), "order", "get", "no-such-order")
@@ -142,7 +129,7 @@ func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^coinsaga_build_info\{.*` + regexp.QuoteMeta(want) + `.*\} 1$`).Match(body) {
 			t.Errorf("no coinsaga_build_info{..., %s} 1 in /metrics", want)
 		}
-		srv.stop(time.Minute)
+		srv.Stop(time.Minute)
 	})
 	t.Run("a NATS already answering at serve's own address is used", func(t *testing.T) {
 		ns := embednats.StartTest(t)
@@ -156,6 +143,7 @@ func TestServeAndTheToolsShareCOINSAGA_NATS_URL(t *testing.T) {
 }
 
 func TestWhichURLNamesServesOwnAddress(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		url, listen string
 		want        bool
@@ -182,6 +170,7 @@ func TestWhichURLNamesServesOwnAddress(t *testing.T) {
 }
 
 func TestServeHelpTellsWhatAnUnsetNATSURLMeans(t *testing.T) {
+	t.Parallel()
 	_, stderr, code := runCLI(t, context.Background(), "serve", "--help")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
@@ -204,6 +193,7 @@ func TestServeHelpTellsWhatAnUnsetNATSURLMeans(t *testing.T) {
 }
 
 func TestBuildInfoMetric(t *testing.T) {
+	t.Parallel()
 	reg := prometheus.NewRegistry()
 	registerBuildInfo(reg)
 	families, err := reg.Gather()
@@ -224,6 +214,7 @@ func TestBuildInfoMetric(t *testing.T) {
 }
 
 func TestLogsWriteDurationsAsText(t *testing.T) {
+	t.Parallel()
 	for format, want := range map[string]string{"json": `"took":"1.5s"`, "text": `took=1.5s`} {
 		var b bytes.Buffer
 		log, err := newLogger(&b, format, "info")

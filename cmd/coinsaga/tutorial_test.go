@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -34,10 +35,24 @@ func startTutorialServe(t *testing.T, dataDir, natsAddr string) *tutorialServe {
 		// A debit the sandbox forgot never shows: such an order would fail
 		// after this, not after the default 2 minutes.
 		"--confirm-timeout", "30s")
-	url := c.waitLog(sandboxStarted, 60*time.Second)[1]
-	httpAddr := c.waitLog(httpListening, 60*time.Second)[1]
-	c.waitLog(workerStarted, 60*time.Second)
+	url := c.WaitLog(sandboxStarted, 60*time.Second)[1]
+	httpAddr := c.WaitLog(httpListening, 60*time.Second)[1]
+	c.WaitLog(workerStarted, 60*time.Second)
 	return &tutorialServe{child: c, admin: sandbox.NewAdminClient(url), metrics: "http://" + httpAddr + "/metrics"}
+}
+
+// tutorialRun is what both tutorial runs share: a data dir, a NATS
+// address reserved for every start of serve, and two minutes.
+func tutorialRun(t *testing.T) (dataDir, natsAddr, natsURL string, ctx context.Context) {
+	t.Helper()
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs coinsaga serve twice as child processes")
+	}
+	natsAddr = kit.ReserveAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return t.TempDir(), natsAddr, "nats://" + natsAddr, ctx
 }
 
 // exampleIntent is docs/example-intent.json, the README's intent.
@@ -194,14 +209,8 @@ func checkChargedOnce(t *testing.T, admin *sandbox.AdminClient, in events.Intent
 // sandbox kept its ledger, the debit vanished with the process and the
 // order failed when its confirmation timed out.
 func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs coinsaga serve twice as child processes")
-	}
-	dataDir, natsAddr := t.TempDir(), freeAddr(t)
-	natsURL := "nats://" + natsAddr
+	dataDir, natsAddr, natsURL, ctx := tutorialRun(t)
 	raw, in := exampleIntent(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	srv := startTutorialServe(t, dataDir, natsAddr)
 	// The debit shows in balance reads only 10 s after the pay: the order
@@ -226,11 +235,11 @@ func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
 	stopWatch()
 	// The first bill of an order is its out_order_id.
 	waitBillSaved(t, filepath.Join(dataDir, "sandbox.json"), in.OutOrderID)
-	srv.kill()
+	srv.Kill()
 
 	srv = startTutorialServe(t, dataDir, natsAddr)
-	if m := resumedOrders.FindStringSubmatch(srv.output()); m == nil || m[1] == "0" {
-		t.Fatalf("the restart resumed no order (%v): the kill came after the order ended, so this proved nothing\n%s", m, srv.output())
+	if m := resumedOrders.FindStringSubmatch(srv.Output()); m == nil || m[1] == "0" {
+		t.Fatalf("the restart resumed no order (%v): the kill came after the order ended, so this proved nothing\n%s", m, srv.Output())
 	}
 	evs, _ = watchOrder(t, natsURL, in.OutOrderID)
 	states := statesUntilTerminal(t, evs, 60*time.Second)
@@ -245,7 +254,7 @@ func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
 	if len(orders) != 1 || orders[0].OutOrderID != in.OutOrderID || orders[0].Status != "EXECUTE_SUCCESS" {
 		t.Errorf("SUD orders after the restart %+v, want the one order, executed", orders)
 	}
-	srv.stop(30 * time.Second)
+	srv.Stop(30 * time.Second)
 }
 
 // TestTutorialRepeatAfterRestart is the README's tutorial done twice with
@@ -255,14 +264,8 @@ func TestTutorialRestartFinishesOrdersInFlight(t *testing.T) {
 // which kept its ledger, shows the one debit. Starting over takes `make
 // clean` (or another out_order_id).
 func TestTutorialRepeatAfterRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs coinsaga serve twice as child processes")
-	}
-	dataDir, natsAddr := t.TempDir(), freeAddr(t)
-	natsURL := "nats://" + natsAddr
+	dataDir, natsAddr, natsURL, ctx := tutorialRun(t)
 	raw, in := exampleIntent(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 
 	srv := startTutorialServe(t, dataDir, natsAddr)
 	if stdout, stderr, code := runCLI(t, ctx, "publish", "--nats-url", natsURL, raw); code != 0 || strings.Contains(stdout, "duplicate") {
@@ -274,7 +277,7 @@ func TestTutorialRepeatAfterRestart(t *testing.T) {
 	if got, want := strings.Join(first, " "), "accepted ordered debited completed"; got != want {
 		t.Fatalf("first run: states %q, want %q", got, want)
 	}
-	srv.stop(30 * time.Second)
+	srv.Stop(30 * time.Second)
 
 	srv = startTutorialServe(t, dataDir, natsAddr)
 	stdout, stderr, code := runCLI(t, ctx, "publish", "--nats-url", natsURL, raw)
@@ -300,5 +303,5 @@ func TestTutorialRepeatAfterRestart(t *testing.T) {
 		t.Errorf("watch --all after the repeat: states %q seqs %q, want the first run's four", again, seqs)
 	}
 	checkChargedOnce(t, srv.admin, in)
-	srv.stop(30 * time.Second)
+	srv.Stop(30 * time.Second)
 }

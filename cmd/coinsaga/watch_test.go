@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"net"
 	"strings"
 	"sync"
@@ -125,6 +126,7 @@ func (e *publishEnv) publishStatus(t *testing.T, ev events.StatusEvent) *jetstre
 }
 
 func TestWatchPrintsAFullDateAndTime(t *testing.T) {
+	t.Parallel()
 	balance := int64(90)
 	for _, c := range []struct {
 		name string
@@ -154,6 +156,7 @@ func TestWatchPrintsAFullDateAndTime(t *testing.T) {
 }
 
 func TestWatchSinceParsesADurationOrATime(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
 		name, in string
@@ -186,6 +189,7 @@ func TestWatchSinceParsesADurationOrATime(t *testing.T) {
 }
 
 func TestWatchRefusesFlagsThatContradict(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		args []string
@@ -207,6 +211,7 @@ func TestWatchRefusesFlagsThatContradict(t *testing.T) {
 }
 
 func TestWatchAnOrderEndsWithIt(t *testing.T) {
+	t.Parallel()
 	e := startPublishEnv(t)
 	t.Run("an order that is done already is printed and the watch exits 0", func(t *testing.T) {
 		e.publishStatus(t, statusEvent("done", 1, events.StateAccepted))
@@ -280,13 +285,17 @@ func TestWatchAnOrderEndsWithIt(t *testing.T) {
 }
 
 func TestWatchTellsWhenNATSGoesAndComesBack(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	ns, err := embednats.Start(embednats.Options{Listen: "127.0.0.1:0", StoreDir: dir})
+	// A reserved port: the server comes back on it, and nothing else can
+	// take it while the server is down.
+	addr := kit.ReserveAddr(t)
+	ns, err := embednats.Start(embednats.Options{Listen: addr, StoreDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := ns.ClientURL()
-	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "nats://"))
+	_, port, _ := net.SplitHostPort(addr)
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {

@@ -2,21 +2,14 @@ package midas_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/midas"
-	"github.com/coinsaga/coinsaga/providers/sandbox"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 )
 
 // The sandbox's default Midas credentials.
@@ -25,40 +18,21 @@ const (
 	appKey = "sandbox-midas-appkey"
 )
 
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-func (r *recorder) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
-
+// env is a client of this provider against a sandbox of its own over
+// HTTP, as the wallet contract takes it, and the client's own type.
 type env struct {
-	sb     *sandbox.Sandbox
+	providertest.Wallet
 	base   string
 	client *midas.Client
-	obs    *recorder
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	sb := sandbox.New(sandbox.Config{Seed: 1})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	obs := &recorder{}
-	return &env{sb: sb, base: srv.URL, obs: obs, client: midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Observer: obs, Timeout: 2 * time.Second})}
+	sb, url := providertest.Serve(t)
+	obs := &providertest.Recorder{}
+	// The client signs with the sandbox's clock, so that tests may move it.
+	c := midas.New(midas.Config{BaseURL: url, AppID: appID, AppKey: appKey, Observer: obs, Timeout: 2 * time.Second, Now: sb.Now})
+	return &env{Wallet: providertest.Wallet{Client: c, Sandbox: sb, Observed: obs}, base: url, client: c}
 }
 
 func account(openid string) providers.Account {
@@ -70,48 +44,41 @@ func account(openid string) providers.Account {
 
 func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
 	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != "midas" {
-		t.Errorf("Provider = %q, want midas", pe.Provider)
-	}
-	for _, secret := range []string{"openkey-secret", "pfkey-secret", appKey} {
-		if strings.Contains(pe.Error(), secret) {
-			t.Errorf("the error leaks a secret: %v", pe)
-		}
-	}
-	return pe
+	return providertest.WantErr(t, err, "midas", class, code, midasSecrets...)
 }
 
-func TestClientIsTheMidasWallet(t *testing.T) {
-	var w providers.Wallet = midas.New(midas.Config{BaseURL: "http://127.0.0.1:1", AppID: appID, AppKey: appKey})
-	if w.Provider() != "midas" {
-		t.Errorf("Provider() = %q", w.Provider())
-	}
+// midasSecrets may never show in an error.
+var midasSecrets = []string{"openkey-secret", "pfkey-secret", appKey}
+
+// TestTheWalletContract runs the contract every wallet keeps (providertest)
+// against the Midas client and the sandbox over HTTP.
+func TestTheWalletContract(t *testing.T) {
+	providertest.RunWalletContract(t, providertest.WalletContract{
+		Provider: "midas", AppID: appID,
+		Endpoints: providertest.WalletEndpoints{Balance: "get_balance_m", Pay: "pay_m", Cancel: "cancel_pay_m", Present: "present_m"},
+		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).Wallet },
+		Account:   account, Secrets: midasSecrets,
+		NotFoundRet: 1003,
+		// The sandbox answers busy with 1002 or 3000111 at random; both
+		// must be busy, so each fault is tried often enough to see both.
+		BusyRets: []int{1002, 3000111}, FaultTries: 4,
+		Capture: func(t testing.TB, reply string) (providers.Wallet, func() int32) {
+			cp, c := newCapture(t, reply)
+			return c, cp.Hits
+		},
+		Dial: func(url string, timeout time.Duration) providers.Wallet {
+			return midas.New(midas.Config{BaseURL: url, AppID: appID, AppKey: appKey, Timeout: timeout})
+		},
+		CancelNeedsAmount: true,
+		QueryLeaks:        []string{"sig=", "openkey"},
+	})
 }
 
+// TestAgainstTheSandbox is what Midas alone does, beyond the contract.
 func TestAgainstTheSandbox(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	c := e.client
-
-	t.Run("a new account shows the initial balance", func(t *testing.T) {
-		b, err := c.Balance(ctx, account("fresh"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 1000000 || b.SaveAmt != 1000000 || b.FirstSave {
-			t.Errorf("balance = %+v", b)
-		}
-		if got := e.obs.last(); got != "midas get_balance_m ok" {
-			t.Errorf("observed %q", got)
-		}
-	})
 
 	t.Run("every session type is accepted with its session_id", func(t *testing.T) {
 		for _, st := range []string{"kp_actoken", "wc_actoken", "st_dummy", "openkey"} {
@@ -120,100 +87,6 @@ func TestAgainstTheSandbox(t *testing.T) {
 			if _, err := c.Balance(ctx, a); err != nil {
 				t.Errorf("%s: %v", st, err)
 			}
-		}
-	})
-
-	t.Run("a pay debits once and a repeat with the same billno is already done", func(t *testing.T) {
-		a := account("payer")
-		e.sb.SetAccount("midas", appID, "payer", 1000, 100)
-		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := providers.DebitReply{Class: providers.OK, BillNo: "bill-pay-1", Balance: 700, BalanceKnown: true, UsedGenAmt: 100}
-		if r != want {
-			t.Errorf("first pay = %+v, want %+v", r, want)
-		}
-		r, err = c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone || r.BillNo != "bill-pay-1" || r.BalanceKnown {
-			t.Errorf("repeat pay = %+v, want already done without a balance", r)
-		}
-		if got := e.obs.last(); got != "midas pay_m already_done" {
-			t.Errorf("observed %q", got)
-		}
-		if v, _ := e.sb.Account("midas", appID, "payer"); v.Balance != 700 {
-			t.Errorf("account = %+v, want one debit of 300", v)
-		}
-	})
-
-	t.Run("a cancel restores the coins and a second cancel is already done", func(t *testing.T) {
-		a := account("canceller")
-		e.sb.SetAccount("midas", appID, "canceller", 500, 50)
-		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-cancel-1", Amount: 200}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.CancelReply{Class: providers.OK, BillNo: "bill-cancel-1"}) {
-			t.Errorf("cancel = %+v", r)
-		}
-		r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("second cancel = %+v, want already done", r)
-		}
-		b, err := c.Balance(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 500 || b.GenBalance != 50 {
-			t.Errorf("balance after cancel = %+v, want 500 with 50 gifted", b)
-		}
-	})
-
-	t.Run("a cancel of an unknown billno is final not found", func(t *testing.T) {
-		_, err := c.Cancel(ctx, account("canceller"), providers.Cancel{BillNo: "never-paid", Amount: 1})
-		pe := wantErr(t, err, providers.Final, providers.CodeNotFound)
-		if pe.Ret != 1003 || pe.Endpoint != "cancel_pay_m" {
-			t.Errorf("err = %+v", pe)
-		}
-	})
-
-	t.Run("a present adds coins and a repeat is already done", func(t *testing.T) {
-		a := account("giftee")
-		e.sb.SetAccount("midas", appID, "giftee", 10, 0)
-		r, err := c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.PresentReply{Class: providers.OK, BillNo: "gift-1", Balance: 15}) {
-			t.Errorf("present = %+v", r)
-		}
-		r, err = c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("repeat present = %+v", r)
-		}
-		if b, _ := c.Balance(ctx, a); b.Balance != 15 || b.GenBalance != 5 {
-			t.Errorf("balance = %+v, want one present of 5", b)
-		}
-	})
-
-	t.Run("a pay above the balance is final insufficient balance and charges nothing", func(t *testing.T) {
-		e.sb.SetAccount("midas", appID, "poor", 10, 0)
-		_, err := c.Debit(ctx, account("poor"), providers.Debit{BillNo: "bill-poor", Amount: 11})
-		wantErr(t, err, providers.Final, providers.CodeInsufficientBalance)
-		if v, _ := e.sb.Account("midas", appID, "poor"); v.Balance != 10 {
-			t.Errorf("balance = %d, want 10", v.Balance)
 		}
 	})
 
@@ -253,7 +126,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		var found bool
-		for _, b := range e.sb.Bills() {
+		for _, b := range e.Sandbox.Bills() {
 			found = found || (b.OpenID == "escapes" && b.BillNo == "bill-escapes_1")
 		}
 		if !found {
@@ -266,137 +139,20 @@ func TestAgainstTheSandbox(t *testing.T) {
 		a.Midas.SessionType = "qq"
 		_, err := c.Balance(ctx, a)
 		wantErr(t, err, providers.Final, providers.CodeParamError)
-		if _, touched := e.sb.Account("midas", appID, "nosession"); touched {
+		if _, touched := e.Sandbox.Account("midas", appID, "nosession"); touched {
 			t.Error("the request reached the provider")
 		}
 	})
 }
 
-func TestFaultsAreRetryable(t *testing.T) {
-	ctx := context.Background()
-	calls := []struct {
-		name     string
-		endpoint string
-		call     func(c *midas.Client, a providers.Account) error
-	}{
-		{"get_balance_m", "midas.get_balance_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Balance(ctx, a)
-			return err
-		}},
-		{"pay_m", "midas.pay_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"cancel_pay_m", "midas.cancel_pay_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"present_m", "midas.present_m", func(c *midas.Client, a providers.Account) error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "fault-gift", Amount: 1})
-			return err
-		}},
-	}
-	faults := []struct {
-		name  string
-		fault sandbox.Fault
-		code  providers.Code
-	}{
-		// The sandbox answers busy with 1002 or 3000111 at random; both
-		// must be busy.
-		{"busy (1002 or 3000111)", sandbox.Fault{BusyRate: 1}, providers.CodeBusy},
-		{"HTTP 500", sandbox.Fault{ErrorRate: 1}, providers.CodeUnavailable},
-		{"a dropped reply", sandbox.Fault{DropReplyRate: 1}, providers.CodeUnavailable},
-	}
-	e := newEnv(t)
-	for _, call := range calls {
-		for _, f := range faults {
-			t.Run(call.name+" answered with "+f.name+" is retryable", func(t *testing.T) {
-				fault := f.fault
-				fault.Endpoint = call.endpoint
-				e.sb.SetFault(fault)
-				defer e.sb.ClearFaults()
-				for range 4 { // cover both busy codes
-					err := call.call(e.client, account("faulty"))
-					pe := wantErr(t, err, providers.Retryable, f.code)
-					if f.code == providers.CodeBusy && pe.Ret != 1002 && pe.Ret != 3000111 {
-						t.Errorf("Ret = %d", pe.Ret)
-					}
-					if got := e.obs.last(); got != "midas "+call.name+" retryable" {
-						t.Errorf("observed %q", got)
-					}
-				}
-			})
-		}
-	}
-}
-
-func TestARetryAfterADroppedPayReplyLeavesExactlyOneDebit(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	a := account("dropped")
-	e.sb.SetAccount("midas", appID, "dropped", 1000, 0)
-	d := providers.Debit{BillNo: "order-42-pay", Amount: 250}
-
-	e.sb.SetFault(sandbox.Fault{Endpoint: "midas.pay_m", DropReplyRate: 1})
-	_, err := e.client.Debit(ctx, a, d)
-	wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-
-	e.sb.ClearFaults()
-	r, err := e.client.Debit(ctx, a, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Class != providers.AlreadyDone {
-		t.Errorf("retry = %+v, want already done", r)
-	}
-	var bills int
-	for _, b := range e.sb.Bills() {
-		if b.Provider == "midas" && b.OpenID == "dropped" {
-			bills++
-			if b.BillNo != d.BillNo || b.Amt != 250 || b.Cancelled {
-				t.Errorf("bill = %+v", b)
-			}
-		}
-	}
-	if bills != 1 {
-		t.Errorf("%d bills, want 1", bills)
-	}
-	if v, _ := e.sb.Account("midas", appID, "dropped"); v.Balance != 750 {
-		t.Errorf("account = %+v, want one debit of 250", v)
-	}
-}
-
-// capture is a Midas stand-in that records the last request and answers
-// with a fixed reply.
-type capture struct {
-	mu     sync.Mutex
-	req    *http.Request
-	status int
-	reply  string
-	hits   atomic.Int32
-}
-
-func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.hits.Add(1)
-	c.mu.Lock()
-	c.req = r.Clone(context.Background())
-	status, reply := c.status, c.reply
-	c.mu.Unlock()
-	if status == 0 {
-		status = http.StatusOK
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, reply)
-}
-
-func newCapture(t *testing.T, reply string) (*capture, *midas.Client) {
+// newCapture is a Midas stand-in that records the last request and
+// answers with a fixed reply, as Midas does, labelled as HTML.
+func newCapture(t testing.TB, reply string) (*providertest.Stub, *midas.Client) {
 	t.Helper()
-	cp := &capture{reply: reply}
-	srv := httptest.NewServer(cp)
-	t.Cleanup(srv.Close)
+	cp := providertest.NewStub(t, reply)
+	cp.ContentType("text/html; charset=utf-8")
 	at := time.Unix(1700000000, 0)
-	return cp, midas.New(midas.Config{BaseURL: srv.URL + "/", AppID: appID, AppKey: appKey, Timeout: time.Second, Now: func() time.Time { return at }})
+	return cp, midas.New(midas.Config{BaseURL: cp.URL + "/", AppID: appID, AppKey: appKey, Timeout: time.Second, Now: func() time.Time { return at }})
 }
 
 func TestWireFormat(t *testing.T) {
@@ -432,7 +188,7 @@ func TestWireFormat(t *testing.T) {
 			if err := tt.call(c); err != nil {
 				t.Fatal(err)
 			}
-			r := cp.req
+			r := cp.Request()
 			if r.Method != http.MethodGet || r.URL.Path != tt.path {
 				t.Fatalf("%s %s", r.Method, r.URL.Path)
 			}
@@ -476,7 +232,7 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Debit(ctx, b, providers.Debit{BillNo: "b1", Amount: 10}); err != nil {
 			t.Fatal(err)
 		}
-		q := cp.req.URL.Query()
+		q := cp.Request().URL.Query()
 		for _, k := range []string{"userip", "accounttype", "payitem"} {
 			if _, has := q[k]; has {
 				t.Errorf("%s sent although unset", k)
@@ -495,7 +251,7 @@ func TestWireFormat(t *testing.T) {
 			if _, err := c.Balance(ctx, b); err != nil {
 				t.Fatal(err)
 			}
-			if ck, _ := cp.req.Cookie("session_id"); ck == nil || ck.Value != "hy_gameid" {
+			if ck, _ := cp.Request().Cookie("session_id"); ck == nil || ck.Value != "hy_gameid" {
 				t.Errorf("%s: session_id = %v", st, ck)
 			}
 		}
@@ -578,7 +334,7 @@ func TestReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, c := newCapture(t, tt.reply)
-			cp.status = tt.status
+			cp.Answer(tt.status, tt.reply)
 			var (
 				class providers.Class
 				err   error
@@ -616,67 +372,9 @@ func TestReplies(t *testing.T) {
 	})
 }
 
-func TestCallsWithoutAnIdempotencyKeyNeverLeave(t *testing.T) {
-	ctx := context.Background()
-	cp, c := newCapture(t, `{"ret":0,"balance":1}`)
-	a := account("k")
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{"a pay without billno", func() error { _, err := c.Debit(ctx, a, providers.Debit{Amount: 1}); return err }},
-		{"a pay of zero coins", func() error { _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b"}); return err }},
-		{"a cancel without amount", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b"}); return err }},
-		{"a present without billno", func() error { _, err := c.Present(ctx, a, providers.Present{Amount: 1}); return err }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+" is refused as a final param error", func(t *testing.T) {
-			wantErr(t, tt.call(), providers.Final, providers.CodeParamError)
-		})
-	}
-	if n := cp.hits.Load(); n != 0 {
-		t.Errorf("%d requests reached the provider, want 0", n)
-	}
-}
-
-func TestTimeouts(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-
-	t.Run("a provider slower than the client timeout is a retryable timeout without secrets", func(t *testing.T) {
-		c := midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Timeout: 50 * time.Millisecond})
-		_, err := c.Debit(context.Background(), account("slow"), providers.Debit{BillNo: "b", Amount: 1})
-		pe := wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-		if strings.Contains(pe.Error(), "sig=") || strings.Contains(pe.Error(), "openkey") {
-			t.Errorf("error leaks the query: %v", pe)
-		}
-	})
-
-	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
-		c := midas.New(midas.Config{BaseURL: srv.URL, AppID: appID, AppKey: appKey, Timeout: time.Minute})
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, err := c.Balance(ctx, account("slow"))
-		wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-	})
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		endpoint string
-		ret      int
-		class    providers.Class
-		code     providers.Code
-	}{
+	providertest.Classifies(t, midas.Classify, providertest.ClassifyCases{
 		{"0 is ok", "pay_m", 0, providers.OK, ""},
 		{"1002215 on pay_m is already done: already charged with this billno", "pay_m", 1002215, providers.AlreadyDone, ""},
 		{"1002215 on present_m is already done", "present_m", 1002215, providers.AlreadyDone, ""},
@@ -695,50 +393,15 @@ func TestClassify(t *testing.T) {
 		{"1003 on cancel_pay_m is final not found", "cancel_pay_m", 1003, providers.Final, providers.CodeNotFound},
 		{"1003 on pay_m is final unknown", "pay_m", 1003, providers.Final, providers.CodeUnknown},
 		{"an unknown ret stays final unknown", "pay_m", -7, providers.Final, providers.CodeUnknown},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			class, code := midas.Classify(tt.endpoint, tt.ret)
-			if class != tt.class || code != tt.code {
-				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
-			}
-		})
-	}
+	})
 }
 
 // TestCodesTable holds the table to its own word: every row classifies as
 // it states on each endpoint it applies to, and names a source.
 func TestCodesTable(t *testing.T) {
 	t.Parallel()
-	if err := midas.Codes.Check(); err != nil {
-		t.Fatalf("the table is inconsistent: %v", err)
-	}
-	all := []string{midas.EndpointGetBalance, midas.EndpointPay, midas.EndpointCancelPay, midas.EndpointPresent}
-	for i, row := range midas.Codes {
-		t.Run(fmt.Sprintf("row %d (ret %d) names its source", i, row.Ret), func(t *testing.T) {
-			t.Parallel()
-			if !strings.HasPrefix(row.Source, "seed ysdk-midas-get-balance.md") && !strings.HasPrefix(row.Source, "assumption: ") &&
-				!strings.HasPrefix(row.Source, "public mpay documentation (providers.md") &&
-				!strings.HasPrefix(row.Source, "public production clients (providers.md, Learned since") {
-				t.Errorf("source %q is neither the seed, a providers.md rule, nor an assumption", row.Source)
-			}
-		})
-		eps := row.Endpoints
-		if eps == nil {
-			eps = all
-		}
-		for _, ep := range eps {
-			if got, _ := midas.Codes.Lookup(ep, row.Ret); row.Endpoints == nil && got.Endpoints != nil {
-				continue // a row naming ep says what ret means there
-			}
-			t.Run(fmt.Sprintf("ret %d on %s is %v %s as its row states", row.Ret, ep, row.Class, row.Code), func(t *testing.T) {
-				t.Parallel()
-				class, code := midas.Classify(ep, row.Ret)
-				if class != row.Class || code != row.Code {
-					t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", ep, row.Ret, class, code, row.Class, row.Code)
-				}
-			})
-		}
-	}
+	providertest.CodeTableHolds(t, midas.Codes,
+		[]string{midas.EndpointGetBalance, midas.EndpointPay, midas.EndpointCancelPay, midas.EndpointPresent}, midas.Classify,
+		"seed ysdk-midas-get-balance.md", "assumption: ", "public mpay documentation (providers.md",
+		"public production clients (providers.md, Learned since")
 }

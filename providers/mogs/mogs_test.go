@@ -3,64 +3,34 @@ package mogs_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/mogs"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
 const appID = "10000" // the sandbox's default MOGS appid
 
-// recorder is an Observer that keeps every observation.
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	if elapsed < 0 {
-		panic("negative elapsed")
-	}
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-func (r *recorder) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
-
+// env is a client of this provider against a sandbox of its own over
+// HTTP, as the wallet contract takes it, and the client's own type.
 type env struct {
-	sb     *sandbox.Sandbox
+	providertest.Wallet
 	base   string
 	client *mogs.Client
-	obs    *recorder
 }
 
 // newEnv starts a sandbox on a loopback port and a client pointed at it.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	sb := sandbox.New(sandbox.Config{Seed: 1})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	obs := &recorder{}
-	base := srv.URL + "/mogs"
-	return &env{sb: sb, base: base, obs: obs, client: mogs.New(mogs.Config{BaseURL: base, AppID: appID, Observer: obs, Timeout: 2 * time.Second})}
+	sb, url := providertest.Serve(t)
+	obs := &providertest.Recorder{}
+	base := url + "/mogs"
+	c := mogs.New(mogs.Config{BaseURL: base, AppID: appID, Observer: obs, Timeout: 2 * time.Second})
+	return &env{Wallet: providertest.Wallet{Client: c, Sandbox: sb, Observed: obs}, base: base, client: c}
 }
 
 func account(openid string) providers.Account {
@@ -70,142 +40,37 @@ func account(openid string) providers.Account {
 // wantErr checks err is a *providers.Error of the given class and code.
 func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
 	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != "mogs" {
-		t.Errorf("Provider = %q, want mogs", pe.Provider)
-	}
-	return pe
+	return providertest.WantErr(t, err, "mogs", class, code)
 }
 
-func TestClientIsTheMOGSWallet(t *testing.T) {
-	var w providers.Wallet = mogs.New(mogs.Config{BaseURL: "http://127.0.0.1:1", AppID: appID})
-	if w.Provider() != "mogs" {
-		t.Errorf("Provider() = %q", w.Provider())
-	}
+// TestTheWalletContract runs the contract every wallet keeps (providertest)
+// against the MOGS client and the sandbox over HTTP.
+func TestTheWalletContract(t *testing.T) {
+	providertest.RunWalletContract(t, providertest.WalletContract{
+		Provider: "mogs", AppID: appID,
+		Endpoints: providertest.WalletEndpoints{Balance: "getbalance", Pay: "pay", Cancel: "cancelpay", Present: "present"},
+		Start:     func(t testing.TB) providertest.Wallet { return newEnv(t).Wallet },
+		Account:   account, Secrets: []string{"js-secret-"},
+		NotFoundRet: 90000,
+		// A busy cancelpay may also be 90016, order being processed.
+		BusyRets: []int{-1}, CancelBusyRets: []int{90016}, FaultTries: 1,
+		Counters: true,
+		Capture: func(t testing.TB, reply string) (providers.Wallet, func() int32) {
+			cp, c := newCapture(t, reply)
+			return c, cp.Hits
+		},
+		Dial: func(url string, timeout time.Duration) providers.Wallet {
+			return mogs.New(mogs.Config{BaseURL: url, AppID: appID, Timeout: timeout})
+		},
+		QueryLeaks: []string{"js-secret", "js_code"},
+	})
 }
 
+// TestAgainstTheSandbox is what MOGS alone does, beyond the contract.
 func TestAgainstTheSandbox(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	c := e.client
-
-	t.Run("a new account shows the initial balance", func(t *testing.T) {
-		b, err := c.Balance(ctx, account("fresh"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 1000000 || b.SaveAmt != 1000000 || b.CostSum != 0 {
-			t.Errorf("balance = %+v", b)
-		}
-		if got := e.obs.last(); got != "mogs getbalance ok" {
-			t.Errorf("observed %q", got)
-		}
-	})
-
-	t.Run("a pay debits once and a repeat with the same bill_no is already done", func(t *testing.T) {
-		a := account("payer")
-		e.sb.SetAccount("mogs", appID, "payer", 1000, 100)
-		r, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := providers.DebitReply{Class: providers.OK, BillNo: "bill-pay-1", Balance: 700, BalanceKnown: true, UsedGenAmt: 100}
-		if r != want {
-			t.Errorf("first pay = %+v, want %+v", r, want)
-		}
-		r, err = c.Debit(ctx, a, providers.Debit{BillNo: "bill-pay-1", Amount: 300})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone || r.BillNo != "bill-pay-1" || r.BalanceKnown {
-			t.Errorf("repeat pay = %+v, want already done without a balance", r)
-		}
-		if got := e.obs.last(); got != "mogs pay already_done" {
-			t.Errorf("observed %q", got)
-		}
-		v, _ := e.sb.Account("mogs", appID, "payer")
-		if v.Balance != 700 || v.CostSum != 300 {
-			t.Errorf("account after two pays = %+v, want one debit of 300", v)
-		}
-	})
-
-	t.Run("a cancel restores the coins and a second cancel is already done", func(t *testing.T) {
-		a := account("canceller")
-		e.sb.SetAccount("mogs", appID, "canceller", 500, 50)
-		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "bill-cancel-1", Amount: 200}); err != nil {
-			t.Fatal(err)
-		}
-		r, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.CancelReply{Class: providers.OK, BillNo: "bill-cancel-1"}) {
-			t.Errorf("cancel = %+v", r)
-		}
-		r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "bill-cancel-1", Amount: 200})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("second cancel = %+v, want already done", r)
-		}
-		b, err := c.Balance(ctx, a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Balance != 500 || b.GenBalance != 50 {
-			t.Errorf("balance after cancel = %+v, want 500 with 50 gifted", b)
-		}
-	})
-
-	t.Run("a cancel of an unknown bill is final not found", func(t *testing.T) {
-		_, err := c.Cancel(ctx, account("canceller"), providers.Cancel{BillNo: "never-paid", Amount: 1})
-		pe := wantErr(t, err, providers.Final, providers.CodeNotFound)
-		if pe.Ret != 90000 || pe.Endpoint != "cancelpay" {
-			t.Errorf("err = %+v", pe)
-		}
-	})
-
-	t.Run("a present adds coins and a repeat is already done", func(t *testing.T) {
-		a := account("giftee")
-		e.sb.SetAccount("mogs", appID, "giftee", 10, 0)
-		r, err := c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r != (providers.PresentReply{Class: providers.OK, BillNo: "gift-1", Balance: 15}) {
-			t.Errorf("present = %+v", r)
-		}
-		r, err = c.Present(ctx, a, providers.Present{BillNo: "gift-1", Amount: 5})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Class != providers.AlreadyDone {
-			t.Errorf("repeat present = %+v", r)
-		}
-		b, _ := c.Balance(ctx, a)
-		if b.Balance != 15 || b.GenBalance != 5 || b.PresentSums != 5 {
-			t.Errorf("balance = %+v, want one present of 5", b)
-		}
-	})
-
-	t.Run("a pay above the balance is final insufficient balance and charges nothing", func(t *testing.T) {
-		e.sb.SetAccount("mogs", appID, "poor", 10, 0)
-		_, err := c.Debit(ctx, account("poor"), providers.Debit{BillNo: "bill-poor", Amount: 11})
-		wantErr(t, err, providers.Final, providers.CodeInsufficientBalance)
-		if got := e.obs.last(); got != "mogs pay final" {
-			t.Errorf("observed %q", got)
-		}
-		if v, _ := e.sb.Account("mogs", appID, "poor"); v.Balance != 10 {
-			t.Errorf("balance = %d, want 10", v.Balance)
-		}
-	})
 
 	t.Run("an expired login is final login failed on every endpoint", func(t *testing.T) {
 		a := account("late")
@@ -237,142 +102,33 @@ func TestAgainstTheSandbox(t *testing.T) {
 	})
 }
 
-func TestFaultsAreRetryable(t *testing.T) {
-	ctx := context.Background()
-	calls := []struct {
-		name     string
-		endpoint string
-		call     func(c *mogs.Client, a providers.Account) error
-	}{
-		{"getbalance", "mogs.getbalance", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Balance(ctx, a)
-			return err
-		}},
-		{"pay", "mogs.pay", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"cancelpay", "mogs.cancelpay", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{"present", "mogs.present", func(c *mogs.Client, a providers.Account) error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "fault-gift", Amount: 1})
-			return err
-		}},
-	}
-	faults := []struct {
-		name  string
-		fault sandbox.Fault
-		code  providers.Code
-		ret   int
-	}{
-		{"busy (-1)", sandbox.Fault{BusyRate: 1}, providers.CodeBusy, -1},
-		{"HTTP 500", sandbox.Fault{ErrorRate: 1}, providers.CodeUnavailable, 0},
-		{"a dropped reply", sandbox.Fault{DropReplyRate: 1}, providers.CodeUnavailable, 0},
-	}
-	e := newEnv(t)
-	for _, call := range calls {
-		for _, f := range faults {
-			t.Run(call.name+" answered with "+f.name+" is retryable", func(t *testing.T) {
-				fault := f.fault
-				fault.Endpoint = call.endpoint
-				e.sb.SetFault(fault)
-				defer e.sb.ClearFaults()
-				a := account("faulty")
-				err := call.call(e.client, a)
-				pe := wantErr(t, err, providers.Retryable, f.code)
-				// A busy cancelpay may also be 90016, order being processed.
-				if pe.Ret != f.ret && !(call.name == "cancelpay" && f.ret == -1 && pe.Ret == 90016) {
-					t.Errorf("Ret = %d, want %d", pe.Ret, f.ret)
-				}
-				if strings.Contains(err.Error(), a.MOGS.JSCode) {
-					t.Errorf("the error leaks js_code: %v", err)
-				}
-				if got := e.obs.last(); got != "mogs "+call.name+" retryable" {
-					t.Errorf("observed %q", got)
-				}
-			})
-		}
-	}
-}
-
-func TestARetryAfterADroppedPayReplyLeavesExactlyOneDebit(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t)
-	a := account("dropped")
-	e.sb.SetAccount("mogs", appID, "dropped", 1000, 0)
-	d := providers.Debit{BillNo: "order-42-pay", Amount: 250}
-
-	e.sb.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 1})
-	_, err := e.client.Debit(ctx, a, d)
-	wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-
-	e.sb.ClearFaults()
-	r, err := e.client.Debit(ctx, a, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Class != providers.AlreadyDone {
-		t.Errorf("retry = %+v, want already done", r)
-	}
-	var bills int
-	for _, b := range e.sb.Bills() {
-		if b.Provider == "mogs" && b.OpenID == "dropped" {
-			bills++
-			if b.BillNo != d.BillNo || b.Amt != 250 || b.Cancelled {
-				t.Errorf("bill = %+v", b)
-			}
-		}
-	}
-	if bills != 1 {
-		t.Errorf("%d bills, want 1", bills)
-	}
-	if v, _ := e.sb.Account("mogs", appID, "dropped"); v.Balance != 750 || v.CostSum != 250 {
-		t.Errorf("account = %+v, want one debit of 250", v)
-	}
-}
-
 // capture is a MOGS stand-in that records the last request and answers
-// with a fixed reply, for checks of the wire format and odd replies.
-type capture struct {
-	mu     sync.Mutex
-	path   string
-	query  map[string]string
-	body   map[string]any
-	ctype  string
-	status int
-	reply  string
-	hits   atomic.Int32
+// with a fixed reply, for checks of the wire format and odd replies; it
+// reads the request as MOGS's query and JSON body.
+type capture struct{ *providertest.Stub }
+
+func (c capture) path() string { return c.Request().URL.Path }
+
+func (c capture) query() map[string]string {
+	q := map[string]string{}
+	for k, v := range c.Request().URL.Query() {
+		q[k] = v[0]
+	}
+	return q
 }
 
-func (c *capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c.hits.Add(1)
-	raw, _ := io.ReadAll(r.Body)
-	c.mu.Lock()
-	c.path = r.URL.Path
-	c.query = map[string]string{}
-	for k, v := range r.URL.Query() {
-		c.query[k] = v[0]
-	}
-	c.body = nil
-	_ = json.Unmarshal(raw, &c.body)
-	c.ctype = r.Header.Get("Content-Type")
-	status, reply := c.status, c.reply
-	c.mu.Unlock()
-	if status == 0 {
-		status = http.StatusOK
-	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, reply)
+func (c capture) body() map[string]any {
+	var body map[string]any
+	_ = json.Unmarshal(c.Body(), &body)
+	return body
 }
 
-func newCapture(t *testing.T, reply string) (*capture, *mogs.Client) {
+func (c capture) ctype() string { return c.Request().Header.Get("Content-Type") }
+
+func newCapture(t testing.TB, reply string) (capture, *mogs.Client) {
 	t.Helper()
-	cp := &capture{reply: reply}
-	srv := httptest.NewServer(cp)
-	t.Cleanup(srv.Close)
-	return cp, mogs.New(mogs.Config{BaseURL: srv.URL + "/", AppID: appID, Timeout: time.Second})
+	cp := capture{providertest.NewStub(t, reply)}
+	return cp, mogs.New(mogs.Config{BaseURL: cp.URL + "/", AppID: appID, Timeout: time.Second})
 }
 
 func TestWireFormat(t *testing.T) {
@@ -384,19 +140,19 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b1", Amount: 10}); err != nil {
 			t.Fatal(err)
 		}
-		if cp.path != "/pay" {
-			t.Errorf("path = %q", cp.path)
+		if cp.path() != "/pay" {
+			t.Errorf("path = %q", cp.path())
 		}
 		wantQ := map[string]string{"appid": appID, "app_plat": "1", "openid": "opvxI4y", "js_code": "js&=code"}
-		if !equal(cp.query, wantQ) {
-			t.Errorf("query = %v, want %v", cp.query, wantQ)
+		if !equal(cp.query(), wantQ) {
+			t.Errorf("query = %v, want %v", cp.query(), wantQ)
 		}
 		wantB := map[string]any{"os_plat_id": 1.0, "session_key": "sk", "bill_no": "b1", "pay_item": "dice", "amt": 10.0}
-		if !equal(cp.body, wantB) {
-			t.Errorf("body = %v, want %v", cp.body, wantB)
+		if !equal(cp.body(), wantB) {
+			t.Errorf("body = %v, want %v", cp.body(), wantB)
 		}
-		if cp.ctype != "application/json" {
-			t.Errorf("Content-Type = %q", cp.ctype)
+		if cp.ctype() != "application/json" {
+			t.Errorf("Content-Type = %q", cp.ctype())
 		}
 	})
 
@@ -405,8 +161,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b1", Amount: 10, PayItem: "rocket"}); err != nil {
 			t.Fatal(err)
 		}
-		if cp.body["pay_item"] != "rocket" {
-			t.Errorf("pay_item = %v", cp.body["pay_item"])
+		if cp.body()["pay_item"] != "rocket" {
+			t.Errorf("pay_item = %v", cp.body()["pay_item"])
 		}
 	})
 
@@ -415,8 +171,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b1", Amount: 10}); err != nil {
 			t.Fatal(err)
 		}
-		if _, has := cp.body["amt"]; has || cp.body["bill_no"] != "b1" || cp.path != "/cancelpay" {
-			t.Errorf("%s body = %v", cp.path, cp.body)
+		if _, has := cp.body()["amt"]; has || cp.body()["bill_no"] != "b1" || cp.path() != "/cancelpay" {
+			t.Errorf("%s body = %v", cp.path(), cp.body())
 		}
 	})
 
@@ -428,8 +184,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Balance(ctx, b); err != nil {
 			t.Fatal(err)
 		}
-		if !equal(cp.body, map[string]any{"os_plat_id": 1.0}) || cp.path != "/getbalance" {
-			t.Errorf("%s body = %v", cp.path, cp.body)
+		if !equal(cp.body(), map[string]any{"os_plat_id": 1.0}) || cp.path() != "/getbalance" {
+			t.Errorf("%s body = %v", cp.path(), cp.body())
 		}
 	})
 
@@ -438,8 +194,8 @@ func TestWireFormat(t *testing.T) {
 		if _, err := c.Present(ctx, a, providers.Present{BillNo: "7", Amount: 2}); err != nil {
 			t.Fatal(err)
 		}
-		if cp.body["bill_no"] != "7" || cp.body["amt"] != 2.0 || cp.path != "/present" {
-			t.Errorf("%s body = %v", cp.path, cp.body)
+		if cp.body()["bill_no"] != "7" || cp.body()["amt"] != 2.0 || cp.path() != "/present" {
+			t.Errorf("%s body = %v", cp.path(), cp.body())
 		}
 	})
 }
@@ -514,7 +270,7 @@ func TestReplies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, c := newCapture(t, tt.reply)
-			cp.status = tt.status
+			cp.Answer(tt.status, tt.reply)
 			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "b", Amount: 1})
 			wantErr(t, err, tt.class, tt.code)
 		})
@@ -536,80 +292,9 @@ func TestReplies(t *testing.T) {
 	})
 }
 
-func TestCallsWithoutAnIdempotencyKeyNeverLeave(t *testing.T) {
-	ctx := context.Background()
-	cp, c := newCapture(t, `{"ret":0,"balance":1}`)
-	a := account("k")
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{"a pay without bill_no", func() error { _, err := c.Debit(ctx, a, providers.Debit{Amount: 1}); return err }},
-		{"a pay of zero coins", func() error { _, err := c.Debit(ctx, a, providers.Debit{BillNo: "b"}); return err }},
-		{"a present without bill_no", func() error { _, err := c.Present(ctx, a, providers.Present{Amount: 1}); return err }},
-		{"a present of negative coins", func() error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "b", Amount: -1})
-			return err
-		}},
-		{"a cancel without bill_no", func() error { _, err := c.Cancel(ctx, a, providers.Cancel{Amount: 1}); return err }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name+" is refused as a final param error", func(t *testing.T) {
-			wantErr(t, tt.call(), providers.Final, providers.CodeParamError)
-		})
-	}
-	if n := cp.hits.Load(); n != 0 {
-		t.Errorf("%d requests reached the provider, want 0", n)
-	}
-}
-
-func TestTimeouts(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-
-	t.Run("a provider slower than the client timeout is a retryable timeout", func(t *testing.T) {
-		c := mogs.New(mogs.Config{BaseURL: srv.URL, AppID: appID, Timeout: 50 * time.Millisecond})
-		_, err := c.Debit(context.Background(), account("slow"), providers.Debit{BillNo: "b", Amount: 1})
-		pe := wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-		if strings.Contains(pe.Error(), "js-secret") || strings.Contains(pe.Error(), "js_code") {
-			t.Errorf("error leaks the query: %v", pe)
-		}
-	})
-
-	t.Run("the caller's deadline bounds the call too", func(t *testing.T) {
-		c := mogs.New(mogs.Config{BaseURL: srv.URL, AppID: appID, Timeout: time.Minute})
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, err := c.Balance(ctx, account("slow"))
-		wantErr(t, err, providers.Retryable, providers.CodeTimeout)
-	})
-
-	t.Run("a refused connection is retryable unavailable", func(t *testing.T) {
-		dead := httptest.NewServer(http.NotFoundHandler())
-		url := dead.URL
-		dead.Close()
-		c := mogs.New(mogs.Config{BaseURL: url, AppID: appID})
-		_, err := c.Balance(context.Background(), account("nobody"))
-		wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-	})
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name     string
-		endpoint string
-		ret      int
-		class    providers.Class
-		code     providers.Code
-	}{
+	providertest.Classifies(t, mogs.Classify, providertest.ClassifyCases{
 		{"0 is ok", "pay", 0, providers.OK, ""},
 		{"90012 on pay is already done", "pay", 90012, providers.AlreadyDone, ""},
 		{"90012 on present is already done", "present", 90012, providers.AlreadyDone, ""},
@@ -627,49 +312,30 @@ func TestClassify(t *testing.T) {
 		{"90018 is a final param error", "present", 90018, providers.Final, providers.CodeParamError},
 		{"an unknown code stays final unknown", "pay", 1, providers.Final, providers.CodeUnknown},
 		{"an unknown code on cancelpay stays final unknown", "cancelpay", 90099, providers.Final, providers.CodeUnknown},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			class, code := mogs.Classify(tt.endpoint, tt.ret)
-			if class != tt.class || code != tt.code {
-				t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", tt.endpoint, tt.ret, class, code, tt.class, tt.code)
-			}
-		})
-	}
+	})
 }
 
 // TestCodesTable holds the table to its own word: every row classifies as
 // it states on each endpoint it applies to, and names a source.
 func TestCodesTable(t *testing.T) {
 	t.Parallel()
-	if err := mogs.Codes.Check(); err != nil {
-		t.Fatalf("the table is inconsistent: %v", err)
+	providertest.CodeTableHolds(t, mogs.Codes,
+		[]string{mogs.EndpointGetBalance, mogs.EndpointPay, mogs.EndpointCancelPay, mogs.EndpointPresent}, mogs.Classify,
+		"seed mogs-game-coin-api.md", "assumption: ", "public production clients (providers.md, Learned since")
+}
+
+func TestABusyCancelpayIsRetryableWhicheverCodeSaysSo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	e.Sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 1})
+	seen := map[int]bool{}
+	for range 40 {
+		_, err := e.client.Cancel(ctx, account("p"), providers.Cancel{BillNo: "busy-1", Amount: 1})
+		pe := wantErr(t, err, providers.Retryable, providers.CodeBusy)
+		seen[pe.Ret] = true
 	}
-	all := []string{mogs.EndpointGetBalance, mogs.EndpointPay, mogs.EndpointCancelPay, mogs.EndpointPresent}
-	for _, row := range mogs.Codes {
-		t.Run(fmt.Sprintf("ret %d names its source", row.Ret), func(t *testing.T) {
-			t.Parallel()
-			if !strings.HasPrefix(row.Source, "seed mogs-game-coin-api.md") && !strings.HasPrefix(row.Source, "assumption: ") &&
-				!strings.HasPrefix(row.Source, "public production clients (providers.md, Learned since") {
-				t.Errorf("source %q is neither the seed, a providers.md rule, nor an assumption", row.Source)
-			}
-		})
-		eps := row.Endpoints
-		if eps == nil {
-			eps = all
-		}
-		for _, ep := range eps {
-			if got, _ := mogs.Codes.Lookup(ep, row.Ret); row.Endpoints == nil && got.Endpoints != nil {
-				continue // a row naming ep says what ret means there
-			}
-			t.Run(fmt.Sprintf("ret %d on %s is %v %s as its row states", row.Ret, ep, row.Class, row.Code), func(t *testing.T) {
-				t.Parallel()
-				class, code := mogs.Classify(ep, row.Ret)
-				if class != row.Class || code != row.Code {
-					t.Errorf("Classify(%s, %d) = %v/%q, want %v/%q", ep, row.Ret, class, code, row.Class, row.Code)
-				}
-			})
-		}
+	if !seen[-1] || !seen[90016] || len(seen) != 2 {
+		t.Fatalf("saw rets %v in 40 busy cancels, want -1 and 90016", seen)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -58,7 +59,7 @@ func midasBenchRequest(path, openid string, extra map[string]string) *http.Reque
 	for k, v := range extra {
 		p[k] = v
 	}
-	p["sig"] = testMidasSig("sandbox-midas-appkey", "/v3/r"+path, p)
+	p["sig"] = providertest.MidasSig("sandbox-midas-appkey", "/v3/r"+path, p)
 	req := httptest.NewRequest(http.MethodGet, path+"?"+encodeParams(p), nil)
 	req.Header.Set("Cookie", midasCookie(path))
 	return req

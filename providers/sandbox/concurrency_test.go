@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coinsaga/coinsaga/providers/providertest"
 )
 
 // TestConcurrentPaysAndCancelsOnOneAccount hammers one account with pays
@@ -47,7 +49,7 @@ func TestConcurrentPaysAndCancelsOnOneAccount(t *testing.T) {
 	}
 	midasDo := func(e *env, c *http.Client, path string, extra map[string]string) midasResp {
 		p := e.midasParams(openid, extra)
-		p["sig"] = testMidasSig(e.cfg.MidasAppKey, "/v3/r"+path, p)
+		p["sig"] = providertest.MidasSig(e.cfg.MidasAppKey, "/v3/r"+path, p)
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+encodeParams(p), nil)
 		req.Header.Set("Cookie", midasCookie(path))
 		resp, err := c.Do(req)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -59,7 +60,7 @@ func freshClient() *http.Client {
 }
 
 func rawMidas(e *env, path string, params map[string]string) (*http.Response, error) {
-	params["sig"] = testMidasSig(e.cfg.MidasAppKey, "/v3/r"+path, params)
+	params["sig"] = providertest.MidasSig(e.cfg.MidasAppKey, "/v3/r"+path, params)
 	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+encodeParams(params), nil)
 	req.Header.Set("Cookie", midasCookie(path))
 	return freshClient().Do(req)

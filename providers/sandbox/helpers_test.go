@@ -2,10 +2,8 @@ package sandbox_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha1"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -19,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/testclock"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -151,39 +151,6 @@ type midasResp struct {
 	UsedGenAmt int64  `json:"used_gen_amt"`
 }
 
-// testEnc is the test's own strict RFC 3986 encoder, written apart from the
-// sandbox's so that the two check each other.
-func testEnc(s string) string {
-	var b strings.Builder
-	for _, c := range []byte(s) {
-		if strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	return b.String()
-}
-
-// testMidasSig signs params (sig excluded) for path exactly as given.
-func testMidasSig(appKey, path string, params map[string]string) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		if k != "sig" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	pairs := make([]string, len(keys))
-	for i, k := range keys {
-		pairs[i] = k + "=" + params[k]
-	}
-	src := "GET&" + testEnc(path) + "&" + testEnc(strings.Join(pairs, "&"))
-	mac := hmac.New(sha1.New, []byte(appKey+"&"))
-	mac.Write([]byte(src))
-	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
-}
-
 // midasParams are valid common parameters for openid; set overrides, ""
 // deletes.
 func (e *env) midasParams(openid string, set map[string]string) map[string]string {
@@ -222,7 +189,7 @@ func (e *env) midasDo(r midasReq) *http.Response {
 		q.Set(k, v)
 	}
 	if _, ok := r.params["sig"]; !ok {
-		sig := testMidasSig(e.cfg.MidasAppKey, "/v3/r"+r.path, r.params)
+		sig := providertest.MidasSig(e.cfg.MidasAppKey, "/v3/r"+r.path, r.params)
 		if r.sig != nil {
 			sig = r.sig(sig)
 		}
@@ -327,20 +294,10 @@ func validOrder(outOrderID string) map[string]any {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor waits for cond, for up to 10 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	kit.Eventually(t, 10*time.Second, what, cond)
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
 
@@ -22,7 +23,7 @@ func TestMidasSignatureVector(t *testing.T) {
 	if want := "FdJkiDYwMj5Aj1UG2RUPc83iokk="; got != want {
 		t.Fatalf("sandbox sig = %s, want %s", got, want)
 	}
-	if got := testMidasSig("228bf094169a40a3bd188ba37ebe8723", "/v3/user/get_info", params); got != "FdJkiDYwMj5Aj1UG2RUPc83iokk=" {
+	if got := providertest.MidasSig("228bf094169a40a3bd188ba37ebe8723", "/v3/user/get_info", params); got != "FdJkiDYwMj5Aj1UG2RUPc83iokk=" {
 		t.Fatalf("the test's own signer gives %s", got)
 	}
 }
@@ -61,7 +62,7 @@ func TestMidasSignatureCheck(t *testing.T) {
 	t.Run("a sig made with another appkey is refused", func(t *testing.T) {
 		e := newEnv(t)
 		p := e.midasParams("o1", nil)
-		p["sig"] = testMidasSig("wrong-key", "/v3/r/mpay/get_balance_m", p)
+		p["sig"] = providertest.MidasSig("wrong-key", "/v3/r/mpay/get_balance_m", p)
 		if r := e.midasReq(midasReq{path: "/mpay/get_balance_m", params: p}); r.Ret != 1001 || r.Msg != "sig check failed" {
 			t.Fatalf("reply = %+v", r)
 		}
@@ -70,7 +71,7 @@ func TestMidasSignatureCheck(t *testing.T) {
 	t.Run("a sig over the path without /v3/r is refused", func(t *testing.T) {
 		e := newEnv(t)
 		p := e.midasParams("o1", nil)
-		p["sig"] = testMidasSig(e.cfg.MidasAppKey, "/mpay/get_balance_m", p)
+		p["sig"] = providertest.MidasSig(e.cfg.MidasAppKey, "/mpay/get_balance_m", p)
 		if r := e.midasReq(midasReq{path: "/mpay/get_balance_m", params: p}); r.Ret != 1001 {
 			t.Fatalf("reply = %+v", r)
 		}
@@ -274,7 +275,7 @@ func TestMidasRefusals(t *testing.T) {
 	t.Run("a parameter given twice is a parameter error", func(t *testing.T) {
 		e := newEnv(t)
 		p := e.midasParams("o1", nil)
-		p["sig"] = testMidasSig(e.cfg.MidasAppKey, "/v3/r/mpay/get_balance_m", p)
+		p["sig"] = providertest.MidasSig(e.cfg.MidasAppKey, "/v3/r/mpay/get_balance_m", p)
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/mpay/get_balance_m?zoneid=2&"+encodeParams(p), nil)
 		req.Header.Set("Cookie", "session_id=openid; session_type=kp_actoken; org_loc=%2Fmpay%2Fget_balance_m")
 		resp, err := http.DefaultClient.Do(req)
@@ -304,7 +305,7 @@ func TestMidasRefusals(t *testing.T) {
 func encodeParams(p map[string]string) string {
 	var parts []string
 	for k, v := range p {
-		parts = append(parts, testEnc(k)+"="+testEnc(v))
+		parts = append(parts, providertest.RFC3986(k)+"="+providertest.RFC3986(v))
 	}
 	return strings.Join(parts, "&")
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/internal/testclock"
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
 )
@@ -62,7 +63,7 @@ type discoveryEnv struct {
 	asc    *asc
 	clock  *clock
 	client *sud.Client
-	obs    *recorder
+	obs    *providertest.Recorder
 }
 
 func newDiscoveryEnv(t *testing.T, ttl time.Duration) *discoveryEnv {
@@ -76,7 +77,7 @@ func newDiscoveryEnv(t *testing.T, ttl time.Duration) *discoveryEnv {
 	a := &asc{target: sb.URL}
 	as := httptest.NewServer(a)
 	t.Cleanup(as.Close)
-	obs := &recorder{}
+	obs := &providertest.Recorder{}
 	c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, ASCBaseURL: as.URL + "/", Now: clk.Now, DiscoveryTTL: ttl, Timeout: 2 * time.Second, Observer: obs})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ func TestDiscovery(t *testing.T) {
 		e.asc.failing.Store(true)
 		_, err := e.client.CreateOrder(ctx, order("no-copy"))
 		wantErr(t, err, providers.Retryable, providers.CodeUnavailable)
-		if got := e.obs.last(); got != "sud create_order retryable" {
+		if got := e.obs.Last(); got != "sud create_order retryable" {
 			t.Errorf("observed %q", got)
 		}
 		if n := len(e.sb.SUDOrders()); n != 0 {

@@ -11,24 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
 )
 
 // The real client, the real sandbox over HTTP and NotifyHandler, together.
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, deadline time.Duration, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out after %v waiting for %s", deadline, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestExecutionThroughTheSandbox(t *testing.T) {
 	t.Parallel()
@@ -68,7 +57,7 @@ func TestExecutionThroughTheSandbox(t *testing.T) {
 		if o.Status != sud.StatusExecuting && time.Since(start) < 200*time.Millisecond {
 			t.Fatalf("status %s within the delay", o.Status)
 		}
-		eventually(t, "EXECUTE_SUCCESS", 5*time.Second, func() bool {
+		kit.Eventually(t, 5*time.Second, "EXECUTE_SUCCESS", func() bool {
 			o, err = e.client.QueryOrder(ctx, "slow")
 			return err == nil && o.Status == sud.StatusExecuteSuccess
 		})
@@ -131,7 +120,7 @@ func TestNotifyThroughTheSandbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the notification", 5*time.Second, func() bool { return len(e.rc.notifications()) == 1 })
+		kit.Eventually(t, 5*time.Second, "the notification", func() bool { return len(e.rc.notifications()) == 1 })
 		n := e.rc.notifications()[0]
 		q, err := e.client.QueryOrder(ctx, "notified")
 		if err != nil {
@@ -143,7 +132,7 @@ func TestNotifyThroughTheSandbox(t *testing.T) {
 		if n.Order != q || n.Order.OrderID != r.OrderID || n.Order.Status != sud.StatusExecuteSuccess {
 			t.Errorf("notified order %+v\nqueried order  %+v", n.Order, q)
 		}
-		eventually(t, "the sandbox to count it delivered", 5*time.Second, func() bool {
+		kit.Eventually(t, 5*time.Second, "the sandbox to count it delivered", func() bool {
 			return e.sb.SUDNotifyStats() == sandbox.SUDNotifyStats{Delivered: 1}
 		})
 	})
@@ -156,7 +145,7 @@ func TestNotifyThroughTheSandbox(t *testing.T) {
 		if _, err := e.client.CreateOrder(ctx, order("slow-fail")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the notification", 5*time.Second, func() bool { return len(e.rc.notifications()) == 1 })
+		kit.Eventually(t, 5*time.Second, "the notification", func() bool { return len(e.rc.notifications()) == 1 })
 		if el := time.Since(start); el < 200*time.Millisecond {
 			t.Errorf("notified after %v, before the execution ended", el)
 		}
@@ -181,7 +170,7 @@ func TestNotifyThroughTheSandbox(t *testing.T) {
 		if _, err := e.client.CreateOrder(ctx, order("forged")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the sandbox to give up", 10*time.Second, func() bool { return e.sb.SUDNotifyStats().Abandoned == 1 })
+		kit.Eventually(t, 10*time.Second, "the sandbox to give up", func() bool { return e.sb.SUDNotifyStats().Abandoned == 1 })
 		if st := e.sb.SUDNotifyStats(); st.Delivered != 0 || st.Refused != 5 {
 			t.Errorf("stats = %+v", st)
 		}
@@ -199,7 +188,7 @@ func TestNotifyThroughTheSandbox(t *testing.T) {
 		if _, err := e.client.CreateOrder(ctx, order("wrong-secret")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a refusal", 5*time.Second, func() bool { return e.sb.SUDNotifyStats().Refused >= 1 })
+		kit.Eventually(t, 5*time.Second, "a refusal", func() bool { return e.sb.SUDNotifyStats().Refused >= 1 })
 		if n := e.rc.notifications(); len(n) != 0 {
 			t.Fatalf("passed on: %+v", n)
 		}
@@ -214,11 +203,11 @@ func TestNotifyThroughTheSandbox(t *testing.T) {
 		if _, err := e.client.CreateOrder(ctx, order("retried")); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "a refusal", 5*time.Second, func() bool { return e.sb.SUDNotifyStats().Refused >= 1 })
+		kit.Eventually(t, 5*time.Second, "a refusal", func() bool { return e.sb.SUDNotifyStats().Refused >= 1 })
 		e.rc.mu.Lock()
 		e.rc.fail = nil
 		e.rc.mu.Unlock()
-		eventually(t, "the retry to be taken", 5*time.Second, func() bool { return len(e.rc.notifications()) == 1 })
+		kit.Eventually(t, 5*time.Second, "the retry to be taken", func() bool { return len(e.rc.notifications()) == 1 })
 		if n := e.rc.notifications()[0]; n.Order.OutOrderID != "retried" {
 			t.Errorf("notification = %+v", n)
 		}

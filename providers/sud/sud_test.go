@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
+	"github.com/coinsaga/coinsaga/providers/providertest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
 )
@@ -29,49 +29,27 @@ const (
 	appSecret = "sandbox-sud-secret"
 )
 
-type recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-func (r *recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-func (r *recorder) last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
-
 type env struct {
 	sb     *sandbox.Sandbox
 	base   string
 	client *sud.Client
-	obs    *recorder
+	obs    *providertest.Recorder
 }
 
 // newEnv starts a sandbox and a client with configured endpoint URLs.
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	sb := sandbox.New(sandbox.Config{Seed: 1})
-	srv := httptest.NewServer(sb)
-	t.Cleanup(srv.Close)
-	obs := &recorder{}
+	sb, url := providertest.Serve(t)
+	obs := &providertest.Recorder{}
 	c, err := sud.New(sud.Config{
 		AppID: appID, AppSecret: appSecret,
-		CreateOrderURL: srv.URL + "/sud/create_order", QueryOrderURL: srv.URL + "/sud/query_order",
+		CreateOrderURL: url + "/sud/create_order", QueryOrderURL: url + "/sud/query_order",
 		Observer: obs, Timeout: 2 * time.Second,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{sb: sb, base: srv.URL, client: c, obs: obs}
+	return &env{sb: sb, base: url, client: c, obs: obs}
 }
 
 func order(id string) sud.CreateOrderRequest {
@@ -82,22 +60,11 @@ func order(id string) sud.CreateOrderRequest {
 	}
 }
 
+// wantErr checks err is SUD's *providers.Error of class and code, with
+// neither the secret nor the discovery key in it.
 func wantErr(t *testing.T, err error, class providers.Class, code providers.Code) *providers.Error {
 	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != "sud" {
-		t.Errorf("Provider = %q, want sud", pe.Provider)
-	}
-	if strings.Contains(pe.Error(), appSecret) || strings.Contains(pe.Error(), sud.DiscoveryKey(appSecret, appID)) {
-		t.Errorf("the error leaks the secret: %v", pe)
-	}
-	return pe
+	return providertest.WantErr(t, err, "sud", class, code, appSecret, sud.DiscoveryKey(appSecret, appID))
 }
 
 func TestSignIsHexHMACSHA1OfTheDocumentedString(t *testing.T) {
@@ -173,7 +140,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 		if r.Class != providers.OK || r.OutOrderID != "order-1" || r.OrderID == "" {
 			t.Fatalf("create = %+v", r)
 		}
-		if got := e.obs.last(); got != "sud create_order ok" {
+		if got := e.obs.Last(); got != "sud create_order ok" {
 			t.Errorf("observed %q", got)
 		}
 		o, err := c.QueryOrder(ctx, "order-1")
@@ -196,7 +163,7 @@ func TestAgainstTheSandbox(t *testing.T) {
 		if r != (sud.CreateOrderReply{Class: providers.AlreadyDone, OutOrderID: "order-1"}) {
 			t.Errorf("repeat = %+v", r)
 		}
-		if got := e.obs.last(); got != "sud create_order already_done" {
+		if got := e.obs.Last(); got != "sud create_order already_done" {
 			t.Errorf("observed %q", got)
 		}
 	})
@@ -323,7 +290,7 @@ func TestFaultsAreRetryable(t *testing.T) {
 				if pe.Ret != f.ret {
 					t.Errorf("Ret = %d, want %d", pe.Ret, f.ret)
 				}
-				if got := e.obs.last(); got != "sud "+call.name+" retryable" {
+				if got := e.obs.Last(); got != "sud "+call.name+" retryable" {
 					t.Errorf("observed %q", got)
 				}
 			})
@@ -566,16 +533,8 @@ func TestReplies(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { close(release) })
-	c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, CreateOrderURL: srv.URL, QueryOrderURL: srv.URL, Timeout: 50 * time.Millisecond})
+	hanging := providertest.Hanging(t)
+	c, err := sud.New(sud.Config{AppID: appID, AppSecret: appSecret, CreateOrderURL: hanging, QueryOrderURL: hanging, Timeout: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
