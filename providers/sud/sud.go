@@ -7,6 +7,9 @@
 // only place in coinsaga that knows SUD's return codes.
 package sud
 
+// The client: its configuration, and one signed call with the
+// classification of its reply.
+
 import (
 	"bytes"
 	"context"
@@ -16,11 +19,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/internal/wire"
@@ -93,11 +94,6 @@ type Client struct {
 	inflight chan struct{} // non-nil while a discovery fetch runs; closed when it ends
 }
 
-type endpoints struct {
-	CreateOrder string `json:"create_order"`
-	QueryOrder  string `json:"query_order"`
-}
-
 // New returns a client for cfg. It fails when a credential is missing or an
 // endpoint can be neither used as configured nor discovered.
 func New(cfg Config) (*Client, error) {
@@ -145,143 +141,11 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// CreateOrderRequest is create_order's body, field for field.
-type CreateOrderRequest struct {
-	OutOrderID string          `json:"out_order_id"`
-	OutGroupID string          `json:"out_group_id,omitempty"`
-	MGID       string          `json:"mg_id"`
-	RoomID     string          `json:"room_id"`
-	Cmd        string          `json:"cmd"`
-	FromUID    string          `json:"from_uid"`
-	ToUID      string          `json:"to_uid"`
-	Value      int32           `json:"value"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-}
-
-// CreateOrderReply is a successful create_order. On AlreadyDone (70501:
-// the out_order_id exists) SUD does not say its order_id, so OrderID is
-// empty and the caller asks QueryOrder.
-type CreateOrderReply struct {
-	Class      providers.Class
-	OutOrderID string
-	OrderID    string
-}
-
-// Order is what query_order (and an order notification) reports: the
-// order's status and the fields it was created with, so that a worker that
-// adopts an existing order can check it is the same order (mg_id, cmd,
-// value, uids). A field SUD left out of its reply is empty: it did not say,
-// which is not the same as a match.
-type Order struct {
-	OutOrderID string
-	OrderID    string
-	Status     string // StatusCreated, StatusExecuting, StatusExecuteFail, StatusExecuteSuccess
-	OutGroupID string
-	MgID       string
-	RoomID     string
-	Cmd        string
-	FromUID    string
-	ToUID      string
-	// Value is as SUD wrote it, not narrowed to the int32 it should be,
-	// so that a value no order of ours can have never looks like ours.
-	Value int64
-	// Payload is the payload object as SUD wrote it, "" when absent. SUD
-	// may re-encode it (key order, spacing): compare it as JSON, not bytes.
-	Payload string
-}
-
 // envelope is SUD's BaseResp.
 type envelope struct {
 	RetCode *wire.FlexInt   `json:"ret_code"`
 	RetMsg  string          `json:"ret_msg"`
 	Data    json.RawMessage `json:"data"`
-}
-
-// orderData is create_order's and query_order's data, and a notification's.
-// The field names are those of SUD's public query_order doc
-// (AppServerQueryOrderResp), which are create_order's own.
-type orderData struct {
-	OutOrderID wire.FlexString `json:"out_order_id"`
-	OrderID    wire.FlexString `json:"order_id"`
-	Status     string          `json:"status"`
-	OutGroupID wire.FlexString `json:"out_group_id"`
-	MgID       wire.FlexString `json:"mg_id"`
-	RoomID     wire.FlexString `json:"room_id"`
-	Cmd        string          `json:"cmd"`
-	FromUID    wire.FlexString `json:"from_uid"`
-	ToUID      wire.FlexString `json:"to_uid"`
-	Value      wire.FlexInt    `json:"value"`
-	Payload    json.RawMessage `json:"payload"`
-}
-
-// order is d as an Order.
-func (d orderData) order() Order {
-	o := Order{
-		OutOrderID: string(d.OutOrderID), OrderID: string(d.OrderID), Status: d.Status,
-		OutGroupID: string(d.OutGroupID), MgID: string(d.MgID), RoomID: string(d.RoomID), Cmd: d.Cmd,
-		FromUID: string(d.FromUID), ToUID: string(d.ToUID), Value: int64(d.Value),
-	}
-	if p := bytes.TrimSpace(d.Payload); len(p) > 0 && !bytes.Equal(p, []byte("null")) {
-		o.Payload = string(p)
-	}
-	return o
-}
-
-// CreateOrder places the in-game paid order, keyed by r.OutOrderID.
-func (c *Client) CreateOrder(ctx context.Context, r CreateOrderRequest) (CreateOrderReply, error) {
-	if err := checkID(EndpointCreateOrder, "out_order_id", r.OutOrderID, true); err != nil {
-		return CreateOrderReply{}, err
-	}
-	if err := checkID(EndpointCreateOrder, "out_group_id", r.OutGroupID, false); err != nil {
-		return CreateOrderReply{}, err
-	}
-	if p := bytes.TrimSpace(r.Payload); len(p) == 0 || bytes.Equal(p, []byte("null")) {
-		r.Payload = nil
-	}
-	body, err := json.Marshal(r)
-	if err != nil {
-		return CreateOrderReply{}, providers.ParamError(Provider, EndpointCreateOrder, "encode request: "+err.Error())
-	}
-	env, err := c.call(ctx, EndpointCreateOrder, r.OutOrderID, body)
-	if err != nil {
-		return CreateOrderReply{}, err
-	}
-	if env.class == providers.AlreadyDone {
-		return CreateOrderReply{Class: providers.AlreadyDone, OutOrderID: r.OutOrderID}, nil
-	}
-	return CreateOrderReply{Class: providers.OK, OutOrderID: r.OutOrderID, OrderID: string(env.data.OrderID)}, nil
-}
-
-// QueryOrder reports the order with outOrderID; an unknown order (70503)
-// is a Final error with CodeNotFound.
-func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, error) {
-	if err := checkID(EndpointQueryOrder, "out_order_id", outOrderID, true); err != nil {
-		return Order{}, err
-	}
-	body, err := json.Marshal(struct {
-		OutOrderID string `json:"out_order_id"`
-	}{outOrderID})
-	if err != nil {
-		return Order{}, providers.ParamError(Provider, EndpointQueryOrder, "encode request: "+err.Error())
-	}
-	env, err := c.call(ctx, EndpointQueryOrder, outOrderID, body)
-	if err != nil {
-		return Order{}, err
-	}
-	o := env.data.order()
-	o.OutOrderID = outOrderID // the reply may leave it out; it cannot differ (see roundTrip)
-	return o, nil
-}
-
-// checkID refuses an id SUD would refuse, before it leaves the process.
-func checkID(endpoint, name, v string, required bool) error {
-	switch {
-	case required && v == "":
-		return providers.ParamError(Provider, endpoint, "empty "+name)
-	case utf8.RuneCountInString(v) > maxOutOrderID:
-		return providers.ParamError(Provider, endpoint, fmt.Sprintf("%s longer than %d characters", name, maxOutOrderID))
-	}
-	return nil
 }
 
 // classified is a decoded reply that the call classified as a success.
@@ -394,142 +258,4 @@ func (c *Client) fetch(endpoint string, req *http.Request) ([]byte, *providers.E
 // out_order_id, so asking again is safe and is the only way to know.
 func badReply(endpoint, msg string, err error) *providers.Error {
 	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
-}
-
-// endpointURL returns the URL of endpoint: the configured one, or the
-// discovered one.
-func (c *Client) endpointURL(ctx context.Context, endpoint string) (string, error) {
-	configured := c.createURL
-	if endpoint == EndpointQueryOrder {
-		configured = c.queryURL
-	}
-	if configured != "" {
-		return configured, nil
-	}
-	eps, err := c.discover(ctx)
-	if err != nil {
-		// Nothing was sent to the endpoint itself: asking again later is
-		// safe, whatever the discovery failure was.
-		pe := &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeUnavailable, Msg: "endpoint discovery failed", Err: err}
-		c.obs.ObserveCall(Provider, endpoint, pe.Class, 0)
-		return "", pe
-	}
-	u := eps.CreateOrder
-	if endpoint == EndpointQueryOrder {
-		u = eps.QueryOrder
-	}
-	if u == "" {
-		return "", &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Final, Code: providers.CodeBadReply, Msg: "discovery lists no URL for " + endpoint}
-	}
-	return u, nil
-}
-
-// discover returns the cached endpoints, fetching them when there are none
-// or they are stale. While a refresh of an existing copy runs, other
-// callers use the old copy rather than wait; when a refresh fails, the old
-// copy stays in use and the next refresh waits discoveryRetryAfter.
-func (c *Client) discover(ctx context.Context) (endpoints, error) {
-	for {
-		c.mu.Lock()
-		have := c.disc != (endpoints{})
-		if have && c.now().Before(c.staleAt) {
-			eps := c.disc
-			c.mu.Unlock()
-			return eps, nil
-		}
-		if ch := c.inflight; ch != nil {
-			if have {
-				eps := c.disc
-				c.mu.Unlock()
-				return eps, nil
-			}
-			c.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return endpoints{}, ctx.Err()
-			}
-		}
-		ch := make(chan struct{})
-		c.inflight = ch
-		c.mu.Unlock()
-
-		eps, err := c.fetchEndpoints(ctx)
-
-		c.mu.Lock()
-		c.inflight = nil
-		close(ch)
-		now := c.now()
-		switch {
-		case err == nil:
-			c.disc, c.staleAt = eps, now.Add(c.ttl)
-		case have:
-			eps, err = c.disc, nil
-			c.staleAt = now.Add(min(discoveryRetryAfter, c.ttl))
-		}
-		c.mu.Unlock()
-		return eps, err
-	}
-}
-
-// invalidate marks the discovered copy stale after a transport failure on
-// a discovered endpoint, so that the next call looks it up again.
-func (c *Client) invalidate(endpoint string) {
-	if (endpoint == EndpointCreateOrder && c.createURL != "") || (endpoint == EndpointQueryOrder && c.queryURL != "") {
-		return
-	}
-	c.mu.Lock()
-	c.staleAt = time.Time{}
-	c.mu.Unlock()
-}
-
-// fetchEndpoints performs one discovery request.
-func (c *Client) fetchEndpoints(ctx context.Context) (eps endpoints, err error) {
-	start := time.Now()
-	defer func() {
-		c.obs.ObserveCall(Provider, EndpointDiscovery, providers.ClassOf(err), time.Since(start))
-	}()
-	// The discovery key is derived from the secret: keep it out of errors.
-	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, c.ascURL+"/"+DiscoveryKey(c.appSecret, c.appID), nil)
-	if rerr != nil {
-		return endpoints{}, providers.ParamError(Provider, EndpointDiscovery, "bad ASC base URL")
-	}
-	raw, perr := c.fetch(EndpointDiscovery, req)
-	if perr != nil {
-		perr.Err = redactDiscovery(perr.Err)
-		return endpoints{}, perr
-	}
-	var rep struct {
-		API endpoints `json:"api"`
-	}
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return endpoints{}, badReply(EndpointDiscovery, "undecodable discovery reply", err)
-	}
-	if rep.API == (endpoints{}) {
-		return endpoints{}, badReply(EndpointDiscovery, "discovery reply lists no endpoints", nil)
-	}
-	for _, u := range []string{rep.API.CreateOrder, rep.API.QueryOrder} {
-		if u == "" {
-			continue
-		}
-		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
-			return endpoints{}, badReply(EndpointDiscovery, "discovery lists a URL that is not absolute: "+strconv.Quote(u), nil)
-		}
-	}
-	return rep.API, nil
-}
-
-// redactDiscovery replaces the URL in a transport error of the discovery
-// call by its host: the path is derived from the app secret.
-func redactDiscovery(err error) error {
-	var ue *url.Error
-	if err == nil || !errors.As(err, &ue) {
-		return err
-	}
-	u := ue.URL
-	if p, perr := url.Parse(u); perr == nil {
-		u = p.Scheme + "://" + p.Host + "/…"
-	}
-	return &url.Error{Op: ue.Op, URL: u, Err: ue.Err}
 }

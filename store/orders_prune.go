@@ -1,0 +1,58 @@
+package store
+
+// Retention: deleting terminal orders past their cutoff.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/internal/orderstate"
+)
+
+// terminalStates are the states PruneTerminal may delete: the terminal
+// ones of the one list of states, which lives in internal/orderstate so
+// that the store need not import events (it knows nothing of NATS
+// messages).
+var terminalStates = func() []string {
+	var names []string
+	for _, s := range orderstate.TerminalStates() {
+		names = append(names, string(s))
+	}
+	return names
+}()
+
+// PruneTerminal deletes up to limit terminal, unscheduled orders last
+// updated before cutoff; their history goes with them (ON DELETE CASCADE).
+// The unary + keeps the state check a filter, so that the search runs on
+// orders_finished (old first) and not over every order of those states.
+func (s *SQLite) PruneTerminal(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	q := `DELETE FROM orders WHERE id IN (
+		SELECT id FROM orders
+		WHERE +state IN ('` + strings.Join(terminalStates, "', '") + `')
+		AND next_run_at IS NULL AND updated_at < ?
+		LIMIT ?)`
+	var n int64
+	err := s.submit(ctx, func(ctx context.Context, tx *sqlx.Tx, _ time.Time) error {
+		res, err := tx.ExecContext(ctx, q, cutoff.UnixMilli(), limit)
+		if err != nil {
+			return fmt.Errorf("prune terminal orders: %w", err)
+		}
+		// changes() counts the orders only, not the cascaded history.
+		n, err = res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("prune terminal orders: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
