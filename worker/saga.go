@@ -155,6 +155,13 @@ func decideOrder(o store.Order, r orderReply, err error, p policy) outcome {
 // decidePayBefore stops a pay that must not be made: SUD reported the
 // action failed, or the bill is too old to trust (false: pay).
 func decidePayBefore(o store.Order, sudStatus string, p policy) (outcome, bool) {
+	if sudStatus == sud.StatusExecuteFail && o.PayUnknown {
+		// An earlier attempt of this pay lost its answer and may have
+		// charged: "nothing charged" is not known, so the cancel with the
+		// same bill_no finds out and undoes it.
+		o.SudStatus = sudStatus
+		return compensate(o, codeSUDExecuteFailed, "SUD reports the action failed (EXECUTE_FAIL) before a retried pay; an earlier attempt's outcome is unknown", p.now), true
+	}
 	if sudStatus == sud.StatusExecuteFail {
 		o.SudStatus = sudStatus
 		msg := "SUD reports the action failed (EXECUTE_FAIL) before the pay; nothing charged"

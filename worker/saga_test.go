@@ -513,6 +513,17 @@ func TestDecidePayBefore(t *testing.T) {
 		}
 		check(t, out, want{state: events.StateFailed, step: StepPay, dead: events.ReasonFailed, code: codeSUDExecuteFailed})
 	})
+	t.Run("an action SUD reported failed after a pay attempt lost its answer is cancelled, not just failed", func(t *testing.T) {
+		unknown := o
+		unknown.PayUnknown = true
+		out, stopped := decidePayBefore(unknown, "EXECUTE_FAIL", testPolicy(t0))
+		if !stopped {
+			t.Fatal("the pay would go ahead")
+		}
+		check(t, out, want{state: events.StateCompensating, step: StepCancel, due: true, code: codeSUDExecuteFailed})
+		notFound := decideCancel(out.next, providers.CancelReply{}, perr(providers.Final, providers.CodeNotFound), testPolicy(t0))
+		check(t, notFound, want{state: events.StateFailed, step: StepBaseline, dead: events.ReasonFailed, code: codeSUDExecuteFailed})
+	})
 	t.Run("a young bill is paid", func(t *testing.T) {
 		if _, stopped := decidePayBefore(o, "EXECUTING", testPolicy(t0)); stopped {
 			t.Fatal("the pay was stopped")
