@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"os"
@@ -180,12 +179,6 @@ func TestVersion(t *testing.T) {
 	again, _, code := runCLI(t, context.Background(), "--version")
 	if code != 0 || again != out {
 		t.Errorf("--version (exit %d) printed:\n%s\nwant what version printed:\n%s", code, again, out)
-	}
-	var b bytes.Buffer
-	build{version: "v1.2.3", revision: "abc123", time: "2026-01-02T03:04:05Z", modified: true, goVersion: "go1.99"}.print(&b)
-	want := "coinsaga v1.2.3\nrevision  abc123 (modified)\ncommitted 2026-01-02T03:04:05Z\ngo        go1.99 " + runtime.GOOS + "/" + runtime.GOARCH + "\n"
-	if b.String() != want {
-		t.Errorf("printed:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
 

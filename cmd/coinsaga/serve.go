@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/buildinfo"
 	"github.com/coinsaga/coinsaga/internal/cli"
 	"github.com/coinsaga/coinsaga/internal/config"
 	"github.com/coinsaga/coinsaga/internal/console"
@@ -223,7 +224,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	opts.Registry = prometheus.NewRegistry()
 	opts.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerBuildInfo(opts.Registry)
+	buildinfo.Register(opts.Registry)
 
 	err = service.Run(ctx, opts)
 	var le *embednats.ListenError

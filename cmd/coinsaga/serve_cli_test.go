@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/internal/kit"
 )
@@ -189,27 +187,6 @@ func TestServeHelpTellsWhatAnUnsetNATSURLMeans(t *testing.T) {
 	_, stderr, _ = runCLI(t, context.Background(), "order", "get", "--help")
 	if !strings.Contains(stderr, `--nats-url string`) || !strings.Contains(stderr, `(default "nats://127.0.0.1:4222")`) {
 		t.Errorf("the tools' --nats-url lost its default:\n%s", stderr)
-	}
-}
-
-func TestBuildInfoMetric(t *testing.T) {
-	t.Parallel()
-	reg := prometheus.NewRegistry()
-	registerBuildInfo(reg)
-	families, err := reg.Gather()
-	if err != nil || len(families) != 1 || families[0].GetName() != "coinsaga_build_info" {
-		t.Fatalf("gathered %v, %v", families, err)
-	}
-	m := families[0].GetMetric()[0]
-	labels := map[string]string{}
-	for _, l := range m.GetLabel() {
-		labels[l.GetName()] = l.GetValue()
-	}
-	if m.GetGauge().GetValue() != 1 || labels["go_version"] != runtime.Version() || labels["version"] == "" {
-		t.Errorf("coinsaga_build_info %v = %v", labels, m.GetGauge().GetValue())
-	}
-	if _, ok := labels["revision"]; !ok {
-		t.Error("no revision label")
 	}
 }
 
