@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coinsaga/coinsaga/internal/cli"
 	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
@@ -186,11 +187,11 @@ func TestCompletion(t *testing.T) {
 	t.Parallel()
 	tree := completionTree()
 	t.Run("the tree has every command, subcommand and flag", func(t *testing.T) {
-		byName := map[string]compCommand{}
+		byName := map[string]cli.Command{}
 		for _, c := range tree {
-			byName[c.name] = c
+			byName[c.Name] = c
 		}
-		for name := range commands {
+		for name := range program.Commands {
 			if _, ok := byName[name]; !ok {
 				t.Errorf("command %s is missing", name)
 			}
@@ -201,38 +202,38 @@ func TestCompletion(t *testing.T) {
 		var want []string
 		fs.VisitAll(func(fl *flag.Flag) { want = append(want, fl.Name) })
 		var got []string
-		for _, fl := range byName["serve"].flags {
-			got = append(got, fl.name)
+		for _, fl := range byName["serve"].Flags {
+			got = append(got, fl.Name)
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("serve flags %q, want %q", got, want)
 		}
-		for cmd, subs := range subcommands {
-			for _, s := range subs {
+		for cmd, c := range program.Commands {
+			for _, s := range c.Subs {
 				_, stderr, code := runCLI(t, context.Background(), cmd, s, "--help")
 				if code != 0 || !strings.Contains(stderr, "Usage: coinsaga "+cmd) {
 					t.Errorf("%s %s --help: exit %d:\n%s", cmd, s, code, stderr)
 				}
 			}
 		}
-		if flags := subFlags("dlq", "list"); !slices.ContainsFunc(flags, func(f compFlag) bool { return f.name == "reason" && f.value }) {
+		if flags := flagsOf("dlq", "list"); !slices.ContainsFunc(flags, func(f cli.Flag) bool { return f.Name == "reason" && f.Value }) {
 			t.Errorf("dlq list flags %v lack --reason VALUE", flags)
 		}
 	})
 	t.Run("no flag takes a value in one command and none in another", func(t *testing.T) {
 		kinds := map[string]bool{}
-		check := func(where string, flags []compFlag) {
+		check := func(where string, flags []cli.Flag) {
 			for _, f := range flags {
-				if v, seen := kinds[f.name]; seen && v != f.value {
-					t.Errorf("--%s (%s): takes a value here but not elsewhere; the scripts skip one list of value flags", f.name, where)
+				if v, seen := kinds[f.Name]; seen && v != f.Value {
+					t.Errorf("--%s (%s): takes a value here but not elsewhere; the scripts skip one list of value flags", f.Name, where)
 				}
-				kinds[f.name] = f.value
+				kinds[f.Name] = f.Value
 			}
 		}
 		for _, c := range tree {
-			check(c.name, c.flags)
-			for _, s := range c.subs {
-				check(c.name+" "+s, subFlags(c.name, s))
+			check(c.Name, c.Flags)
+			for _, s := range c.Subs {
+				check(c.Name+" "+s.Name, s.Flags)
 			}
 		}
 	})

@@ -6,62 +6,32 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
-	"strings"
 	"syscall"
+
+	"github.com/coinsaga/coinsaga/internal/cli"
 )
 
-// command is one subcommand: it parses its own flags from args.
-type command struct {
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-// commands is filled in init: completion reads it, and a variable whose
-// initializer reaches itself does not compile.
-var commands map[string]command
+// program is coinsaga's command set. It is filled in init: completion
+// reads it, and a variable whose initializer reaches itself does not
+// compile.
+var program = cli.Program{Name: "coinsaga", Tagline: "coinsaga: the order processor game studios trust with their players' coins."}
 
 func init() {
-	commands = map[string]command{
-		"serve":      {"run saga workers (embedded JetStream and SQLite by default)", runServe},
-		"sandbox":    {"run the fake SUD, MOGS and Midas providers", runSandbox},
-		"publish":    {"validate and publish purchase intents", runPublish},
-		"watch":      {"print status events as they happen", runWatch},
-		"order":      {"inspect an order: order get <out_order_id>", runOrder},
-		"dlq":        {"list, show, replay or purge dead letters", runDLQ},
-		"bench":      {"measure throughput and latency end to end", runBench},
-		"version":    {"print the version, VCS revision and Go version", runVersion},
-		"completion": {"print a bash, zsh or fish completion script", runCompletion},
+	program.Commands = map[string]cli.ProgramCommand{
+		"serve":      {Summary: "run saga workers (embedded JetStream and SQLite by default)", Run: runServe},
+		"sandbox":    {Summary: "run the fake SUD, MOGS and Midas providers", Run: runSandbox},
+		"publish":    {Summary: "validate and publish purchase intents", Run: runPublish},
+		"watch":      {Summary: "print status events as they happen", Run: runWatch},
+		"order":      {Summary: "inspect an order: order get <out_order_id>", Run: runOrder, Subs: []string{"get"}},
+		"dlq":        {Summary: "list, show, replay or purge dead letters", Run: runDLQ, Subs: []string{"list", "show", "replay", "purge"}},
+		"bench":      {Summary: "measure throughput and latency end to end", Run: runBench},
+		"version":    {Summary: "print the version, VCS revision and Go version", Run: runVersion},
+		"completion": {Summary: "print a bash, zsh or fish completion script", Run: runCompletion, Subs: []string{"bash", "zsh", "fish"}},
 	}
-}
-
-// subcommands are the words that must follow a command, for completion.
-var subcommands = map[string][]string{
-	"dlq":        {"list", "show", "replay", "purge"},
-	"order":      {"get"},
-	"completion": {"bash", "zsh", "fish"},
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "coinsaga: the order processor game studios trust with their players' coins.")
-	fmt.Fprintln(w, "\nUsage: coinsaga <command> [flags]\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nEvery command has --help. Flags may also come from COINSAGA_* environment variables.")
-	fmt.Fprintln(w, "coinsaga --version prints the version.")
 }
 
 // defaultGCPercent halves the garbage collector's work against Go's default
@@ -93,49 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return runWith(ctx, args, stdout, stderr)
 }
 
-// runWith runs one command line until it ends or ctx is cancelled, and
-// returns the exit status: 0, 1 when the command failed, 2 when the
-// command line was wrong. An error is printed one line per problem, each
-// naming the command.
+// runWith runs one command line (cli.Program.Run has the exit codes).
 func runWith(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stdout)
-		return 2
-	}
-	switch args[0] {
-	case "-h", "-help", "--help":
-		usage(stdout)
-		return 0
-	case "help":
-		if len(args) == 1 {
-			usage(stdout)
-			return 0
-		}
-		args = []string{args[1], "--help"}
-	case "-version", "--version":
-		args = []string{"version"}
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "coinsaga: unknown command %q\n\n", args[0])
-		usage(stderr)
-		return 2
-	}
-	err := cmd.run(ctx, args[1:], stdout, stderr)
-	code := 1
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		if err == errUsage { // the command has said why
-			return 2
-		}
-		code = 2
-	}
-	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
-		fmt.Fprintf(stderr, "coinsaga %s: %s\n", args[0], strings.TrimSpace(line))
-	}
-	return code
+	return program.Run(ctx, args, stdout, stderr)
 }

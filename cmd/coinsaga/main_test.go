@@ -49,7 +49,7 @@ func runCLI(t *testing.T, ctx context.Context, args ...string) (string, string, 
 
 func TestEveryCommandHasHelp(t *testing.T) {
 	t.Parallel()
-	for name := range commands {
+	for name := range program.Commands {
 		t.Run(name+" --help prints its flags and exits 0", func(t *testing.T) {
 			args := []string{name, "--help"}
 			stdout, stderr, code := runCLI(t, context.Background(), args...)

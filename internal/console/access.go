@@ -63,7 +63,7 @@ type Flags struct {
 
 // Register adds --console-token and --console-token-file to fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
-	fs.BoolFunc("console", "serve the operator console at / on --http-listen (default true; false: only /metrics, /healthz, /readyz and SUD's notify path)", func(s string) error {
+	fs.BoolFunc("console", "serve the operator console at / on --http-listen (false: only /metrics, /healthz, /readyz and SUD's notify path)", func(s string) error {
 		on, err := strconv.ParseBool(s)
 		f.Off = !on
 		return err
