@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
-	"time"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/worker"
@@ -51,31 +49,5 @@ func runOrder(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		enc.SetIndent("", "  ")
 		return enc.Encode(reply)
 	}
-	o := reply.Order
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "order\t%s\n", o.OutOrderID)
-	fmt.Fprintf(tw, "state\t%s (next step: %s)\n", o.State, o.Step)
-	fmt.Fprintf(tw, "game / room / player\t%s / %s / %s\n", o.MgID, o.RoomID, o.FromUID)
-	fmt.Fprintf(tw, "provider / amount\t%s / %d\n", o.Provider, o.Amount)
-	fmt.Fprintf(tw, "bill_no\t%s\n", o.BillNo)
-	fmt.Fprintf(tw, "SUD order id\t%s\n", o.SudOrderID)
-	if o.HasPayBalance {
-		fmt.Fprintf(tw, "balance after pay\t%d\n", o.PayBalance)
-	}
-	if o.ErrorCode != "" {
-		fmt.Fprintf(tw, "error\t%s: %s\n", o.ErrorCode, o.Error)
-	}
-	fmt.Fprintf(tw, "created / updated\t%s / %s\n", o.CreatedAt.UTC().Format(time.RFC3339Nano), o.UpdatedAt.UTC().Format(time.RFC3339Nano))
-	tw.Flush()
-	fmt.Fprintln(stdout, "\nhistory:")
-	tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tSTEP\tATTEMPT\tSTATE\tDETAIL")
-	for _, h := range reply.History {
-		detail := h.Detail
-		if h.ErrorCode != "" && detail == "" {
-			detail = h.ErrorCode + ": " + h.Error
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", h.At.UTC().Format("2006-01-02T15:04:05.000Z"), h.Step, h.Attempt, h.State, detail)
-	}
-	return tw.Flush()
+	return reply.WriteText(stdout)
 }

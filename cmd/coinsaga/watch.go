@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -28,7 +27,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("watch", watchSynopsis, stderr)
 	n.register(fs)
 	var f events.WatchFilter
-	var since sinceFlag
+	since := cli.SinceFlag{Layout: events.EventTimeLayout}
 	fs.StringVar(&f.MgID, "mg-id", "", "only this game")
 	fs.StringVar(&f.RoomID, "room", "", "only this room")
 	fs.StringVar(&f.OutOrderID, "order", "", "only this out_order_id: start at its current state, exit after its terminal event")
@@ -47,7 +46,7 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%q is not a valid id (want [A-Za-z0-9_-]{1,64})", id)
 		}
 	}
-	f.Since = since.t
+	f.Since = since.T
 	switch {
 	case f.DeliverAll && !f.Since.IsZero():
 		return errors.New("give --all or --since, not both")
@@ -94,55 +93,10 @@ func runWatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *asJSON {
 			fmt.Fprintf(stdout, "%s\n", ev.Raw)
 		} else {
-			fmt.Fprintln(stdout, formatEvent(ev.Event))
+			fmt.Fprintln(stdout, events.FormatEvent(ev.Event))
 		}
 		if f.OutOrderID != "" && !*follow && ev.Event.OutOrderID == f.OutOrderID && ev.Event.State.Terminal() {
 			return nil
 		}
 	}
-}
-
-// eventTimeLayout is a full UTC date and time to the millisecond.
-const eventTimeLayout = "2006-01-02 15:04:05.000Z07:00"
-
-// formatEvent is one human-readable line per status event.
-func formatEvent(e events.StatusEvent) string {
-	s := fmt.Sprintf("%s  %-20s seq %-2d %-15s %s %d", e.At.UTC().Format(eventTimeLayout), e.OutOrderID, e.Seq, e.State, e.Provider, e.Amount)
-	if e.Balance != nil {
-		s += fmt.Sprintf(" balance %d", *e.Balance)
-	}
-	if e.OrderID != "" {
-		s += " sud " + e.OrderID
-	}
-	if e.Error != nil {
-		s += fmt.Sprintf("  error %s: %s", e.Error.Code, e.Error.Message)
-	}
-	return s
-}
-
-// sinceFlag is --since: a duration back from now, or a time.
-type sinceFlag struct {
-	text string
-	t    time.Time
-}
-
-func (s *sinceFlag) String() string { return s.text }
-
-func (s *sinceFlag) Set(v string) error {
-	t, err := parseWatchSince(v, time.Now())
-	if err != nil {
-		return err
-	}
-	s.text, s.t = v, t
-	return nil
-}
-
-// parseWatchSince is cli.ParseSince (a duration back from now, or an
-// RFC 3339 time) that also takes a time as watch prints it, so a line's
-// time can be pasted back.
-func parseWatchSince(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(eventTimeLayout, v); err == nil {
-		return t, nil
-	}
-	return cli.ParseSince(v, now)
 }

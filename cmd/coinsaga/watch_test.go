@@ -125,69 +125,6 @@ func (e *publishEnv) publishStatus(t *testing.T, ev events.StatusEvent) *jetstre
 	return ack
 }
 
-func TestWatchPrintsAFullDateAndTime(t *testing.T) {
-	t.Parallel()
-	balance := int64(90)
-	for _, c := range []struct {
-		name string
-		ev   events.StatusEvent
-		want string
-	}{
-		{"a UTC time is printed with its date and milliseconds", statusEvent("o1", 1, events.StateAccepted),
-			"2026-12-02 06:19:13.922Z  o1                   seq 1  accepted        mogs 10"},
-		{"a time in another zone is printed in UTC", func() events.StatusEvent {
-			ev := statusEvent("o1", 1, events.StateAccepted)
-			ev.At = ev.At.In(time.FixedZone("CST", 8*3600))
-			return ev
-		}(), "2026-12-02 06:19:13.922Z  o1"},
-		{"balance, SUD order and error follow", func() events.StatusEvent {
-			ev := statusEvent("o1", 3, events.StateFailed)
-			ev.Balance, ev.OrderID = &balance, "1795"
-			ev.Error = &events.EventError{Code: events.CodeInsufficientBalance, Message: "too few coins"}
-			return ev
-		}(), "seq 3  failed          mogs 10 balance 90 sud 1795  error insufficient_balance: too few coins"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if got := formatEvent(c.ev); !strings.Contains(got, c.want) {
-				t.Errorf("got  %q\nwant %q in it", got, c.want)
-			}
-		})
-	}
-}
-
-func TestWatchSinceParsesADurationOrATime(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	for _, c := range []struct {
-		name, in string
-		want     time.Time // zero: refused
-	}{
-		{"a duration counts back from now", "90s", now.Add(-90 * time.Second)},
-		{"a compound duration counts back from now", "1h30m", now.Add(-90 * time.Minute)},
-		{"an RFC 3339 time is taken as is", "2026-12-02T06:19:13Z", time.Date(2026, 12, 2, 6, 19, 13, 0, time.UTC)},
-		{"an RFC 3339 time with milliseconds and an offset is taken as is", "2026-12-02T14:19:13.922+08:00",
-			time.Date(2026, 12, 2, 6, 19, 13, 922_000_000, time.UTC)},
-		{"the time as watch prints it is taken", "2026-12-02 06:19:13.922Z", time.Date(2026, 12, 2, 6, 19, 13, 922_000_000, time.UTC)},
-		{"a negative duration is refused", "-5m", time.Time{}},
-		{"a zero duration is now", "0s", now},
-		{"a word is refused", "yesterday", time.Time{}},
-		{"a date without a time is refused", "2026-12-02", time.Time{}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := parseWatchSince(c.in, now)
-			if c.want.IsZero() {
-				if err == nil {
-					t.Errorf("%q accepted as %v", c.in, got)
-				}
-				return
-			}
-			if err != nil || !got.Equal(c.want) {
-				t.Errorf("%q: got %v %v, want %v", c.in, got, err, c.want)
-			}
-		})
-	}
-}
-
 func TestWatchRefusesFlagsThatContradict(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {

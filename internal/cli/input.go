@@ -80,3 +80,34 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// SinceFlag is a --since flag: a duration back from now, an RFC 3339
+// time, or a time in Layout, the one the command prints, so that a
+// printed line's time can be pasted back.
+type SinceFlag struct {
+	Layout string
+	Text   string    // as given
+	T      time.Time // what it means
+}
+
+func (s *SinceFlag) String() string { return s.Text }
+
+// Set reads v against the clock of this moment.
+func (s *SinceFlag) Set(v string) error {
+	t, err := ParseSinceIn(s.Layout, v, time.Now())
+	if err != nil {
+		return err
+	}
+	s.Text, s.T = v, t
+	return nil
+}
+
+// ParseSinceIn is ParseSince that also takes a time in layout.
+func ParseSinceIn(layout, v string, now time.Time) (time.Time, error) {
+	if layout != "" {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	return ParseSince(v, now)
+}
