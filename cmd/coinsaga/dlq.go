@@ -240,16 +240,11 @@ truncated one (Coinsaga-Truncated), whose body is not the whole intent.`, stderr
 	}
 	defer nc.Close()
 	p := deadletter.ReplayPrinter(stdout, stderr, *dryRun)
-	opts := []deadletter.Option{deadletter.OrderTimeout(*orderTimeout), deadletter.PrintMissing(stderr), deadletter.OnProgress(p.Step)}
-	if *dryRun {
-		opts = append(opts, deadletter.DryRun())
-	}
-	rep, err := q.Replay(ctx, f, opts...)
+	rep, err := q.Replay(ctx, f, append(p.Options(), deadletter.OrderTimeout(*orderTimeout))...)
 	if err != nil && !errors.Is(err, deadletter.ErrInterrupted) {
 		return err
 	}
-	p.Done()
-	fmt.Fprintln(stdout, deadletter.ReplaySummary(rep))
+	p.Done(rep)
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("interrupted after %d of %d dead letters; the rest are untouched", len(rep.Results), rep.Total)
@@ -276,16 +271,11 @@ func runDLQPurge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer nc.Close()
 	p := deadletter.PurgePrinter(stdout, stderr, *dryRun)
-	opts := []deadletter.Option{deadletter.All(), deadletter.PrintMissing(stderr), deadletter.OnProgress(p.Step)}
-	if *dryRun {
-		opts = append(opts, deadletter.DryRun())
-	}
-	rep, err := q.Purge(ctx, f, opts...)
+	rep, err := q.Purge(ctx, f, append(p.Options(), deadletter.All())...)
 	if err != nil && !errors.Is(err, deadletter.ErrInterrupted) {
 		return err
 	}
-	p.Done()
-	fmt.Fprintln(stdout, deadletter.PurgeSummary(rep))
+	p.Done(rep)
 	switch {
 	case *dryRun:
 		return nil

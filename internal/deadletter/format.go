@@ -138,10 +138,10 @@ func PurgeSummary(rep Report) string {
 	return s
 }
 
-// Printer prints the progress of Replay or Purge (pass Step to
-// OnProgress): a line per letter on Out and, for bulk work, a progress
-// bar on Err. With the bar, the lines only name the letters that need a
-// look, so that they do not drown the count.
+// Printer prints the progress of Replay or Purge: a line per letter on
+// out and, for bulk work, a progress bar on err. With the bar, the lines
+// only name the letters that need a look, so that they do not drown the
+// count. Pass Options to the call, then Done its Report.
 type Printer struct {
 	out, err io.Writer
 	purge    bool
@@ -149,14 +149,25 @@ type Printer struct {
 	bar      *progress.Bar
 }
 
-// ReplayPrinter prints a Replay's progress.
+// ReplayPrinter prints a Replay's progress; dryRun makes it a dry run.
 func ReplayPrinter(out, err io.Writer, dryRun bool) *Printer {
 	return &Printer{out: out, err: err, dryRun: dryRun}
 }
 
-// PurgePrinter prints a Purge's progress.
+// PurgePrinter prints a Purge's progress; dryRun makes it a dry run.
 func PurgePrinter(out, err io.Writer, dryRun bool) *Printer {
 	return &Printer{out: out, err: err, purge: true, dryRun: dryRun}
+}
+
+// Options make Replay or Purge report to p, each letter and each missing
+// Seq, and change nothing when p prints a dry run: what is printed and
+// what is done cannot disagree.
+func (p *Printer) Options() []Option {
+	opts := []Option{OnProgress(p.Step), PrintMissing(p.err)}
+	if p.dryRun {
+		opts = append(opts, DryRun())
+	}
+	return opts
 }
 
 // Step prints one Progress.
@@ -191,9 +202,15 @@ func (p *Printer) Step(pr Progress) {
 	}
 }
 
-// Done finishes the bar, if there is one; call it before the summary.
-func (p *Printer) Done() {
+// Done finishes the bar, if there is one, and prints rep's summary line
+// on out.
+func (p *Printer) Done(rep Report) {
 	if p.bar != nil {
 		p.bar.Done()
 	}
+	summary := ReplaySummary
+	if p.purge {
+		summary = PurgeSummary
+	}
+	fmt.Fprintln(p.out, summary(rep))
 }

@@ -166,17 +166,19 @@ func TestPrinter(t *testing.T) {
 	t.Parallel()
 	l := Letter{Seq: 4, Reason: events.ReasonFailed, OutOrderID: "o-4", Error: "retries_exhausted: busy"}
 	run := func(p *Printer, total int, results ...Result) {
+		rep := Report{Total: total, DryRun: p.dryRun}
 		p.Step(Progress{Total: total})
 		for i, r := range results {
+			rep.add(r)
 			p.Step(Progress{Done: i + 1, Total: total, Result: r})
 		}
-		p.Done()
+		p.Done(rep)
 	}
-	t.Run("a single replay gets a line and no bar", func(t *testing.T) {
+	t.Run("a single replay gets a line, no bar and the summary", func(t *testing.T) {
 		t.Parallel()
 		var out, errOut bytes.Buffer
 		run(ReplayPrinter(&out, &errOut, false), 1, Result{Letter: l, Outcome: Replayed, Subject: "coinsaga.intents.g.r"})
-		if out.String() != "seq 4 order o-4: replayed to coinsaga.intents.g.r\n" || errOut.Len() != 0 {
+		if out.String() != "seq 4 order o-4: replayed to coinsaga.intents.g.r\nreplayed 1, already completed 0, failed 0\n" || errOut.Len() != 0 {
 			t.Errorf("stdout %q, stderr %q", out.String(), errOut.String())
 		}
 	})
@@ -185,7 +187,8 @@ func TestPrinter(t *testing.T) {
 		var out, errOut bytes.Buffer
 		run(ReplayPrinter(&out, &errOut, false), 2, Result{Letter: l, Outcome: Replayed, Subject: "s"},
 			Result{Letter: l, Outcome: Failed, Err: &OpError{Op: OpPublish, Err: errors.New("boom")}, StateErr: errors.New("no responders")})
-		if strings.Contains(out.String(), "replayed to") || !strings.Contains(out.String(), "seq 4 order o-4: failed: republishing to") {
+		if strings.Contains(out.String(), "replayed to") || !strings.Contains(out.String(), "seq 4 order o-4: failed: republishing to") ||
+			!strings.HasSuffix(out.String(), "\nreplayed 1, already completed 0, failed 1\n") {
 			t.Errorf("stdout %q", out.String())
 		}
 		if !strings.Contains(errOut.String(), "replay") || !strings.Contains(errOut.String(), "warning: cannot ask workers for order states (no responders)") {
@@ -196,7 +199,8 @@ func TestPrinter(t *testing.T) {
 		t.Parallel()
 		var out, errOut bytes.Buffer
 		run(PurgePrinter(&out, &errOut, true), 2, Result{Letter: l, Outcome: Purged, DryRun: true}, Result{Letter: Letter{Seq: 5}, Outcome: Purged, DryRun: true})
-		want := "would purge seq 4: failed o-4 retries_exhausted: busy\nwould purge seq 5:  - -\n"
+		want := "would purge seq 4: failed o-4 retries_exhausted: busy\nwould purge seq 5:  - -\n" +
+			"dry run, nothing changed: would have purged 2 dead letter(s)\n"
 		if out.String() != want || errOut.Len() != 0 {
 			t.Errorf("stdout %q, stderr %q; want stdout %q", out.String(), errOut.String(), want)
 		}
@@ -205,16 +209,16 @@ func TestPrinter(t *testing.T) {
 		t.Parallel()
 		var out, errOut bytes.Buffer
 		run(PurgePrinter(&out, &errOut, false), 1, Result{Letter: l, Outcome: Failed, Err: &OpError{Op: OpRemove, Err: errors.New("timeout")}})
-		if out.String() != "seq 4: deleting failed: timeout\n" {
+		if out.String() != "seq 4: deleting failed: timeout\npurged 0 dead letter(s), failed 1\n" {
 			t.Errorf("stdout %q", out.String())
 		}
 	})
 	t.Run("a missing seq is named on the writer given", func(t *testing.T) {
 		t.Parallel()
 		var b bytes.Buffer
-		o := newOptions([]Option{PrintMissing(&b)})
+		o := newOptions(ReplayPrinter(nil, &b, false).Options())
 		o.missing(8)
-		if b.String() != "seq 8: no such dead letter (already replayed or purged?)\n" {
+		if b.String() != "seq 8: no such dead letter (already replayed or purged?)\n" || o.dryRun {
 			t.Errorf("%q", b.String())
 		}
 	})
