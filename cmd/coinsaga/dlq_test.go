@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/deadletter"
 	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
@@ -204,7 +205,7 @@ func TestReplayAfterAnOutageChargesEachOrderOnce(t *testing.T) {
 			t.Fatalf("--limit 5 printed %d lines", len(lines))
 		}
 		for i, line := range lines {
-			var entry dlqEntry
+			var entry deadletter.Entry
 			if err := json.Unmarshal([]byte(line), &entry); err != nil {
 				t.Fatalf("line %q: %v", line, err)
 			}
@@ -395,7 +396,11 @@ func testPurge(t *testing.T, e *opsEnv) {
 	remaining := func() []string {
 		var ids []string
 		for _, d := range e.stored() {
-			ids = append(ids, orDash(d.OutOrderID))
+			id := d.OutOrderID
+			if id == "" {
+				id = "-"
+			}
+			ids = append(ids, id)
 		}
 		return ids
 	}
@@ -517,39 +522,39 @@ func TestDLQFilterFlags(t *testing.T) {
 		name    string
 		flags   dlqFlags
 		wantErr string
-		check   func(t *testing.T, f dlqFilter)
+		check   func(t *testing.T, f deadletter.Filter)
 	}{
-		{name: "no flags select everything", check: func(t *testing.T, f dlqFilter) {
-			if f.narrows() {
+		{name: "no flags select everything", check: func(t *testing.T, f deadletter.Filter) {
+			if f.Narrows() {
 				t.Errorf("%+v narrows", f)
 			}
 		}},
-		{name: "a limit alone does not count as a filter", flags: dlqFlags{limit: 5}, check: func(t *testing.T, f dlqFilter) {
-			if f.narrows() || f.limit != 5 {
+		{name: "a limit alone does not count as a filter", flags: dlqFlags{limit: 5}, check: func(t *testing.T, f deadletter.Filter) {
+			if f.Narrows() || f.Limit != 5 {
 				t.Errorf("%+v", f)
 			}
 		}},
-		{name: "reasons are a comma-separated list", flags: dlqFlags{reason: "failed, needs_attention"}, check: func(t *testing.T, f dlqFilter) {
-			if !f.reasons[events.ReasonFailed] || !f.reasons[events.ReasonNeedsAttention] || len(f.reasons) != 2 {
-				t.Errorf("reasons %v", f.reasons)
+		{name: "reasons are a comma-separated list", flags: dlqFlags{reason: "failed, needs_attention"}, check: func(t *testing.T, f deadletter.Filter) {
+			if !slices.Contains(f.Reasons, events.ReasonFailed) || !slices.Contains(f.Reasons, events.ReasonNeedsAttention) || len(f.Reasons) != 2 {
+				t.Errorf("reasons %v", f.Reasons)
 			}
 		}},
 		{name: "an unknown reason is refused", flags: dlqFlags{reason: "failed,broken"}, wantErr: `--reason "broken"`},
-		{name: "since as a duration counts back from now", flags: dlqFlags{since: "90m"}, check: func(t *testing.T, f dlqFilter) {
-			if !f.since.Equal(now.Add(-90 * time.Minute)) {
-				t.Errorf("since %v", f.since)
+		{name: "since as a duration counts back from now", flags: dlqFlags{since: "90m"}, check: func(t *testing.T, f deadletter.Filter) {
+			if !f.Since.Equal(now.Add(-90 * time.Minute)) {
+				t.Errorf("since %v", f.Since)
 			}
 		}},
-		{name: "since as an RFC 3339 time is taken as it is", flags: dlqFlags{since: "2026-11-20T08:00:00+02:00"}, check: func(t *testing.T, f dlqFilter) {
-			if !f.since.Equal(time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC)) {
-				t.Errorf("since %v", f.since)
+		{name: "since as an RFC 3339 time is taken as it is", flags: dlqFlags{since: "2026-11-20T08:00:00+02:00"}, check: func(t *testing.T, f deadletter.Filter) {
+			if !f.Since.Equal(time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC)) {
+				t.Errorf("since %v", f.Since)
 			}
 		}},
 		{name: "since in the future by a negative duration is refused", flags: dlqFlags{since: "-5m"}, wantErr: "must not be negative"},
 		{name: "since that is neither is refused with both forms named", flags: dlqFlags{since: "yesterday"}, wantErr: "RFC 3339"},
-		{name: "seqs are sorted and deduplicated", flags: dlqFlags{seq: "7,3,7"}, check: func(t *testing.T, f dlqFilter) {
-			if !slices.Equal(f.seqs, []uint64{3, 7}) || !f.narrows() {
-				t.Errorf("seqs %v", f.seqs)
+		{name: "seqs are sorted and deduplicated", flags: dlqFlags{seq: "7,3,7"}, check: func(t *testing.T, f deadletter.Filter) {
+			if !slices.Equal(f.Seqs, []uint64{3, 7}) || !f.Narrows() {
+				t.Errorf("seqs %v", f.Seqs)
 			}
 		}},
 		{name: "a zero or non-numeric seq is refused", flags: dlqFlags{seq: "0,x"}, wantErr: `--seq: "0"`},
@@ -569,33 +574,6 @@ func TestDLQFilterFlags(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.check(t, f)
-		})
-	}
-}
-
-func TestDLQFilterMatch(t *testing.T) {
-	t.Parallel()
-	now := time.Now()
-	letter := func(reason events.Reason, mg string, failedAt, storedAt time.Time) deadLetter {
-		return deadLetter{DeadLetter: events.DeadLetter{Reason: reason, MgID: mg, FailedAt: failedAt}, StoredAt: storedAt}
-	}
-	tests := []struct {
-		name   string
-		filter dlqFilter
-		letter deadLetter
-		want   bool
-	}{
-		{"the empty filter matches anything", dlqFilter{}, letter("invalid", "", time.Time{}, now), true},
-		{"a reason filter drops other reasons", dlqFilter{reasons: map[events.Reason]bool{"failed": true}}, letter("conflict", "g", now, now), false},
-		{"an mg_id filter drops dead letters without a game", dlqFilter{mgID: "g"}, letter("invalid", "", now, now), false},
-		{"since compares the failure time", dlqFilter{since: now.Add(-time.Hour)}, letter("failed", "g", now.Add(-2*time.Hour), now), false},
-		{"since falls back to the stored time without a failure time", dlqFilter{since: now.Add(-time.Hour)}, letter("failed", "g", time.Time{}, now), true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.filter.match(tc.letter); got != tc.want {
-				t.Errorf("match = %v, want %v", got, tc.want)
-			}
 		})
 	}
 }
@@ -633,55 +611,6 @@ func TestDLQShowMasksSecretsWhateverTheKeyCase(t *testing.T) {
 			raw, _, code := runCLI(t, ctx, "dlq", "show", "--nats-url", url, "--raw", seq)
 			if code != 0 || raw != b.body || !strings.Contains(raw, b.secret) {
 				t.Errorf("show --raw %s = %q (exit %d), want the exact body", seq, raw, code)
-			}
-		})
-	}
-}
-
-func TestAgeReadsLikeAQueue(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		d    time.Duration
-		want string
-	}{
-		{-time.Second, "0s"},
-		{42 * time.Second, "42s"},
-		{12*time.Minute + 30*time.Second, "12m"},
-		{5*time.Hour + 12*time.Minute, "5h12m"},
-		{76 * time.Hour, "3d4h"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.d.String()+" reads "+tc.want, func(t *testing.T) {
-			if got := age(tc.d); got != tc.want {
-				t.Errorf("age(%s) = %q, want %q", tc.d, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestReplayTarget(t *testing.T) {
-	t.Parallel()
-	r := &replayer{s: &dlqSession{subjects: events.Subjects{Prefix: "acme.pay"}}}
-	body := []byte(`{"mg_id":"g1","room_id":"r1"}`)
-	tests := []struct {
-		name     string
-		original string
-		body     []byte
-		want     string
-		wantErr  bool
-	}{
-		{"the original intents subject is kept", "acme.pay.intents.g0.r0", body, "acme.pay.intents.g0.r0", false},
-		{"a missing header falls back to the body's game and room", "", body, "acme.pay.intents.g1.r1", false},
-		{"a header pointing outside the intents subjects is not trusted", "acme.pay.status.g0.r0.o", body, "acme.pay.intents.g1.r1", false},
-		{"a header with extra tokens is not trusted", "acme.pay.intents.g0.r0.x", body, "acme.pay.intents.g1.r1", false},
-		{"another prefix's intents subject is not trusted", "coinsaga.intents.g0.r0", body, "acme.pay.intents.g1.r1", false},
-		{"no usable header and an unsafe body is an error", "", []byte(`{"mg_id":"g.*","room_id":"r"}`), "", true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.target(deadLetter{DeadLetter: events.DeadLetter{OriginalSubject: tc.original, Data: tc.body}})
-			if (err != nil) != tc.wantErr || got != tc.want {
-				t.Errorf("target = %q, %v; want %q (error %v)", got, err, tc.want, tc.wantErr)
 			}
 		})
 	}

@@ -3,8 +3,10 @@
 // are replayed or purged. It selects them (Filter, List, Count), shows one
 // with the player's secrets masked (Get), replays them under the replay
 // policy (Replay) and deletes them (Purge), for the coinsaga CLI and the
-// operator console alike. The masking rule itself is events.MaskSecrets;
-// how a dead letter is written is the worker's.
+// operator console alike. It also words them for an operator (WriteTable,
+// WriteJSONLines, WriteLetter, Printer), so that whoever prints a dead
+// letter prints it the same way. The masking rule itself is
+// events.MaskSecrets; how a dead letter is written is the worker's.
 package deadletter
 
 import (
