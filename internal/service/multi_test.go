@@ -2,8 +2,8 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"regexp"
@@ -434,5 +434,52 @@ func TestAWorkerThatLosesItsLeaseStopsMovingMoneyAndTheOtherFinishesItsOrders(t 
 	publish(t, s.natsURL, n, 50)
 	waitCompleted(t, s.natsURL, n, 50, time.Minute)
 	s.checkMoney(t, n+50)
-	_ = fmt.Sprint()
+}
+
+func TestAReplayOfAnOrderWhoseWorkerIsGoneIsResumedByAnother(t *testing.T) {
+	t.Parallel()
+	s := newShared(t)
+	in := sharedIntent(0)
+	appID := sandbox.DefaultConfig().MOGSAppID
+	// Too few coins: the order fails at the baseline, and stays a's.
+	s.sb.SetAccount(events.ProviderMOGS, appID, in.Payment.OpenID, 5, 0)
+	a := s.start(t, "a", store.LeaseTimings{}, worker.Config{})
+	publish(t, s.natsURL, 0, 1)
+	waitUntil(t, 30*time.Second, "the order fails", func() bool {
+		o, err := s.look(t).Get(context.Background(), in.OutOrderID)
+		return err == nil && o.State == events.StateFailed && o.NextRunAt.IsZero()
+	})
+	if err := a.close(t); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("worker a ended with %v", err)
+	}
+	b := s.start(t, "b", store.LeaseTimings{}, worker.Config{})
+	s.sb.SetAccount(events.ProviderMOGS, appID, in.Payment.OpenID, 1000, 0)
+
+	nc, err := nats.Connect(s.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(events.Subjects{Prefix: "coinsaga"}.Intent(in.MgID, in.RoomID))
+	m.Data = data
+	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
+	m.Header.Set(events.HeaderReplay, "1")
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the replayed order completes", func() bool {
+		o, err := s.look(t).Get(context.Background(), in.OutOrderID)
+		return err == nil && o.State == events.StateCompleted
+	})
+	if owner, err := s.look(t).Owner(context.Background(), in.OutOrderID); err != nil || owner != b.workerIDs()[0] {
+		t.Errorf("the replayed order is owned by %q (%v), want worker b %s", owner, err, b.workerIDs()[0])
+	}
+	if acct, _ := s.sb.Account(events.ProviderMOGS, appID, in.Payment.OpenID); acct.Balance != 1000-in.Payment.Amount {
+		t.Errorf("balance after the replay %d, want %d", acct.Balance, 1000-in.Payment.Amount)
+	}
 }
