@@ -28,11 +28,15 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/store"
 )
@@ -143,6 +147,9 @@ func (w *Worker) keepLease(ctx context.Context) {
 		callCtx, cancel := context.WithTimeout(ctx, every)
 		l, err := sh.st.Renew(callCtx)
 		cancel()
+		if ctx.Err() != nil {
+			return // stopping: Release may have ended the lease meanwhile
+		}
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			w.leaseLost(err)
@@ -227,6 +234,8 @@ func (w *Worker) claimLoop(ctx context.Context) {
 		if w.draining.Load() || !w.sharedOpen() {
 			continue
 		}
+		// Rescue needs only a live lease; claims also a worker able to run
+		// what it takes (NATS and the store answer), else others should.
 		if now := w.now(); now.Sub(lastRescue) >= rescueEvery {
 			lastRescue = now
 			callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -235,7 +244,9 @@ func (w *Worker) claimLoop(ctx context.Context) {
 			}
 			cancel()
 		}
-		w.claimOnce(ctx)
+		if w.ready.Load() {
+			w.claimOnce(ctx)
+		}
 	}
 }
 
@@ -274,6 +285,30 @@ func (w *Worker) claimOnce(ctx context.Context) int {
 		wake(w.wakeSched)
 	}
 	return total
+}
+
+// checkNoPrefixOwner refuses to join a prefix that a single-owner worker
+// (SQLite) holds: its orders live in its own store, and it and the shared
+// workers would both record and run the intents they are redelivered.
+func (w *Worker) checkNoPrefixOwner(ctx context.Context) error {
+	kv, err := w.js.KeyValue(ctx, w.cfg.Subjects.OwnerBucket())
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the prefix lease in %s: %w", w.cfg.Subjects.OwnerBucket(), err)
+	}
+	entry, err := kv.Get(ctx, ownerKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the prefix lease in %s: %w", w.cfg.Subjects.OwnerBucket(), err)
+	}
+	var holder Owner
+	_ = json.Unmarshal(entry.Value(), &holder)
+	return fmt.Errorf("%w: prefix %q is served by %s with a single-owner store (SQLite); workers of a shared store cannot serve it beside that one: stop it, or give these another --prefix",
+		ErrPrefixOwned, w.cfg.Subjects.Prefix, holder)
 }
 
 // release hands this worker's orders over at a graceful stop.

@@ -278,6 +278,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopKeep()
 	if w.shared != nil {
+		if err := w.checkNoPrefixOwner(ctx); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
 		if err := w.register(ctx); err != nil {
 			return fmt.Errorf("worker: register in the shared store: %w", err)
 		}

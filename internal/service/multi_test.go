@@ -91,6 +91,15 @@ func (p *pausable) Renew(ctx context.Context) (store.Lease, error) {
 
 func (s *shared) start(t *testing.T, name string, lt store.LeaseTimings, wc worker.Config) *member {
 	t.Helper()
+	m := s.launch(t, name, s.dbURL, lt, wc)
+	m.waitServing(t)
+	return m
+}
+
+// launch starts a worker on dbURL ("" for SQLite in its own data dir)
+// without waiting for it to serve.
+func (s *shared) launch(t *testing.T, name, dbURL string, lt store.LeaseTimings, wc worker.Config) *member {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -106,17 +115,19 @@ func (s *shared) start(t *testing.T, name string, lt store.LeaseTimings, wc work
 	m.stop = cancel
 	opts := Options{
 		NATSURL: s.natsURL, Conn: nc, Subjects: events.Subjects{Prefix: "coinsaga"},
-		DatabaseURL: s.dbURL, DataDir: t.TempDir(), LeaseTimings: lt,
+		DatabaseURL: dbURL, DataDir: t.TempDir(), LeaseTimings: lt,
 		WrapStore: func(st store.Store) store.Store {
-			m.store = &pausable{Shared: st.(store.Shared)}
-			return m.store
+			if sh, ok := st.(store.Shared); ok && dbURL != "" {
+				m.store = &pausable{Shared: sh}
+				return m.store
+			}
+			return st
 		},
 		Providers: s.prov, HTTP: ln, Registry: m.registry,
 		Worker: wc, Logger: slog.New(slog.NewTextHandler(m.log, nil)).With("worker_name", name),
 	}
 	go func() { m.done <- Run(ctx, opts) }()
 	t.Cleanup(func() { m.close(t) })
-	m.waitServing(t)
 	return m
 }
 
@@ -481,5 +492,22 @@ func TestAReplayOfAnOrderWhoseWorkerIsGoneIsResumedByAnother(t *testing.T) {
 	}
 	if acct, _ := s.sb.Account(events.ProviderMOGS, appID, in.Payment.OpenID); acct.Balance != 1000-in.Payment.Amount {
 		t.Errorf("balance after the replay %d, want %d", acct.Balance, 1000-in.Payment.Amount)
+	}
+}
+
+func TestASharedStoreWorkerRefusesAPrefixASQLiteWorkerHolds(t *testing.T) {
+	t.Parallel()
+	s := newShared(t)
+	lone := s.launch(t, "sqlite", "", store.LeaseTimings{}, worker.Config{})
+	lone.waitServing(t)
+	pg := s.launch(t, "pg", s.dbURL, store.LeaseTimings{}, worker.Config{})
+	select {
+	case err := <-pg.done:
+		close(pg.done)
+		if !errors.Is(err, worker.ErrPrefixOwned) {
+			t.Fatalf("the PostgreSQL worker ended with %v, want ErrPrefixOwned", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a PostgreSQL worker joined a prefix a SQLite worker holds; its log:\n%s", pg.log.String())
 	}
 }
