@@ -47,7 +47,7 @@ const (
 	claimEvery = time.Second
 	// rescueEvery is how often a worker looks for expired workers to
 	// rescue; takeover after a crash is at most TTL + grace + this.
-	rescueEvery = 3 * time.Second
+	rescueEvery = time.Second
 	// claimBatch and claimRounds bound one claim pass, so that one worker
 	// does not take everything a released worker left while others wait.
 	claimBatch  = 500
