@@ -26,7 +26,9 @@
 //   - the relay (relay.go) publishes outbox messages and deletes each only
 //     after JetStream acknowledged it;
 //   - a health watcher keeps Ready honest, and with Config.Owner a lease
-//     keeper holds the prefix (owner.go).
+//     keeper holds the prefix (owner.go); with Config.ManyWorkers the
+//     worker holds a lease in the shared store instead, and rescues and
+//     claims orders without an owner (shared.go).
 //
 // The store is the source of truth: an order's next step and when it is
 // due are in its row, so a restart resumes every order where its last
