@@ -207,6 +207,15 @@ func (q *waitingOrders) popDue(now time.Time) (confirmState, bool) {
 	return wo, true
 }
 
+// clear drops every waiting order and returns how many there were.
+func (q *waitingOrders) clear() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.heap)
+	q.heap, q.queued = nil, nil
+	return n
+}
+
 // next returns when the soonest poll is due.
 func (q *waitingOrders) next() (time.Time, bool) {
 	q.mu.Lock()
@@ -273,7 +282,7 @@ func (w *Worker) wait(o store.Order, in *events.Intent, log *slog.Logger) {
 // or the deadline passed) reads the row, decides again on the whole row
 // with the same reading, and hands the order on to store the outcome and
 // run what follows (a compensation).
-func (w *Worker) poll(wo confirmState, log *slog.Logger) {
+func (w *Worker) poll(wo confirmState, log *slog.Logger, e epoch) {
 	view := wo.view()
 	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
 	defer cancel()
@@ -285,7 +294,9 @@ func (w *Worker) poll(wo confirmState, log *slog.Logger) {
 			w.metrics.stepDone(StepConfirm, out, w.now().Sub(started))
 		}
 		if next := out.next; next.Step == StepConfirm && next.NextRunAt.After(w.now()) {
-			w.waiting.pushBack(wo.after(next))
+			if e == w.leaseEpoch() {
+				w.waiting.pushBack(wo.after(next))
+			}
 			return
 		}
 	}
@@ -293,14 +304,16 @@ func (w *Worker) poll(wo confirmState, log *slog.Logger) {
 	if err2 != nil {
 		log.Error("reading a waiting order", "err", err2)
 		wo.due = w.now().Add(rewaitDelay)
-		w.waiting.pushBack(wo)
+		if e == w.leaseEpoch() {
+			w.waiting.pushBack(wo)
+		}
 		return
 	}
 	if !waiting {
 		return
 	}
 	if o.Version != wo.version {
-		w.wait(o, nil, log) // a newer row: poll on its facts
+		w.waitAt(o, nil, log, e) // a newer row: poll on its facts
 		return
 	}
 	o = wo.onto(o)
@@ -314,11 +327,11 @@ func (w *Worker) poll(wo confirmState, log *slog.Logger) {
 		// The entry could not be polled on (no wallet for its provider
 		// any more): the step itself, on the whole row, says what that
 		// means for the order.
-		w.drive(o, &in, c, log)
+		w.drive(o, &in, c, log, e)
 		return
 	}
 	o = c.record(w, o, decideConfirm(o, reading, readErr, p))
-	w.drive(o, &in, c, log)
+	w.drive(o, &in, c, log, e)
 }
 
 // rewaitDelay is how long a waiting order whose poll could not be stored
@@ -329,7 +342,7 @@ const rewaitDelay = time.Second
 // among the waiting, as the store now holds it: the store's due index no
 // longer brings confirmation polls, so an order left out here would wait
 // for the next start.
-func (w *Worker) rewait(from store.Order, log *slog.Logger) {
+func (w *Worker) rewait(from store.Order, log *slog.Logger, e epoch) {
 	ctx, cancel := context.WithTimeout(w.stepCtx, 5*time.Second)
 	defer cancel()
 	o, waiting, err := w.stillWaiting(ctx, from.OutOrderID)
@@ -341,7 +354,16 @@ func (w *Worker) rewait(from store.Order, log *slog.Logger) {
 		return
 	}
 	o.NextRunAt = w.now().Add(rewaitDelay)
-	w.wait(o, nil, log)
+	w.waitAt(o, nil, log, e)
+}
+
+// waitAt is wait for work of the lease epoch e: once that lease is gone,
+// the order is no longer this worker's to hold (see leaseLost).
+func (w *Worker) waitAt(o store.Order, in *events.Intent, log *slog.Logger, e epoch) {
+	if e != w.leaseEpoch() {
+		return
+	}
+	w.wait(o, in, log)
 }
 
 // stillWaiting re-reads a waiting order's row. It is false when nothing

@@ -142,7 +142,16 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 	// Taken before the write: a row known current then is current after
 	// it, since no one else runs a brand-new order (see Worker.current).
 	acceptedAt := w.now()
+	e := w.leaseEpoch() // before the write: the lease the orders may be owned under
 	results, err := w.cfg.Store.Accept(ctx, reqs)
+	if err != nil && errors.Is(err, store.ErrLeaseLost) {
+		// Nothing was written; another worker may take them meanwhile.
+		w.noteLeaseLost(err)
+		for _, p := range batch {
+			nakWithDelay(p.msg)
+		}
+		return
+	}
 	if err != nil {
 		w.storeWriteFailed(fmt.Sprintf("%d intents, redelivered in %s", len(batch), retryDelivery), err)
 		for _, p := range batch {
@@ -162,7 +171,7 @@ func (w *Worker) acceptBatch(msgs []jetstream.Msg) {
 				w.decoded.put(p.intent.OutOrderID, p.hash, p.intent)
 				created := p.req.Order
 				created.Version = 1 // what Accept stored
-				w.fresh.put(created, acceptedAt)
+				w.fresh.putAt(created, acceptedAt, e)
 			}
 			if w.metrics != nil {
 				w.metrics.intentReceived(string(p.req.Order.State))

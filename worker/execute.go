@@ -39,8 +39,8 @@ func (w *Worker) forgetCommits() {
 // execute runs o's steps for as long as the next one is due at once, so
 // that an order normally goes from accepted to its first confirmation poll
 // without waiting for the scheduler. A waiting order (wait not nil) makes
-// its poll first (see poll).
-func (w *Worker) execute(o store.Order, readAt time.Time, wait *confirmState) {
+// its poll first (see poll). e is the lease epoch the work was read under.
+func (w *Worker) execute(o store.Order, readAt time.Time, wait *confirmState, e epoch) {
 	id, polling := o.OutOrderID, o.Step == StepConfirm
 	defer func() {
 		if polling {
@@ -58,7 +58,7 @@ func (w *Worker) execute(o store.Order, readAt time.Time, wait *confirmState) {
 	}()
 	log := w.log.With("out_order_id", id)
 	if wait != nil {
-		w.poll(*wait, log)
+		w.poll(*wait, log, e)
 		return
 	}
 	o, due := w.current(o, readAt)
@@ -75,19 +75,25 @@ func (w *Worker) execute(o store.Order, readAt time.Time, wait *confirmState) {
 			return
 		}
 	}
-	w.drive(o, &in, change{}, log)
+	w.drive(o, &in, change{}, log, e)
 }
 
-// drive runs o's steps, after the ones c holds, until one must wait.
-func (w *Worker) drive(o store.Order, in *events.Intent, c change, log *slog.Logger) {
+// drive runs o's steps, after the ones c holds, until one must wait, as
+// work of the lease epoch e.
+func (w *Worker) drive(o store.Order, in *events.Intent, c change, log *slog.Logger, e epoch) {
 	for {
 		if len(c.history) > 0 {
 			var more bool
-			if o, more = w.settle(o, in, &c, log); !more {
+			if o, more = w.settle(o, in, &c, log, e); !more {
 				return
 			}
 		}
-		out, err := w.step(o, in)
+		out, err := w.step(o, in, e)
+		if errors.Is(err, errFenced) {
+			log.Warn("saga step not started", "step", o.Step, "err", err)
+			w.commit(c, log) // the store fences it too if the lease is gone
+			return
+		}
 		if err != nil {
 			log.Error("saga step", "step", o.Step, "err", err)
 			w.commit(c, log) // keep what the steps before it did
@@ -101,25 +107,25 @@ func (w *Worker) drive(o store.Order, in *events.Intent, c change, log *slog.Log
 // in c, the order now being o: the next step at once in memory, a wait in
 // memory, or a commit and then what afterCommit decides. It returns the
 // order as it goes on and whether its next step runs now.
-func (w *Worker) settle(o store.Order, in *events.Intent, c *change, log *slog.Logger) (store.Order, bool) {
+func (w *Worker) settle(o store.Order, in *events.Intent, c *change, log *slog.Logger, e epoch) (store.Order, bool) {
 	switch commitPolicy(o, c.onlyPolls(o), w.now(), w.draining.Load()) {
 	case thenRun:
 		return o, true
 	case thenWait:
-		w.wait(o, in, log)
+		w.waitAt(o, in, log, e)
 		return o, false
 	}
 	stored, ok := w.commit(*c, log)
 	if !ok {
 		if c.from.Step == StepConfirm {
-			w.rewait(c.from, log)
+			w.rewait(c.from, log, e)
 		}
 		return o, false
 	}
 	*c = change{}
 	switch afterCommit(stored, w.now(), w.draining.Load()) {
 	case thenWait:
-		w.wait(stored, in, log)
+		w.waitAt(stored, in, log, e)
 		return stored, false
 	case thenRun:
 		return stored, true
@@ -155,8 +161,14 @@ func (w *Worker) current(o store.Order, readAt time.Time) (store.Order, bool) {
 	return o, true
 }
 
-// step runs one step of o: the provider call and the decision.
-func (w *Worker) step(o store.Order, in *events.Intent) (outcome, error) {
+// step runs one step of o: the provider call and the decision. A call
+// that changes money starts only while the lease of epoch e is live and
+// its local fence open (errFenced otherwise); this is the last check,
+// made just before the call.
+func (w *Worker) step(o store.Order, in *events.Intent, e epoch) (outcome, error) {
+	if w.shared != nil && moneyStep(o.Step) && !w.mayMoveMoney(e) {
+		return outcome{}, errFenced
+	}
 	ctx, cancel := context.WithTimeout(w.stepCtx, w.cfg.StepTimeout)
 	defer cancel()
 	started := w.now()
@@ -230,6 +242,13 @@ func (w *Worker) commit(c change, log *slog.Logger) (store.Order, bool) {
 	defer cancel()
 	stored, err := w.cfg.Store.Apply(ctx, store.Transition{From: c.from, To: c.to, History: c.history, Outbox: c.outbox})
 	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		log.Warn("steps not recorded: this worker's lease is lost; the order's next owner resumes it from its last commit", "step", c.from.Step)
+		w.noteLeaseLost(err)
+		return stored, false
+	case errors.Is(err, store.ErrNotOwner):
+		log.Info("steps not recorded: the order belongs to another worker now", "step", c.from.Step)
+		return stored, false
 	case errors.Is(err, store.ErrStale):
 		log.Info("order changed while its steps ran; leaving it to the newer change", "step", c.from.Step)
 		return stored, false

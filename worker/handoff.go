@@ -29,17 +29,21 @@ type handoff struct {
 type freshOrder struct {
 	order store.Order
 	at    time.Time
+	epoch epoch // the lease it was accepted under (shared.go)
 }
 
 // put hands o over, or marks the store when the handoff is full.
-func (h *handoff) put(o store.Order, at time.Time) {
+func (h *handoff) put(o store.Order, at time.Time) { h.putAt(o, at, 0) }
+
+// putAt is put for an order accepted under the lease epoch e.
+func (h *handoff) putAt(o store.Order, at time.Time, e epoch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.orders) >= maxHandoff {
 		h.inStore = true
 		return
 	}
-	h.orders = append(h.orders, freshOrder{order: o, at: at})
+	h.orders = append(h.orders, freshOrder{order: o, at: at, epoch: e})
 }
 
 // markStore says that the store holds due work the handoff does not.

@@ -57,10 +57,39 @@ func (w *Worker) relay(ctx context.Context) {
 // hands those JetStream acknowledged to the deleter. It returns how many it
 // read. Only the relay goroutine (or flushOutbox after it stopped) calls it.
 func (w *Worker) relayOnce(ctx context.Context) (int, error) {
+	if w.shared != nil {
+		return w.relayShared(ctx)
+	}
 	msgs, err := w.cfg.Store.PendingOutbox(ctx, w.outbox.cursor, relayBatch)
 	if err != nil || len(msgs) == 0 {
 		return 0, err
 	}
+	acked, cursor, pubErr := w.publish(ctx, msgs, w.outbox.cursor)
+	w.outbox.cursor = cursor
+	w.outbox.forget(w, acked)
+	return len(msgs), pubErr
+}
+
+// relayShared is relayOnce on a store shared by several workers: no
+// cursor (ids are not handed out in commit order across sessions); the
+// store claims the rows, this worker's and those without an owner, while
+// they are published, and deletes the acknowledged ones itself.
+func (w *Worker) relayShared(ctx context.Context) (int, error) {
+	read := 0
+	_, err := w.shared.st.RelayOutbox(ctx, relayBatch, func(ctx context.Context, msgs []store.Message) ([]int64, error) {
+		read = len(msgs)
+		acked, _, err := w.publish(ctx, msgs, 0)
+		return acked, err
+	})
+	return read, err
+}
+
+// publish sends msgs and waits for their acks. It returns the ids done
+// with (acknowledged, or dropped as too large to ever go out), the cursor
+// moved from cursor past every message up to the first that was not, and
+// the first error.
+func (w *Worker) publish(ctx context.Context, msgs []store.Message, cursor int64) ([]int64, int64, error) {
+	var err error
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	sent := make([]*nats.Msg, len(msgs))
 	limit := w.deadLetterLimit()
@@ -88,7 +117,7 @@ func (w *Worker) relayOnce(ctx context.Context) (int, error) {
 	var pubErr error
 	// The cursor moves past every message up to the first one that is not
 	// acknowledged (failed, timed out, or never sent).
-	cursor, gap := w.outbox.cursor, false
+	gap := false
 wait:
 	for i, f := range futures {
 		if f == nil { // dropped: done with, like an acknowledged one
@@ -135,12 +164,10 @@ wait:
 			break wait
 		}
 	}
-	w.outbox.cursor = cursor
-	w.outbox.forget(w, acked)
 	if pubErr == nil {
 		pubErr = err
 	}
-	return len(msgs), pubErr
+	return acked, cursor, pubErr
 }
 
 // flushOutbox relays until the outbox is empty or the time is up: the last

@@ -68,6 +68,7 @@ var workSteps = func() []Step {
 type dueQueues struct {
 	work  dueBatch
 	fresh []freshOrder
+	epoch epoch // the lease the work was read under (shared.go)
 }
 
 // schedule starts due steps until ctx is cancelled. One timer serves every
@@ -104,11 +105,15 @@ func (w *Worker) schedule(ctx context.Context) {
 			paused = failing
 			q.work.more = q.work.more || !failing // what became due meanwhile was not looked for
 		}
+		if e := w.leaseEpoch(); e != q.epoch {
+			// The lease the work in hand was read under is gone.
+			q = dueQueues{epoch: e, work: dueBatch{more: true}}
+		}
 		if w.ready.Load() {
-			w.fill(ctx, &q.work, workSteps, w.workRoom, &q.fresh)
+			w.fill(ctx, &q.work, workSteps, w.workRoom, &q.fresh, q.epoch)
 			w.startPolls()
 		} else {
-			q = dueQueues{} // the store has them; the waiting orders stay
+			q = dueQueues{epoch: q.epoch} // the store has them; the waiting orders stay
 		}
 		w.forgetCommits()
 		if !timerAt.IsZero() && timerAt.Sub(w.now()) <= dueRecheck {
@@ -138,7 +143,7 @@ func (w *Worker) workRoom() int {
 // fill starts due orders of one queue while room() allows, from the batch
 // while it lasts and is fresh, then from the handed-over new orders (when
 // fresh is not nil), then from the store.
-func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room func() int, fresh *[]freshOrder) {
+func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room func() int, fresh *[]freshOrder, e epoch) {
 	if len(batch.orders) > 0 && w.now().Sub(batch.fetched) > dueBatchMaxAge {
 		*batch = dueBatch{more: true}
 	}
@@ -157,7 +162,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room f
 			o := batch.orders[0]
 			batch.orders[0] = store.Order{} // let the intent bytes go
 			batch.orders = batch.orders[1:]
-			w.tryStart(o, batch.fetched)
+			w.tryStartStep(o, batch.fetched, nil, e)
 		}
 		for fresh != nil && len(*fresh) > 0 {
 			if room() <= 0 {
@@ -166,7 +171,9 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room f
 			f := (*fresh)[0]
 			(*fresh)[0] = freshOrder{}
 			*fresh = (*fresh)[1:]
-			w.tryStart(f.order, f.at)
+			if f.epoch == e {
+				w.tryStartStep(f.order, f.at, nil, e)
+			}
 		}
 		n := room()
 		if n <= 0 || !batch.more {
@@ -198,7 +205,7 @@ func (w *Worker) startPolls() {
 		if !ok {
 			return
 		}
-		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, w.now(), &wo) {
+		if !w.tryStartStep(store.Order{OutOrderID: wo.id, Step: StepConfirm}, w.now(), &wo, w.leaseEpoch()) {
 			w.waiting.pushBack(wo) // draining, or lost the slot: later
 			return
 		}
@@ -243,12 +250,13 @@ func (w *Worker) isRunning(outOrderID string) bool {
 // later, since it is due in the store). readAt is when o was read (taken
 // before the read began).
 func (w *Worker) tryStart(o store.Order, readAt time.Time) bool {
-	return w.tryStartStep(o, readAt, nil)
+	return w.tryStartStep(o, readAt, nil, w.leaseEpoch())
 }
 
 // tryStartStep is tryStart for o, or for the waiting order wait when that
-// is not nil (o then carries only its key and step).
-func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *confirmState) bool {
+// is not nil (o then carries only its key and step), as work of the lease
+// epoch e.
+func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *confirmState, e epoch) bool {
 	if w.draining.Load() {
 		return false
 	}
@@ -272,6 +280,6 @@ func (w *Worker) tryStartStep(o store.Order, readAt time.Time, wait *confirmStat
 	if o.Step == StepConfirm {
 		w.polls.Add(1)
 	}
-	go w.execute(o, readAt, wait)
+	go w.execute(o, readAt, wait, e)
 	return true
 }

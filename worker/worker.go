@@ -26,7 +26,9 @@
 //   - the relay (relay.go) publishes outbox messages and deletes each only
 //     after JetStream acknowledged it;
 //   - a health watcher keeps Ready honest, and with Config.Owner a lease
-//     keeper holds the prefix (owner.go).
+//     keeper holds the prefix (owner.go); with Config.ManyWorkers the
+//     worker holds a lease in the shared store instead, and rescues and
+//     claims orders without an owner (shared.go).
 //
 // The store is the source of truth: an order's next step and when it is
 // due are in its row, so a restart resumes every order where its last
@@ -98,6 +100,14 @@ type Config struct {
 	// worker holds it (ErrPrefixOwned). Set it for single-owner stores
 	// (SQLite); nil takes no lease.
 	Owner *Owner
+	// ManyWorkers says the store is shared by several workers at once
+	// (a PostgreSQL store.Shared): the worker registers a lease in it,
+	// renews it, starts no money call once its local fence has passed,
+	// rescues and claims orders without an owner, relays through
+	// RelayOutbox and releases its orders at a graceful stop (shared.go).
+	// Owner is then not needed: the store's fence keeps workers apart.
+	// False (SQLite) keeps one worker per prefix.
+	ManyWorkers bool
 
 	Logger  *slog.Logger // nil: discard
 	Metrics *Metrics     // nil: not measured
@@ -133,6 +143,7 @@ type Worker struct {
 	waiting    waitingOrders  // orders between confirmation polls
 	outbox     relayState
 	lease      *prefixLease // nil without Config.Owner
+	shared     *sharedLease // nil without Config.ManyWorkers
 }
 
 // New checks cfg and returns a Worker ready to Run.
@@ -149,6 +160,13 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w.js = js
+	if cfg.ManyWorkers {
+		sh, ok := cfg.Store.(store.Shared)
+		if !ok {
+			return nil, errors.New("worker: Config.ManyWorkers needs a store.Shared store")
+		}
+		w.shared = newSharedLease(sh)
+	}
 	return w, nil
 }
 
@@ -257,6 +275,20 @@ func (w *Worker) Run(ctx context.Context) error {
 			stopRun(err)
 		})
 	}
+	// The lease keeper outlives ctx: a draining worker's last commits and
+	// its final relay need a live lease; it stops just before Release.
+	keepCtx, stopKeep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopKeep()
+	if w.shared != nil {
+		if err := w.checkNoPrefixOwner(ctx); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		if err := w.register(ctx); err != nil {
+			return fmt.Errorf("worker: register in the shared store: %w", err)
+		}
+		go w.keepLease(keepCtx)
+		go w.claimLoop(ctx)
+	}
 	w.stepCtx = context.WithoutCancel(ctx)
 	w.logUnfinished(ctx)
 	if err := w.loadWaiting(ctx); err != nil {
@@ -301,6 +333,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopRelay()
 	<-relayDone
 	w.flushOutbox(5 * time.Second)
+	if w.shared != nil {
+		stopKeep()
+		w.release(w.log)
+	}
 	w.log.Info("worker stopped", "drain_took", w.now().Sub(drainStart).Round(time.Millisecond))
 	if err := context.Cause(ctx); errors.Is(err, ErrOwnershipLost) {
 		return fmt.Errorf("worker: %w", err)
@@ -310,7 +346,10 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // owning reports whether this worker may take work: it holds no lease, or
 // its lease is surely still its own.
-func (w *Worker) owning() bool { return w.lease == nil || w.lease.valid() }
+// With a shared store, its lease's local fence must be open too.
+func (w *Worker) owning() bool {
+	return (w.lease == nil || w.lease.valid()) && (w.shared == nil || w.sharedOpen())
+}
 
 // logUnfinished says how many orders a start resumes: after a crash, the
 // operator's first question.

@@ -24,6 +24,7 @@ import (
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/providers/sud"
+	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -51,6 +52,14 @@ type Options struct {
 	// DatabaseURL, when it is a postgres:// URL, names the PostgreSQL
 	// database of the orders; empty keeps SQLite in DataDir.
 	DatabaseURL string
+	// LeaseTimings are the worker lease's TTL and rescue grace on a
+	// PostgreSQL store; zero fields keep store.LeaseTTL and
+	// store.RescueGrace. Tests shorten them.
+	LeaseTimings store.LeaseTimings
+	// WrapStore, when set, wraps the opened store before the worker and
+	// the console use it: tests inject faults (a lease that is not
+	// renewed) there. It must keep the store's interfaces (store.Shared).
+	WrapStore func(store.Store) store.Store
 	// DataDir holds the SQLite store, the embedded JetStream's files and
 	// the sandbox's ledger.
 	DataDir   string
@@ -127,6 +136,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.WrapStore != nil {
+		st = opts.WrapStore(st)
+	}
 
 	metrics := worker.NewMetrics(opts.Registry)
 	cfg := opts.Providers
@@ -152,9 +164,17 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	owner := worker.ThisProcess(absDataDir, time.Now())
 	wc := opts.Worker
-	wc.Conn, wc.Subjects, wc.Store, wc.Owner, wc.SUD, wc.Wallets = nc, opts.Subjects, st, &owner, orders, wallets
+	wc.Conn, wc.Subjects, wc.Store, wc.SUD, wc.Wallets = nc, opts.Subjects, st, orders, wallets
+	if db.shared {
+		// Several workers serve the prefix, kept apart by the store's
+		// owners and fences: no prefix lease (see worker.Config.ManyWorkers).
+		wc.ManyWorkers = true
+	} else {
+		// SQLite: one worker per prefix, held by the prefix lease.
+		owner := worker.ThisProcess(absDataDir, time.Now())
+		wc.Owner = &owner
+	}
 	wc.Logger, wc.Metrics = log, metrics
 	w, err := worker.New(wc)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 // up on it.
 type storeStart struct {
 	existed bool
+	shared  bool   // several workers may serve it at once (PostgreSQL)
 	where   string // the SQLite file, or the PostgreSQL URL without its password
 
 	open    func(ctx context.Context) (store.Store, error)
@@ -31,7 +32,7 @@ type storeStart struct {
 // would take for an existing store.
 func openStore(ctx context.Context, opts Options) (*storeStart, error) {
 	if postgres.IsURL(opts.DatabaseURL) {
-		return openPostgres(ctx, opts.DatabaseURL, opts.DataDir, opts.Logger)
+		return openPostgres(ctx, opts.DatabaseURL, opts.DataDir, opts.LeaseTimings, opts.Logger)
 	}
 	if opts.DatabaseURL != "" {
 		return nil, fmt.Errorf("database URL %q: want a postgres:// URL, or none for SQLite under the data dir", postgres.Redact(opts.DatabaseURL))
@@ -61,7 +62,7 @@ func openStore(ctx context.Context, opts Options) (*storeStart, error) {
 	return s, nil
 }
 
-func openPostgres(ctx context.Context, url, dataDir string, log *slog.Logger) (*storeStart, error) {
+func openPostgres(ctx context.Context, url, dataDir string, lease store.LeaseTimings, log *slog.Logger) (*storeStart, error) {
 	unlock, err := store.LockFile(filepath.Join(dataDir, "coinsaga.lock"))
 	if err != nil {
 		return nil, err
@@ -71,9 +72,9 @@ func openPostgres(ctx context.Context, url, dataDir string, log *slog.Logger) (*
 		unlock()
 		return nil, err
 	}
-	s := &storeStart{existed: existed, where: postgres.Redact(url), abandon: func() {}, close: unlock}
+	s := &storeStart{existed: existed, shared: true, where: postgres.Redact(url), abandon: func() {}, close: unlock}
 	s.open = func(ctx context.Context) (store.Store, error) {
-		st, err := postgres.Open(ctx, url, postgres.WithLogger(log))
+		st, err := postgres.Open(ctx, url, postgres.WithLogger(log), postgres.WithLeaseTimings(lease))
 		if err != nil {
 			return nil, err
 		}

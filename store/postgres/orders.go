@@ -108,7 +108,13 @@ func updateStatement(owned bool) string {
 	}
 	where := fmt.Sprintf(" WHERE out_order_id = $%d AND version = $%d", n+1, n+2)
 	if owned {
-		where += fmt.Sprintf(" AND owner = $%d AND EXISTS (SELECT 1 FROM workers WHERE id = $%d AND expires_at > clock_timestamp())", n+3, n+3)
+		// A stopped order (no next run: nothing runs it anywhere) is
+		// anyone's to resume, and the worker that resumes it (a replay)
+		// becomes its owner: its first owner may be long gone, and a
+		// rescue hands over only scheduled orders. The version bump fences
+		// any copy its old owner still holds.
+		where += fmt.Sprintf(" AND (owner = $%d OR next_run_at IS NULL) AND EXISTS (SELECT 1 FROM workers WHERE id = $%d AND expires_at > clock_timestamp())", n+3, n+3)
+		set = append(set, fmt.Sprintf("owner = $%d", n+3))
 	} else {
 		set = append(set, "owner = NULL")
 	}
