@@ -28,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/coinsaga/coinsaga/internal/deadletter"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -296,20 +297,8 @@ var funcs = template.FuncMap{
 	},
 }
 
-// ageText: 42s, 12m, 5h12m, 3d4h, as `coinsaga dlq list` prints ages.
-func ageText(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "0s"
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh%dm", int(d.Hours()), int(d.Minutes())%60)
-	}
-	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
-}
+// ageText is how `coinsaga dlq list` prints ages (deadletter.Age).
+var ageText = deadletter.Age
 
 func thousands(n int64) string {
 	s := fmt.Sprint(n)
