@@ -6,15 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/coinsaga/coinsaga/events"
-	"github.com/coinsaga/coinsaga/internal/cli"
 	"github.com/coinsaga/coinsaga/internal/deadletter"
 )
 
@@ -62,18 +59,13 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // dlqFlags are the connection and selection flags of list, replay and purge.
 type dlqFlags struct {
-	nats                     natsFlags
-	reason, mgID, since, seq string
-	limit                    int
+	nats natsFlags
+	sel  deadletter.Flags
 }
 
 func (d *dlqFlags) register(fs *flag.FlagSet) {
 	d.nats.register(fs)
-	fs.StringVar(&d.reason, "reason", "", "only these reasons, comma-separated: invalid, rejected, conflict, failed, needs_attention")
-	fs.StringVar(&d.mgID, "mg-id", "", "only the dead letters of this game (mg_id)")
-	fs.StringVar(&d.since, "since", "", "only dead letters newer than this: a duration (10m, 2h) or an RFC 3339 time")
-	fs.StringVar(&d.seq, "seq", "", "only these dead letters, by stream sequence, comma-separated (N,M,...)")
-	fs.IntVar(&d.limit, "limit", 0, "at most this many dead letters, oldest first (0: no limit)")
+	d.sel.Register(fs)
 }
 
 // open parses the command line of list, replay or purge, checks its
@@ -85,7 +77,7 @@ func (d *dlqFlags) open(ctx context.Context, fs *flag.FlagSet, args []string, na
 	if fs.NArg() > 0 {
 		return nil, nil, deadletter.Filter{}, fmt.Errorf("dlq %s takes no arguments (got %q); use --seq to pick dead letters", name, fs.Args())
 	}
-	f, err := d.filter(time.Now())
+	f, err := d.sel.Filter(time.Now())
 	if err == nil && check != nil {
 		err = check(f)
 	}
@@ -94,52 +86,6 @@ func (d *dlqFlags) open(ctx context.Context, fs *flag.FlagSet, args []string, na
 	}
 	nc, q, err := openDLQ(ctx, &d.nats, name)
 	return nc, q, f, err
-}
-
-// filter is what the selection flags say, checked, every problem named
-// at once. No flag selects every dead letter.
-func (d *dlqFlags) filter(now time.Time) (deadletter.Filter, error) {
-	f := deadletter.Filter{MgID: d.mgID, Limit: d.limit}
-	var problems []string
-	if d.reason != "" {
-		for r := range strings.SplitSeq(d.reason, ",") {
-			switch r := events.Reason(strings.TrimSpace(r)); {
-			case !deadletter.KnownReason(r):
-				problems = append(problems, fmt.Sprintf("--reason %q: want invalid, rejected, conflict, failed or needs_attention", r))
-			case !slices.Contains(f.Reasons, r): // a repeat says nothing more
-				f.Reasons = append(f.Reasons, r)
-			}
-		}
-	}
-	if d.mgID != "" && !events.ValidID(d.mgID) {
-		problems = append(problems, fmt.Sprintf("--mg-id %q is not a valid mg_id", d.mgID))
-	}
-	if d.since != "" {
-		t, err := cli.ParseSince(d.since, now)
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-		f.Since = t
-	}
-	if d.seq != "" {
-		for s := range strings.SplitSeq(d.seq, ",") {
-			n, err := strconv.ParseUint(strings.TrimSpace(s), 10, 64)
-			if err != nil || n == 0 {
-				problems = append(problems, fmt.Sprintf("--seq: %q is not a stream sequence", s))
-				continue
-			}
-			f.Seqs = append(f.Seqs, n)
-		}
-		slices.Sort(f.Seqs)
-		f.Seqs = slices.Compact(f.Seqs)
-	}
-	if d.limit < 0 {
-		problems = append(problems, "--limit must not be negative")
-	}
-	if len(problems) > 0 {
-		return deadletter.Filter{}, errors.New(strings.Join(problems, "; "))
-	}
-	return f, nil
 }
 
 // openDLQ connects to the dead-letter stream; close the connection when done.
@@ -241,17 +187,7 @@ truncated one (Coinsaga-Truncated), whose body is not the whole intent.`, stderr
 	defer nc.Close()
 	p := deadletter.ReplayPrinter(stdout, stderr, *dryRun)
 	rep, err := q.Replay(ctx, f, append(p.Options(), deadletter.OrderTimeout(*orderTimeout))...)
-	if err != nil && !errors.Is(err, deadletter.ErrInterrupted) {
-		return err
-	}
-	p.Done(rep)
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("interrupted after %d of %d dead letters; the rest are untouched", len(rep.Results), rep.Total)
-	case rep.Failed > 0:
-		return fmt.Errorf("%d dead letter(s) could not be replayed and remain in the stream", rep.Failed)
-	}
-	return nil
+	return p.Finish(ctx, rep, err)
 }
 
 func runDLQPurge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -272,17 +208,5 @@ func runDLQPurge(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	defer nc.Close()
 	p := deadletter.PurgePrinter(stdout, stderr, *dryRun)
 	rep, err := q.Purge(ctx, f, append(p.Options(), deadletter.All())...)
-	if err != nil && !errors.Is(err, deadletter.ErrInterrupted) {
-		return err
-	}
-	p.Done(rep)
-	switch {
-	case *dryRun:
-		return nil
-	case ctx.Err() != nil:
-		return fmt.Errorf("interrupted after %d of %d dead letters", len(rep.Results), rep.Total)
-	case rep.Failed > 0:
-		return fmt.Errorf("%d dead letter(s) could not be deleted", rep.Failed)
-	}
-	return nil
+	return p.Finish(ctx, rep, err)
 }

@@ -515,69 +515,6 @@ func TestOrderGetShowsTheWholeHistoryOfACompensatedOrder(t *testing.T) {
 	}
 }
 
-func TestDLQFilterFlags(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name    string
-		flags   dlqFlags
-		wantErr string
-		check   func(t *testing.T, f deadletter.Filter)
-	}{
-		{name: "no flags select everything", check: func(t *testing.T, f deadletter.Filter) {
-			if f.Narrows() {
-				t.Errorf("%+v narrows", f)
-			}
-		}},
-		{name: "a limit alone does not count as a filter", flags: dlqFlags{limit: 5}, check: func(t *testing.T, f deadletter.Filter) {
-			if f.Narrows() || f.Limit != 5 {
-				t.Errorf("%+v", f)
-			}
-		}},
-		{name: "reasons are a comma-separated list", flags: dlqFlags{reason: "failed, needs_attention"}, check: func(t *testing.T, f deadletter.Filter) {
-			if !slices.Contains(f.Reasons, events.ReasonFailed) || !slices.Contains(f.Reasons, events.ReasonNeedsAttention) || len(f.Reasons) != 2 {
-				t.Errorf("reasons %v", f.Reasons)
-			}
-		}},
-		{name: "an unknown reason is refused", flags: dlqFlags{reason: "failed,broken"}, wantErr: `--reason "broken"`},
-		{name: "since as a duration counts back from now", flags: dlqFlags{since: "90m"}, check: func(t *testing.T, f deadletter.Filter) {
-			if !f.Since.Equal(now.Add(-90 * time.Minute)) {
-				t.Errorf("since %v", f.Since)
-			}
-		}},
-		{name: "since as an RFC 3339 time is taken as it is", flags: dlqFlags{since: "2026-11-20T08:00:00+02:00"}, check: func(t *testing.T, f deadletter.Filter) {
-			if !f.Since.Equal(time.Date(2026, 11, 20, 6, 0, 0, 0, time.UTC)) {
-				t.Errorf("since %v", f.Since)
-			}
-		}},
-		{name: "since in the future by a negative duration is refused", flags: dlqFlags{since: "-5m"}, wantErr: "must not be negative"},
-		{name: "since that is neither is refused with both forms named", flags: dlqFlags{since: "yesterday"}, wantErr: "RFC 3339"},
-		{name: "seqs are sorted and deduplicated", flags: dlqFlags{seq: "7,3,7"}, check: func(t *testing.T, f deadletter.Filter) {
-			if !slices.Equal(f.Seqs, []uint64{3, 7}) || !f.Narrows() {
-				t.Errorf("seqs %v", f.Seqs)
-			}
-		}},
-		{name: "a zero or non-numeric seq is refused", flags: dlqFlags{seq: "0,x"}, wantErr: `--seq: "0"`},
-		{name: "an mg_id that is no safe subject token is refused", flags: dlqFlags{mgID: "a.b"}, wantErr: "--mg-id"},
-		{name: "every problem is reported at once", flags: dlqFlags{reason: "nope", limit: -1}, wantErr: "--limit must not be negative"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f, err := tc.flags.filter(now)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.check(t, f)
-		})
-	}
-}
-
 // TestDLQShowMasksSecretsWhateverTheKeyCase is defect 8 of issue 12:
 // encoding/json takes "JS_CODE" for js_code, so such an intent is valid
 // and its secret reaches the dead letter, as does one cut off mid-value.

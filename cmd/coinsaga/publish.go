@@ -11,6 +11,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/cli"
+	"github.com/coinsaga/coinsaga/internal/intents"
 )
 
 const publishSynopsis = `publish [flags] [INTENT_JSON]
@@ -40,20 +41,16 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdinTerminal 
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	var (
-		src        io.Reader
-		name       string
-		positioned = true // refusals say where in the input the intent is
-	)
+	in := intents.Input{Positioned: true} // refusals say where in the input the intent is
 	switch {
 	case fs.NArg() > 1:
 		return fmt.Errorf("give one intent as an argument, or use --file")
 	case fs.NArg() == 1 && *file != "":
 		return fmt.Errorf("give an intent as an argument or --file, not both")
 	case fs.NArg() == 1:
-		src, name, positioned = bytes.NewReader([]byte(fs.Arg(0))), "the argument", false
+		in = intents.Input{R: bytes.NewReader([]byte(fs.Arg(0))), Name: "the argument"}
 	case *file == "" || *file == "-":
-		src, name = cli.CtxReader{Ctx: ctx, R: stdin}, "standard input"
+		in.R, in.Name = cli.CtxReader{Ctx: ctx, R: stdin}, "standard input"
 		if stdinTerminal {
 			fmt.Fprintln(stderr, terminalHint)
 		}
@@ -63,16 +60,11 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdinTerminal 
 			return err
 		}
 		defer f.Close()
-		src, name = f, *file
+		in.R, in.Name = f, *file
 	}
-
-	in := events.NewIntentReader(src)
-	it, err := in.Next()
+	batch, err := intents.Open(ctx, in)
 	if err != nil {
-		return readError(ctx, name, err)
-	}
-	if it == nil {
-		return fmt.Errorf("no intents in %s", name)
+		return err
 	}
 	nc, err := n.connect("publish")
 	if err != nil {
@@ -83,71 +75,5 @@ func publish(ctx context.Context, args []string, stdin io.Reader, stdinTerminal 
 	if err != nil {
 		return err
 	}
-	subjects := events.Subjects{Prefix: n.prefix}
-	catalog := events.DefaultCatalog()
-	refused, total := 0, 0
-	for ; it != nil; it, err = in.Next() {
-		total++
-		where := ""
-		switch {
-		case positioned && it.Line > 0:
-			where = fmt.Sprintf("intent %d, line %d", it.N, it.Line)
-		case positioned:
-			where = fmt.Sprintf("intent %d", it.N)
-		}
-		if it.Err != nil {
-			refused++
-			fmt.Fprintf(stdout, "refused %s: %v\n", orWhere("", where), it.Err)
-			if it.Stop {
-				return fmt.Errorf("%d of %d intents refused; the rest of %s was not read", refused, total, name)
-			}
-			continue
-		}
-		ack, intent, err := events.PublishIntent(ctx, js, subjects, it.Data, catalog)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("interrupted at intent %d", total)
-			}
-			refused++
-			fmt.Fprintf(stdout, "refused %s: %v\n", orWhere(intent.OutOrderID, where), err)
-			continue
-		}
-		dup := ""
-		if ack.Duplicate {
-			dup = " (duplicate: already published, JetStream kept the first)"
-		}
-		fmt.Fprintf(stdout, "published %s stream %s seq %d%s\n", intent.OutOrderID, ack.Stream, ack.Sequence, dup)
-	}
-	if err != nil {
-		return readError(ctx, name, err)
-	}
-	if refused > 0 {
-		return fmt.Errorf("%d of %d intents refused", refused, total)
-	}
-	return nil
+	return batch.Publish(ctx, js, events.Subjects{Prefix: n.prefix}, events.DefaultCatalog(), stdout)
 }
-
-// orWhere names an intent by its out_order_id and place, whichever are
-// known.
-func orWhere(id, where string) string {
-	switch {
-	case id == "" && where == "":
-		return "the intent"
-	case id == "":
-		return where
-	case where == "":
-		return id
-	}
-	return id + " (" + where + ")"
-}
-
-func readError(ctx context.Context, name string, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted while reading %s", name)
-	}
-	return fmt.Errorf("reading %s: %w", name, err)
-}
-
-// maxValueBuffered is the most of one JSON value publish holds before it
-// refuses the value (events.IntentReader).
-const maxValueBuffered = events.MaxValueBuffered

@@ -249,8 +249,8 @@ func TestPublishRefusesAValueTooLargeToHoldWithoutReadingItAll(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "was not read") {
 		t.Errorf("error %v", err)
 	}
-	if tail.read > 2*maxValueBuffered {
-		t.Errorf("read %d bytes of the endless value, want about %d", tail.read, maxValueBuffered)
+	if tail.read > 2*events.MaxValueBuffered {
+		t.Errorf("read %d bytes of the endless value, want about %d", tail.read, events.MaxValueBuffered)
 	}
 }
 

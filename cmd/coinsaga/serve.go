@@ -23,13 +23,13 @@ import (
 	"github.com/coinsaga/coinsaga/internal/console"
 	"github.com/coinsaga/coinsaga/internal/embednats"
 	"github.com/coinsaga/coinsaga/internal/service"
-	"github.com/coinsaga/coinsaga/store/postgres"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
-// serveFlags are the flags of `coinsaga serve`: register declares them,
-// check refuses the values serve cannot run with, and options hands them
-// to internal/service, which runs them. A new flag goes in all three.
+// serveFlags are the flags of `coinsaga serve`: register declares them
+// and options hands them to internal/service, whose Options.Check
+// refuses the values serve cannot run with and whose Run runs them. A
+// new flag goes in register, options and, if it can be wrong, Check.
 type serveFlags struct {
 	nats            natsFlags
 	natsListen      string
@@ -97,43 +97,9 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	f.console.Register(fs)
 }
 
-// check refuses the values that serve cannot run with, one line each,
-// instead of silently using a default.
-func (f *serveFlags) check(src sources) error {
-	var bad []string
-	want := func(name string, ok bool, value any, what string) {
-		if !ok {
-			bad = append(bad, fmt.Sprintf("--%s %v%s: %s", name, value, src.From(name), what))
-		}
-	}
-	want("concurrency", f.concurrency > 0, f.concurrency, "want 1 or more steps at once")
-	want("max-steps", f.maxSteps >= f.concurrency, f.maxSteps, "want at least --concurrency")
-	want("max-attempts", f.maxAttempts > 0, f.maxAttempts, "want 1 or more calls per step")
-	want("database-url", f.databaseURL == "" || postgres.IsURL(f.databaseURL), postgres.Redact(f.databaseURL),
-		"want a postgres:// URL, or leave it unset for SQLite under --data-dir")
-	want("stream-replicas", f.streamReplicas > 0, f.streamReplicas, "want 1 or more (3 on a NATS cluster)")
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{
-		{"confirm-interval", f.confirmInterval}, {"confirm-timeout", f.confirmTimeout},
-		{"sud-execute-timeout", f.sudExecTimeout}, {"outage-hold", f.outageHold}, {"status-max-age", f.statusMaxAge},
-	} {
-		want(d.name, d.v > 0, d.v, "want a positive duration like 15s or 2m")
-	}
-	want("retention", f.retention >= 0, f.retention, "want a duration like 720h, or 0 to keep every order")
-	want("status-max-bytes", f.statusMaxBytes > 0, f.statusMaxBytes.String(), "want a size like 256MiB")
-	want("sud-notify-path", f.sudNotifyPath == "" || strings.HasPrefix(f.sudNotifyPath, "/"), fmt.Sprintf("%q", f.sudNotifyPath),
-		`want a path starting with "/", or "" for none`)
-	if len(bad) > 0 {
-		return cli.UsageError{Msg: strings.Join(bad, "\n")}
-	}
-	return nil
-}
-
 // options is what serve runs with, from the flags; the connections,
-// listener and providers are filled in by runServe.
-func (f *serveFlags) options(log *slog.Logger) service.Options {
+// listener, providers, logger and console are filled in by runServe.
+func (f *serveFlags) options() service.Options {
 	return service.Options{
 		NATSListen: f.natsListen, JSMaxStore: int64(f.jsMaxStore), Subjects: events.Subjects{Prefix: f.nats.prefix},
 		Connect: func(url string) (*nats.Conn, error) {
@@ -149,7 +115,6 @@ func (f *serveFlags) options(log *slog.Logger) service.Options {
 			SUDExecuteTimeout: f.sudExecTimeout, OutageHold: f.outageHold,
 			Retry: worker.RetryPolicy{MaxAttempts: f.maxAttempts},
 		},
-		Logger: log, Console: f.console,
 	}
 }
 
@@ -164,20 +129,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		return usageErrorf("serve takes no arguments (got %q)", fs.Args())
 	}
-	if err := f.check(src); err != nil {
+	opts := f.options()
+	if err := opts.Check(src); err != nil {
 		return err
 	}
 	if err := f.console.Check(f.httpListen); err != nil {
 		return err
 	}
+	opts.Console = f.console // as its Check left it
 	log, err := newLogger(stderr, f.logFormat, f.logLevel)
 	if err != nil {
 		return err
 	}
+	opts.Logger = log
 	if f.sandbox && f.sandboxURL != "" {
 		return errors.New("--sandbox and --sandbox-url exclude each other")
 	}
-	opts := f.options(log)
 	switch {
 	case f.configFile != "":
 		if opts.Providers, err = loadConfig(f.configFile); err != nil {
@@ -227,18 +194,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	buildinfo.Register(opts.Registry)
 
 	err = service.Run(ctx, opts)
-	var le *embednats.ListenError
-	switch {
-	case errors.As(err, &le):
+	if le := (*embednats.ListenError)(nil); errors.As(err, &le) {
 		return cli.ListenError("nats-listen", f.natsListen, src, le.Err, "another coinsaga or nats-server?", " or --nats-url URL")
-	case embedded && errors.Is(err, events.ErrStreamStorage):
-		free, _ := embednats.FreeBytes(f.dataDir)
-		maxStore := "75% of the free disk"
-		if f.jsMaxStore != 0 {
-			maxStore = events.FormatBytes(int64(f.jsMaxStore))
-		}
-		return fmt.Errorf("%w; the embedded JetStream may use %s (--jetstream-max-store; by default 75%% of the %s free under %s): free disk space, or lower --status-max-bytes",
-			err, maxStore, events.FormatBytes(free), f.dataDir)
 	}
 	return err
 }

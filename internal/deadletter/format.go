@@ -1,7 +1,9 @@
 package deadletter
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -213,4 +215,29 @@ func (p *Printer) Done(rep Report) {
 		summary = PurgeSummary
 	}
 	fmt.Fprintln(p.out, summary(rep))
+}
+
+// Finish ends a Replay or Purge that p printed, given what the call
+// returned: an error that is not an interruption is returned as it is,
+// before any summary; otherwise Done prints the summary and the error
+// says whether the command failed: ctx ended before the last letter, or
+// some letters failed. A dry run of a purge never fails.
+func (p *Printer) Finish(ctx context.Context, rep Report, err error) error {
+	if err != nil && !errors.Is(err, ErrInterrupted) {
+		return err
+	}
+	p.Done(rep)
+	switch {
+	case p.purge && p.dryRun:
+		return nil
+	case ctx.Err() != nil && p.purge:
+		return fmt.Errorf("interrupted after %d of %d dead letters", len(rep.Results), rep.Total)
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted after %d of %d dead letters; the rest are untouched", len(rep.Results), rep.Total)
+	case rep.Failed > 0 && p.purge:
+		return fmt.Errorf("%d dead letter(s) could not be deleted", rep.Failed)
+	case rep.Failed > 0:
+		return fmt.Errorf("%d dead letter(s) could not be replayed and remain in the stream", rep.Failed)
+	}
+	return nil
 }

@@ -2,8 +2,10 @@ package deadletter
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -222,4 +224,65 @@ func TestPrinter(t *testing.T) {
 			t.Errorf("%q", b.String())
 		}
 	})
+}
+
+func TestPrinterFinishSaysWhetherTheCommandFailed(t *testing.T) {
+	t.Parallel()
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	interrupted := fmt.Errorf("%w after 1 of 3 dead letters: %w", ErrInterrupted, context.Canceled)
+	selectErr := errors.New("listing: timeout")
+	tests := []struct {
+		name    string
+		printer func(out, err *bytes.Buffer) *Printer
+		ctx     context.Context
+		rep     Report
+		err     error
+		wantErr string // "" for none
+		summary bool   // whether the summary line is printed
+	}{
+		{name: "a replay that did all it was asked succeeds", printer: replayPrinter(false), ctx: live,
+			rep: Report{Total: 2, Replayed: 2}, summary: true},
+		{name: "a replay with failed letters fails and says they remain", printer: replayPrinter(false), ctx: live,
+			rep: Report{Total: 2, Replayed: 1, Failed: 1}, wantErr: "1 dead letter(s) could not be replayed and remain in the stream", summary: true},
+		{name: "an interrupted replay says how far it got and that the rest are untouched", printer: replayPrinter(false), ctx: ended,
+			rep: Report{Total: 3, Results: make([]Result, 1)}, err: interrupted,
+			wantErr: "interrupted after 1 of 3 dead letters; the rest are untouched", summary: true},
+		{name: "an interrupted dry-run replay still fails", printer: replayPrinter(true), ctx: ended,
+			rep: Report{Total: 3, DryRun: true, Results: make([]Result, 1)}, err: interrupted,
+			wantErr: "interrupted after 1 of 3 dead letters; the rest are untouched", summary: true},
+		{name: "a selection error is returned as it is with no summary", printer: replayPrinter(false), ctx: live,
+			err: selectErr, wantErr: selectErr.Error()},
+		{name: "a purge with failed letters fails", printer: purgePrinter(false), ctx: live,
+			rep: Report{Total: 2, Purged: 1, Failed: 1}, wantErr: "1 dead letter(s) could not be deleted", summary: true},
+		{name: "an interrupted purge says how far it got", printer: purgePrinter(false), ctx: ended,
+			rep: Report{Total: 3, Results: make([]Result, 1)}, err: interrupted, wantErr: "interrupted after 1 of 3 dead letters", summary: true},
+		{name: "a dry-run purge never fails", printer: purgePrinter(true), ctx: ended,
+			rep: Report{Total: 3, DryRun: true, Failed: 1}, err: interrupted, summary: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			err := tc.printer(&out, &errOut).Finish(tc.ctx, tc.rep, tc.err)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("Finish = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || err.Error() != tc.wantErr):
+				t.Errorf("Finish = %v, want %q", err, tc.wantErr)
+			}
+			if printed := out.Len() > 0; printed != tc.summary {
+				t.Errorf("summary printed %v, want %v: %q", printed, tc.summary, out.String())
+			}
+		})
+	}
+}
+
+func replayPrinter(dryRun bool) func(out, err *bytes.Buffer) *Printer {
+	return func(out, err *bytes.Buffer) *Printer { return ReplayPrinter(out, err, dryRun) }
+}
+
+func purgePrinter(dryRun bool) func(out, err *bytes.Buffer) *Printer {
+	return func(out, err *bytes.Buffer) *Printer { return PurgePrinter(out, err, dryRun) }
 }

@@ -88,8 +88,13 @@ type Options struct {
 }
 
 // Run starts everything opts asks for and runs the worker until ctx is
-// done; on the way out it stops what it started, in reverse.
+// done; on the way out it stops what it started, in reverse. An error
+// the operator can fix says how.
 func Run(ctx context.Context, opts Options) error {
+	return explain(run(ctx, opts), opts)
+}
+
+func run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	db, err := openStore(ctx, opts)
 	if err != nil {
