@@ -32,12 +32,16 @@ const (
 	LeaseRenewEvery = 5 * time.Second
 	// RescueGrace is how long after its lease expired a worker's orders
 	// are left alone before another worker may take them. It must be at
-	// least twice the provider timeout: a pay or cancel sent just before
-	// the local fence closed has then surely been answered (or timed out)
-	// and its outcome committed or refused before anyone else acts.
+	// least twice the provider timeout (5 s, config.DefaultTimeout), and
+	// with LeaseFenceMargin above the step timeout that bounds a step's
+	// calls and their retries (10 s, worker.DefaultStepTimeout): a pay or
+	// cancel started just before the local fence closed has then surely
+	// been answered (or timed out) and its outcome committed or refused
+	// before anyone else acts; internal/service's tests check both.
 	// Worst case takeover after a crash: LeaseTTL + RescueGrace + one
-	// rescue period, about 30 s.
-	RescueGrace = 15 * time.Second
+	// rescue and one claim period, about 27 s (a grace of 15 s put it
+	// right at the 30 s issue 15 allows: 29.7 s measured).
+	RescueGrace = 10 * time.Second
 	// LeaseFenceMargin: the local fence. A worker starts no pay or cancel
 	// once LeaseTTL - LeaseFenceMargin has passed since it sent its last
 	// successful renew (Lease.MayStart), so that a call never starts on a

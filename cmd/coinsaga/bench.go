@@ -31,6 +31,8 @@ type benchFlags struct {
 	sandboxURL      string
 	self            bool
 	dataDir         string
+	databaseURL     string
+	workers         int
 	confirmInterval time.Duration
 	confirmTimeout  time.Duration
 	retention       time.Duration
@@ -42,6 +44,8 @@ func (f *benchFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.sandboxURL, "sandbox-url", "", "admin URL of the sandbox the target serve uses (faults and --baseline); not with --self")
 	fs.BoolVar(&f.self, "self", false, "run everything in this process: embedded JetStream, sandbox, SQLite and a worker, all on 127.0.0.1")
 	fs.StringVar(&f.dataDir, "data-dir", "", "with --self: folder for SQLite and JetStream (default: a temporary folder, removed afterwards)")
+	fs.StringVar(&f.databaseURL, "database-url", "", "with --self: a PostgreSQL database (postgres://) for the orders instead of SQLite; only the flag, not COINSAGA_DATABASE_URL")
+	fs.IntVar(&f.workers, "workers", 1, "with --self --database-url: workers sharing the database in this process, each with its own store handle, lease and --concurrency")
 	fs.IntVar(&f.load.Orders, "orders", 10000, "orders to publish and wait for")
 	fs.Float64Var(&f.load.Rate, "rate", 0, "orders per second to offer (0: as fast as JetStream takes them)")
 	fs.IntVar(&f.load.Concurrency, "concurrency", 64, "saga steps at once (--self) and concurrent calls of the --baseline provider ceiling")
@@ -78,6 +82,8 @@ func (f *benchFlags) check(set map[string]bool) error {
 		return errors.New("--latency-ms, --latency-jitter-ms, --visibility-delay-ms and --background-delay-ms must not be negative")
 	case f.load.Background < 0 || f.load.Preload < 0:
 		return errors.New("--background and --preload must not be negative")
+	case f.workers < 1 || (f.workers > 1 && f.databaseURL == ""):
+		return errors.New("--workers must be positive, and above 1 needs --database-url (SQLite has one worker)")
 	}
 	if f.self {
 		if f.sandboxURL != "" || set["nats-url"] {
@@ -85,7 +91,7 @@ func (f *benchFlags) check(set map[string]bool) error {
 		}
 		return nil
 	}
-	for _, name := range []string{"data-dir", "preload", "retention", "confirm-interval", "confirm-timeout"} {
+	for _, name := range []string{"data-dir", "database-url", "workers", "preload", "retention", "confirm-interval", "confirm-timeout"} {
 		if set[name] {
 			return fmt.Errorf("--%s only applies with --self (a running serve has its own)", name)
 		}
@@ -109,6 +115,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// COINSAGA_NATS_URL exported for the tools does not ask --self
 		// to use an outside NATS; only the flag itself does.
 		set[name] = !(f.self && name == "nats-url" && env != "")
+		if name == "database-url" && env != "" {
+			// An exported production URL must not receive bench orders.
+			f.databaseURL, set[name] = "", false
+		}
 	}
 	if err := f.check(set); err != nil {
 		return err
@@ -150,7 +160,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // wired from serve's pieces.
 func startSelf(ctx context.Context, f *benchFlags, stderr io.Writer) (*loadgen.Self, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := loadgen.SelfConfig{Dir: f.dataDir, Log: log,
+	c := loadgen.SelfConfig{Dir: f.dataDir, Log: log, DatabaseURL: f.databaseURL, Workers: f.workers,
 		Worker: worker.Config{Subjects: f.load.Subjects, Concurrency: f.load.Concurrency,
 			ConfirmInterval: f.confirmInterval, ConfirmTimeout: f.confirmTimeout},
 		Connect: func(url, name string) (*nats.Conn, error) {
@@ -169,7 +179,7 @@ func startSelf(ctx context.Context, f *benchFlags, stderr io.Writer) (*loadgen.S
 	}
 	s, err := loadgen.StartSelf(ctx, c)
 	if err == nil {
-		fmt.Fprintf(stderr, "bench: self: JetStream at %s, sandbox at %s, store %s\n", s.NATSURL, s.SandboxURL, s.DBPath)
+		fmt.Fprintf(stderr, "bench: self: JetStream at %s, sandbox at %s, store %s, %d worker(s)\n", s.NATSURL, s.SandboxURL, s.StoreName, f.workers)
 	}
 	return s, err
 }

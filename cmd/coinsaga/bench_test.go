@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/pgtest"
 )
 
 func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
@@ -68,6 +69,76 @@ func TestBenchSelfRunsEveryOrderToCompletion(t *testing.T) {
 	}
 }
 
+func TestBenchSelfOnPostgreSQLSpreadsTheOrdersOverItsWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts JetStream, the sandbox and two workers on PostgreSQL")
+	}
+	dbURL := pgtest.DB(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	stdout, stderr, code := runCLI(t, ctx, "bench", "--self", "--database-url", dbURL, "--workers", "2",
+		"--orders", "300", "--timeout", "60s")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	var res struct {
+		Orders, Completed, Failed int
+		CPU                       float64  `json:"cpu_ms_per_order"`
+		StoreBytes                *float64 `json:"store_bytes_per_order"`
+		Workers                   *struct {
+			Orders []int
+			Other  int
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
+	}
+	if res.Completed != 300 || res.Failed != 0 {
+		t.Errorf("completed %d, failed %d; want 300 and 0", res.Completed, res.Failed)
+	}
+	if res.CPU <= 0 {
+		t.Errorf("cpu_ms_per_order = %v, want a positive number", res.CPU)
+	}
+	if res.StoreBytes != nil {
+		t.Errorf("store_bytes_per_order = %v: it measures the SQLite file, and there is none", *res.StoreBytes)
+	}
+	if res.Workers == nil || len(res.Workers.Orders) != 2 {
+		t.Fatalf("workers = %+v, want the orders of each of 2 workers", res.Workers)
+	}
+	sum := 0
+	for _, n := range res.Workers.Orders {
+		sum += n
+	}
+	t.Logf("orders per worker: %v (other %d)", res.Workers.Orders, res.Workers.Other)
+	if sum != 300 || res.Workers.Other != 0 {
+		t.Errorf("the workers own %v and no running worker %d of the 300 orders, want all 300 among the two", res.Workers.Orders, res.Workers.Other)
+	}
+	if !strings.Contains(stderr, "2 worker(s)") {
+		t.Errorf("stderr does not say the run has 2 workers:\n%s", stderr)
+	}
+}
+
+func TestBenchSelfIgnoresAnExportedDatabaseURL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts JetStream, the sandbox and a worker")
+	}
+	// Exported for serve, it must not send bench orders to that database:
+	// only the flag does. This one would refuse every connection.
+	t.Setenv("COINSAGA_DATABASE_URL", "postgres://nobody@127.0.0.1:1/production")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stdout, stderr, code := runCLI(t, ctx, "bench", "--self", "--orders", "20", "--timeout", "50s")
+	if code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stderr, "coinsaga.db") {
+		t.Errorf("the run did not say it used SQLite:\n%s", stderr)
+	}
+	if !strings.Contains(stdout, `"completed":20`) {
+		t.Errorf("stdout %q, want 20 completed orders", stdout)
+	}
+}
+
 func TestBenchRefusesFlagsThatCannotApply(t *testing.T) {
 	cases := []struct {
 		name string
@@ -79,6 +150,8 @@ func TestBenchRefusesFlagsThatCannotApply(t *testing.T) {
 		{"--self with a NATS URL is refused", []string{"--self", "--nats-url", "nats://127.0.0.1:1"}, "--self"},
 		{"--preload without --self is refused", []string{"--preload", "10"}, "--preload"},
 		{"faults without a sandbox URL are refused", []string{"--latency-ms", "5"}, "--sandbox-url"},
+		{"several workers on SQLite are refused", []string{"--self", "--workers", "2"}, "--database-url"},
+		{"--database-url without --self is refused", []string{"--database-url", "postgres://127.0.0.1:1/x"}, "--database-url"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -131,6 +131,9 @@ func TestASIGKILLedWorkersOrdersAreResumedByAnotherWithinTheTakeoverTime(t *test
 	takeover := time.Since(killed)
 	t.Logf("takeover after SIGKILL: worker b owned a's %d waiting orders %s after the kill (LeaseTTL %s + RescueGrace %s)",
 		len(held), takeover.Round(time.Millisecond), store.LeaseTTL, store.RescueGrace)
+	if takeover >= 30*time.Second {
+		t.Errorf("takeover took %s, want under 30 s (issue 15: a SIGKILLed worker's orders are resumed within 30 s)", takeover)
+	}
 	if takeover > store.LeaseTTL+store.RescueGrace+3*time.Second {
 		t.Errorf("takeover took %s, want within LeaseTTL + RescueGrace (%s) and a rescue and claim period", takeover, store.LeaseTTL+store.RescueGrace)
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,7 +72,11 @@ type Target struct {
 	// Store and DBPath are the system's store when the run can reach it
 	// (preload, store bytes per order); nil otherwise.
 	Store  store.Store
-	DBPath string
+	DBPath string // the SQLite file; "" for another store (no store bytes per order)
+	// WorkerOrders, when the system runs several workers, counts how many
+	// of the orders ids each worker finished (and how many no running
+	// worker did), for the share of each; nil otherwise.
+	WorkerOrders func(ctx context.Context, ids []string) (counts []int, other int, err error)
 }
 
 // Result is the one JSON line `coinsaga bench` prints.
@@ -113,6 +118,10 @@ type Result struct {
 	ProviderCeilingCPUms float64 `json:"provider_ceiling_cpu_ms_per_order,omitempty"`
 	RatioProviderCPU     float64 `json:"ratio_provider_cpu,omitempty"`
 
+	// With a shared store (--self --database-url), how the measured
+	// orders were spread over the workers.
+	Workers *WorkerShare `json:"workers,omitempty"`
+
 	Preloaded          int     `json:"preloaded,omitempty"`
 	StoreBytesPerOrder float64 `json:"store_bytes_per_order,omitempty"`
 
@@ -125,6 +134,13 @@ type Result struct {
 	// latency, in the same invocation, and the measured run's share of it.
 	ZeroLatencyOrdersPerSec float64 `json:"zero_latency_orders_per_sec,omitempty"`
 	RatioZeroLatency        float64 `json:"ratio_zero_latency,omitempty"`
+}
+
+// WorkerShare is the measured orders each worker finished, the workers in
+// the order they started, and the orders owned by no running worker.
+type WorkerShare struct {
+	Orders []int `json:"orders"`
+	Other  int   `json:"other,omitempty"`
 }
 
 // run is one Run's state.
@@ -223,7 +239,7 @@ func (r *run) measure(ctx context.Context) (res Result, err error) {
 	}()
 
 	var sizeBefore int64
-	if r.t.Store != nil {
+	if r.t.DBPath != "" {
 		var err error
 		if sizeBefore, err = dbUsedBytes(ctx, r.t.DBPath); err != nil {
 			return res, err
@@ -259,7 +275,7 @@ func (r *run) measure(ctx context.Context) (res Result, err error) {
 	if r.t.InProcess && finished > 0 {
 		res.CPUmsPerOrder = round3(float64(cpu.Microseconds()) / 1000 / float64(finished))
 	}
-	if r.t.Store != nil && finished > 0 {
+	if r.t.DBPath != "" && finished > 0 {
 		// Measured once the outbox is relayed (every terminal event has
 		// arrived), so it is what a finished order leaves behind.
 		after, err := dbUsedBytes(ctx, r.t.DBPath)
@@ -267,6 +283,18 @@ func (r *run) measure(ctx context.Context) (res Result, err error) {
 			return res, err
 		}
 		res.StoreBytesPerOrder = round3(float64(after-sizeBefore) / float64(finished))
+	}
+	if r.t.WorkerOrders != nil && finished > 0 {
+		// After the measured run: the owners are read one order at a time.
+		ids := make([]string, cfg.Orders)
+		for i := range ids {
+			ids[i] = tr.prefix + "-" + strconv.Itoa(i)
+		}
+		var share WorkerShare
+		if share.Orders, share.Other, err = r.t.WorkerOrders(ctx, ids); err != nil {
+			return res, fmt.Errorf("orders per worker: %w", err)
+		}
+		res.Workers = &share
 	}
 	if cfg.Baseline && !res.TimedOut && (cfg.LatencyMS > 0 || cfg.LatencyJitterMS > 0) {
 		if err := r.measureZeroLatency(ctx, w, &res); err != nil {

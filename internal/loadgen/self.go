@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,17 +16,26 @@ import (
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/postgres"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
 // SelfConfig is the whole system a run can start in its own process: a
-// SQLite store, embedded JetStream and the sandbox on loopback, and a
-// worker. The command passes in the pieces it builds for serve too (its
-// connection options, the sandbox server, the provider clients), so that
-// the system measured is wired as serve wires it.
+// store (SQLite, or a PostgreSQL database shared by several workers),
+// embedded JetStream and the sandbox on loopback, and the workers. The
+// command passes in the pieces it builds for serve too (its connection
+// options, the sandbox server, the provider clients), so that the system
+// measured is wired as serve wires it.
 type SelfConfig struct {
 	Dir string // SQLite and JetStream; "" for a temporary folder, removed by Close
 	Log *slog.Logger
+	// DatabaseURL, a postgres:// URL, puts the orders in that PostgreSQL
+	// database instead of SQLite under Dir. Workers workers (default 1)
+	// then share it as `serve --database-url` processes do: each with its
+	// own store handle (its own worker id and lease) and NATS connection,
+	// run as one of many (worker.Config.ManyWorkers). SQLite has one.
+	DatabaseURL string
+	Workers     int
 	// Worker holds the worker's tuning (concurrency, confirmation);
 	// StartSelf fills in the connection, subjects, store, providers and
 	// logger.
@@ -42,6 +52,7 @@ type SelfConfig struct {
 type Self struct {
 	Target
 	NATSURL, SandboxURL string
+	StoreName           string   // the SQLite file, or the database URL without its password
 	stops               []func() // run in reverse by Close
 }
 
@@ -73,13 +84,10 @@ func StartSelf(ctx context.Context, c SelfConfig) (_ *Self, err error) {
 	} else if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("bench data dir: %w", err)
 	}
-	s.DBPath = filepath.Join(dir, "coinsaga.db")
-	st, err := store.OpenSQLite(ctx, s.DBPath, store.WithLogger(c.Log))
+	stores, err := s.openStores(ctx, c, dir)
 	if err != nil {
 		return nil, err
 	}
-	s.Store = st
-	s.stops = append(s.stops, func() { _ = st.Close() })
 	srv, err := embednats.Start(embednats.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "jetstream")})
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -100,10 +108,6 @@ func StartSelf(ctx context.Context, c SelfConfig) (_ *Self, err error) {
 		}
 		return nc, err
 	}
-	wc, err := connect("bench worker")
-	if err != nil {
-		return nil, err
-	}
 	if s.Pub, err = connect("bench publisher"); err != nil {
 		return nil, err
 	}
@@ -113,20 +117,110 @@ func StartSelf(ctx context.Context, c SelfConfig) (_ *Self, err error) {
 	if s.SUD, s.Wallets, err = c.Providers(url); err != nil {
 		return nil, err
 	}
-	wcfg := c.Worker
-	wcfg.Conn, wcfg.Store, wcfg.SUD, wcfg.Wallets, wcfg.Logger = wc, st, s.SUD, s.Wallets, c.Log
-	w, err := worker.New(wcfg)
+	for i, st := range stores {
+		name := "bench worker"
+		if len(stores) > 1 {
+			name = fmt.Sprintf("bench worker %d", i+1)
+		}
+		wc, err := connect(name)
+		if err != nil {
+			return nil, err
+		}
+		wcfg := c.Worker
+		wcfg.Conn, wcfg.Store, wcfg.SUD, wcfg.Wallets, wcfg.Logger = wc, st, s.SUD, s.Wallets, c.Log
+		wcfg.ManyWorkers = c.DatabaseURL != ""
+		w, err := worker.New(wcfg)
+		if err != nil {
+			return nil, err
+		}
+		var also []func(context.Context)
+		if i == 0 { // once for the system, as each serve runs its own
+			for _, f := range c.Also {
+				also = append(also, func(ctx context.Context) { f(ctx, s.Store) })
+			}
+		}
+		stopWorker, err := startWorker(ctx, w, also...)
+		// The workers stop first, the last started first: each drains
+		// into the store, NATS and sandbox.
+		s.stops = append(s.stops, stopWorker)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// openStores opens the store of each worker, and sets the target's store:
+// with SQLite the one worker's, with PostgreSQL a handle of no worker's
+// (for the preload and the retention loop, as a tool's would be).
+func (s *Self) openStores(ctx context.Context, c SelfConfig, dir string) ([]store.Store, error) {
+	n := max(c.Workers, 1)
+	if c.DatabaseURL == "" {
+		if n > 1 {
+			return nil, fmt.Errorf("%d workers need a shared store: give a PostgreSQL database URL (SQLite has one worker)", n)
+		}
+		s.DBPath = filepath.Join(dir, "coinsaga.db")
+		s.StoreName = s.DBPath
+		st, err := store.OpenSQLite(ctx, s.DBPath, store.WithLogger(c.Log))
+		if err != nil {
+			return nil, err
+		}
+		s.Store = st
+		s.stops = append(s.stops, func() { _ = st.Close() })
+		return []store.Store{st}, nil
+	}
+	if !postgres.IsURL(c.DatabaseURL) {
+		return nil, fmt.Errorf("database URL %q: want a postgres:// URL", postgres.Redact(c.DatabaseURL))
+	}
+	s.StoreName = postgres.Redact(c.DatabaseURL)
+	// One after another: the first applies the migrations.
+	handles := make([]*postgres.Store, n+1)
+	for i := range handles {
+		h, err := postgres.Open(ctx, c.DatabaseURL, postgres.WithLogger(c.Log))
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, func() { _ = h.Close() })
+		handles[i] = h
+	}
+	look := handles[n]
+	s.Store = look
+	s.WorkerOrders = func(ctx context.Context, ids []string) ([]int, int, error) { return workerOrders(ctx, look, ids) }
+	stores := make([]store.Store, n)
+	for i, h := range handles[:n] {
+		stores[i] = h
+	}
+	return stores, nil
+}
+
+// workerOrders counts the orders of ids each worker owns (orders keep the
+// owner that finished them), the workers in the order they registered;
+// other is the orders owned by no registered worker, or by none.
+func workerOrders(ctx context.Context, st store.Shared, ids []string) (counts []int, other int, err error) {
+	byOwner := map[string]int{}
+	for _, id := range ids {
+		owner, err := st.Owner(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		byOwner[owner]++
+	}
+	leases, err := st.Workers(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	also := make([]func(context.Context), len(c.Also))
-	for i, f := range c.Also {
-		also[i] = func(ctx context.Context) { f(ctx, st) }
+	sort.SliceStable(leases, func(i, j int) bool { return leases[i].StartedAt.Before(leases[j].StartedAt) })
+	for _, l := range leases {
+		counts = append(counts, byOwner[l.Worker])
+		delete(byOwner, l.Worker)
 	}
-	stopWorker, err := startWorker(ctx, w, also...)
-	// The worker stops first: it drains into the store, NATS and sandbox.
-	s.stops = append(s.stops, stopWorker)
-	return s, err
+	for _, n := range byOwner {
+		other += n
+	}
+	return counts, other, nil
 }
 
 // runner is what StartSelf needs of its worker.
