@@ -2,8 +2,9 @@
 // loopback with ports the kernel picks, and cleans up through t.Cleanup:
 // embedded JetStream (StartJetStream), the HTTP sandbox of the providers
 // (StartSandbox), a SQLite store in t.TempDir (OpenStore), a worker in
-// this process (StartWorker) or the coinsaga binary as a child process
-// (StartProcess). It also waits, always with a deadline, on what tests
+// this process (StartWorker), the coinsaga binary as a child process
+// (StartProcess) or a JetStream cluster of nats-server processes that a
+// test may SIGKILL and restart node by node (StartNATSCluster). It also waits, always with a deadline, on what tests
 // wait for: status events (Status.WaitTerminal), dead letters
 // (JetStream.DeadLetters, Status.WaitDeadLetter) and anything else
 // (Eventually).

@@ -1,0 +1,88 @@
+package kit_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/coinsaga/coinsaga/internal/kit"
+)
+
+// deployConfs are the NATS configuration files of deploy/, the ones the
+// cluster tests run.
+func deployConfs() []string {
+	var out []string
+	for i := 1; i <= 3; i++ {
+		out = append(out, filepath.Join("..", "..", "deploy", "nats", fmt.Sprintf("node-%d.conf", i)))
+	}
+	return out
+}
+
+func TestNATSClusterKeepsAnR3StreamThroughAKilledAndRestartedNode(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs a 3-node nats-server cluster")
+	}
+	c := kit.StartNATSCluster(t, deployConfs()...)
+	for i, want := range []string{"n1", "n2", "n3"} {
+		if got := c.Name(i); got != want {
+			t.Errorf("node %d is named %q, want %q from its configuration file", i+1, got, want)
+		}
+	}
+	nc, err := nats.Connect(c.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KIT", Subjects: []string{"kit.>"}, Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// publish retries with the same message id, as a client must while a
+	// new stream leader is elected.
+	publish := func(id string) {
+		t.Helper()
+		for {
+			_, err := js.Publish(ctx, "kit.x", []byte(id), jetstream.WithMsgID(id))
+			if err == nil {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("publish %s: %v", id, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	const each = 20
+	for round := range c.Size() {
+		for i := range each {
+			publish(fmt.Sprintf("r%d-%d", round, i))
+		}
+		c.Kill(round)
+		for i := range each {
+			publish(fmt.Sprintf("r%d-down-%d", round, i))
+		}
+		c.Restart(round)
+	}
+	st, err := js.Stream(ctx, "KIT")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := uint64(2 * each * c.Size()); info.State.Msgs != want {
+		t.Errorf("the stream holds %d messages after each node was killed once, want %d, each once", info.State.Msgs, want)
+	}
+}
