@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Migrations are numbered files, NNNN_what.sql, applied in number order,
@@ -93,23 +95,5 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m Migration, now func() ti
 			_ = tx.Rollback()
 		}
 	}()
-	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
-		return fmt.Errorf("migration %s: check: %w", m.Name, err)
-	}
-	if n > 0 {
-		return tx.Rollback()
-	}
-	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-		return fmt.Errorf("migration %s: %w", m.Name, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.Version, m.Name, now().UnixMilli()); err != nil {
-		return fmt.Errorf("migration %s: record: %w", m.Name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
-	}
-	log.Info("store migration applied", "version", m.Version, "name", m.Name)
-	return nil
+	return sqlcommon.ApplyMigration(ctx, tx, m.Version, m.Name, m.SQL, now, log)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Advisory lock keys, per database (PostgreSQL scopes them to the
@@ -58,23 +59,5 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m store.Migration, now fun
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, m.Version); err != nil {
-		return fmt.Errorf("migration %s: check: %w", m.Name, err)
-	}
-	if n > 0 {
-		return tx.Rollback()
-	}
-	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-		return fmt.Errorf("migration %s: %w", m.Name, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-		m.Version, m.Name, now().UnixMilli()); err != nil {
-		return fmt.Errorf("migration %s: record: %w", m.Name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
-	}
-	log.Info("store migration applied", "version", m.Version, "name", m.Name)
-	return nil
+	return sqlcommon.ApplyMigration(ctx, tx, m.Version, m.Name, m.SQL, now, log)
 }
