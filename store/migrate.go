@@ -78,22 +78,9 @@ func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.L
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m, now, log); err != nil {
+		if err := sqlcommon.ApplyMigration(ctx, db, m.Version, m.Name, m.SQL, nil, now, log); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func applyMigration(ctx context.Context, db *sqlx.DB, m Migration, now func() time.Time, log *slog.Logger) (err error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	return sqlcommon.ApplyMigration(ctx, tx, m.Version, m.Name, m.SQL, now, log)
 }

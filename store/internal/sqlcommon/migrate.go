@@ -9,11 +9,25 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// ApplyMigration runs migration version (name, body) in tx unless
-// schema_migrations records it, records it, and commits tx; an applied
-// version rolls tx back. The caller begins tx (and takes any lock its
-// database needs) and rolls it back on an error.
-func ApplyMigration(ctx context.Context, tx *sqlx.Tx, version int, name, body string, now func() time.Time, log *slog.Logger) error {
+// ApplyMigration runs migration version (name, body) in a transaction of
+// its own unless schema_migrations records it, and records it. prepare,
+// when not nil, runs first in the same transaction (a lock, the
+// schema_migrations table).
+func ApplyMigration(ctx context.Context, db *sqlx.DB, version int, name, body string, prepare func(context.Context, *sqlx.Tx) error, now func() time.Time, log *slog.Logger) (err error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migration %s: begin: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if prepare != nil {
+		if err := prepare(ctx, tx); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
 	var n int
 	if err := tx.GetContext(ctx, &n, tx.Rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version); err != nil {
 		return fmt.Errorf("migration %s: check: %w", name, err)
