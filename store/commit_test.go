@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/internal/orderstate"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 func openInternal(t *testing.T) *SQLite {
@@ -31,13 +32,13 @@ func testOrder(id string) Order {
 
 func request(t *testing.T, ctx context.Context, run runFunc) *writeReq {
 	t.Helper()
-	return &writeReq{ctx: ctx, run: run, done: make(chan error, 1)}
+	return sqlcommon.NewRequest(ctx, run)
 }
 
 func answer(t *testing.T, r *writeReq) error {
 	t.Helper()
 	select {
-	case err := <-r.done:
+	case err := <-r.Answer():
 		return err
 	default:
 		t.Fatal("request was not answered")

@@ -6,19 +6,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-
-	"github.com/coinsaga/coinsaga/internal/orderstate"
 )
-
-type historyRow struct {
-	At        int64  `db:"at"`
-	State     string `db:"state"`
-	Step      string `db:"step"`
-	Attempt   int    `db:"attempt"`
-	ErrorCode string `db:"error_code"`
-	Error     string `db:"error"`
-	Detail    string `db:"detail"`
-}
 
 const insertHistoryColumns = `INSERT INTO history
 	(order_id, version, line, at, state, step, attempt, error_code, error, detail) `
@@ -56,7 +44,7 @@ func historyValues(version int64, line int, h HistoryEntry, now time.Time) []any
 // History returns the order's history, oldest first; ErrNotFound if there
 // is no such order.
 func (s *SQLite) History(ctx context.Context, outOrderID string) ([]HistoryEntry, error) {
-	var rows []historyRow
+	var rows []HistoryRow
 	err := s.r.SelectContext(ctx, &rows, `SELECT h.at, h.state, h.step, h.attempt, h.error_code, h.error, h.detail
 		FROM history h JOIN orders o ON o.id = h.order_id
 		WHERE o.out_order_id = ? ORDER BY h.version, h.line`, outOrderID)
@@ -71,12 +59,5 @@ func (s *SQLite) History(ctx context.Context, outOrderID string) ([]HistoryEntry
 		}
 		return []HistoryEntry{}, nil
 	}
-	out := make([]HistoryEntry, len(rows))
-	for i, r := range rows {
-		out[i] = HistoryEntry{
-			At: fromMs(r.At), State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Attempt: r.Attempt,
-			ErrorCode: r.ErrorCode, Error: r.Error, Detail: r.Detail,
-		}
-	}
-	return out, nil
+	return Entries(rows), nil
 }

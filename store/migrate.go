@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Migrations are numbered files, NNNN_what.sql, applied in number order,
@@ -76,40 +78,9 @@ func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.L
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m, now, log); err != nil {
+		if err := sqlcommon.ApplyMigration(ctx, db, m.Version, m.Name, m.SQL, nil, now, log); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-func applyMigration(ctx context.Context, db *sqlx.DB, m Migration, now func() time.Time, log *slog.Logger) (err error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
-	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, m.Version); err != nil {
-		return fmt.Errorf("migration %s: check: %w", m.Name, err)
-	}
-	if n > 0 {
-		return tx.Rollback()
-	}
-	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-		return fmt.Errorf("migration %s: %w", m.Name, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
-		m.Version, m.Name, now().UnixMilli()); err != nil {
-		return fmt.Errorf("migration %s: record: %w", m.Name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
-	}
-	log.Info("store migration applied", "version", m.Version, "name", m.Name)
 	return nil
 }

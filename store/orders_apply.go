@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Apply writes t.To over t.From if the stored Version is still
@@ -82,9 +84,8 @@ func applyRun(t Transition) (runFunc, func() (Order, error), error) {
 		if err != nil {
 			return fmt.Errorf("apply %s: %w", id, err)
 		}
-		row := rowOf(o)
-		row.CreatedAt, row.Intent, row.IntentSubject, row.BodyHash = frozen.CreatedAt, frozen.Intent, frozen.IntentSubject, frozen.BodyHash
-		stored = row.order()
+		o.CreatedAt, o.Intent, o.IntentSubject, o.BodyHash = sqlcommon.FromMs(frozen.CreatedAt), frozen.Intent, frozen.IntentSubject, frozen.BodyHash
+		stored = AsStored(o, nil)
 		return nil
 	}
 	result := func() (Order, error) {

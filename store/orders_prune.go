@@ -5,25 +5,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/coinsaga/coinsaga/internal/orderstate"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
-
-// terminalStates are the states PruneTerminal may delete: the terminal
-// ones of the one list of states, which lives in internal/orderstate so
-// that the store need not import events (it knows nothing of NATS
-// messages).
-var terminalStates = func() []string {
-	var names []string
-	for _, s := range orderstate.TerminalStates() {
-		names = append(names, string(s))
-	}
-	return names
-}()
 
 // PruneTerminal deletes up to limit terminal, unscheduled orders last
 // updated before cutoff; their history goes with them (ON DELETE CASCADE).
@@ -35,7 +22,7 @@ func (s *SQLite) PruneTerminal(ctx context.Context, cutoff time.Time, limit int)
 	}
 	q := `DELETE FROM orders WHERE id IN (
 		SELECT id FROM orders
-		WHERE +state IN ('` + strings.Join(terminalStates, "', '") + `')
+		WHERE +state IN (` + sqlcommon.TerminalStatesIn + `)
 		AND next_run_at IS NULL AND updated_at < ?
 		LIMIT ?)`
 	var n int64

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -10,23 +9,11 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-type outboxRow struct {
-	ID      int64          `db:"id"`
-	Subject string         `db:"subject"`
-	MsgID   string         `db:"msg_id"`
-	Header  sql.NullString `db:"header"`
-	Data    []byte         `db:"data"`
-}
-
 func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []Message, now time.Time) error {
 	for _, m := range msgs {
-		var header sql.NullString
-		if len(m.Header) > 0 {
-			b, err := json.Marshal(m.Header)
-			if err != nil {
-				return fmt.Errorf("outbox %s: encode header: %w", m.MsgID, err)
-			}
-			header = sql.NullString{String: string(b), Valid: true}
+		header, err := HeaderColumn(m)
+		if err != nil {
+			return err
 		}
 		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO outbox (subject, msg_id, header, data, created_at) VALUES (?, ?, ?, ?, ?)`,
@@ -44,20 +31,14 @@ func (s *SQLite) PendingOutbox(ctx context.Context, after int64, limit int) ([]M
 	if limit <= 0 {
 		return nil, nil
 	}
-	var rows []outboxRow
+	var rows []OutboxRow
 	if err := s.r.SelectContext(ctx, &rows,
 		`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, after, limit); err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
-	out := make([]Message, len(rows))
-	for i, r := range rows {
-		m := Message{ID: r.ID, Subject: r.Subject, MsgID: r.MsgID, Data: r.Data}
-		if r.Header.Valid {
-			if err := json.Unmarshal([]byte(r.Header.String), &m.Header); err != nil {
-				return nil, fmt.Errorf("pending outbox: message %d header: %w", r.ID, err)
-			}
-		}
-		out[i] = m
+	out, err := Messages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
 	return out, nil
 }

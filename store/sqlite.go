@@ -15,6 +15,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // ErrClosed is returned by calls made after Close.
@@ -50,13 +52,12 @@ type SQLite struct {
 	r      *sqlx.DB // readers
 	cp     *sqlx.DB // one connection: checkpoints the WAL (checkpointLoop)
 	lock   *fileLock
-	reqs   chan *writeReq
+	queue  *sqlcommon.Queue[runFunc]
 	quit   chan struct{}
 	done   chan struct{}
 	cpDone chan struct{}
 	closer sync.Once
 	cerr   error
-	max    int
 
 	// The ownership seam (sqlite_shared.go): the registered worker, and
 	// whether it released the database.
@@ -143,14 +144,13 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*SQLite, erro
 		log:    cfg.log,
 		now:    cfg.now,
 		lock:   lock,
-		reqs:   make(chan *writeReq),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		cpDone: make(chan struct{}),
-		max:    cfg.maxBatch,
 
 		leaseTimings: cfg.lease,
 	}
+	s.queue = sqlcommon.NewQueue[runFunc](cfg.maxBatch, s.quit, ErrClosed)
 	if err := s.open(ctx, cfg); err != nil {
 		s.closeDBs()
 		lock.release()

@@ -110,13 +110,9 @@ func statementsDB(b *testing.B, n int) (*sqlx.DB, []Order) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	var stored []orderRow
+	var stored []OrderRow
 	if err := db.Select(&stored, selectOrder+"ORDER BY id"); err != nil {
 		b.Fatal(err)
 	}
-	orders := make([]Order, len(stored))
-	for i, r := range stored {
-		orders[i] = r.order()
-	}
-	return db, orders
+	return db, Orders(stored)
 }

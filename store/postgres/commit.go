@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // op is one order's part of a write request. run may be called several
@@ -32,11 +32,8 @@ type op struct {
 	lost  func()
 }
 
-type writeReq struct {
-	ctx  context.Context
-	ops  []op
-	done chan error // buffered: a committer never blocks on a caller that left
-}
+// writeReq is one caller's ops, waiting for a committer.
+type writeReq = sqlcommon.Request[[]op]
 
 // submit hands ops to a committer and waits for their transaction to end.
 func (s *Store) submit(ctx context.Context, ops []op) error {
@@ -46,60 +43,13 @@ func (s *Store) submit(ctx context.Context, ops []op) error {
 	if s.closed() {
 		return store.ErrClosed
 	}
-	r := &writeReq{ctx: ctx, ops: ops, done: make(chan error, 1)}
-	select {
-	case s.reqs <- r:
-	case <-s.quit:
-		return store.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return s.queue.Submit(ctx, ops)
 }
 
-func (s *Store) commitLoop() {
-	batch := make([]*writeReq, 0, s.max)
-	for {
-		select {
-		case <-s.quit:
-			return
-		case r := <-s.reqs:
-			batch = append(batch[:0], r)
-		}
-		s.gather(&batch)
-		s.commit(batch)
-		clear(batch)
-	}
-}
-
-// gatherYields bounds how often gather lets the callers run before it
-// commits what it has (as in the SQLite store's committer).
-const gatherYields = 4
-
-func (s *Store) gather(batch *[]*writeReq) {
-	for yields := 0; ; yields++ {
-		took := 0
-	fill:
-		for len(*batch) < s.max {
-			select {
-			case r := <-s.reqs:
-				*batch = append(*batch, r)
-				took++
-			default:
-				break fill
-			}
-		}
-		if len(*batch) >= s.max || yields == gatherYields || (took == 0 && yields > 0) {
-			return
-		}
-		runtime.Gosched()
-	}
-}
+// commitLoop is one of the committers: each takes a batch as the SQLite
+// store's does (sqlcommon.Queue) and commits it; several commit in
+// parallel.
+func (s *Store) commitLoop() { s.queue.Run(s.commit) }
 
 // txTimeout bounds one batch transaction. It must not die with one
 // caller's ctx (it carries the others' writes too), but a transaction
@@ -108,33 +58,26 @@ func (s *Store) gather(batch *[]*writeReq) {
 const txTimeout = 30 * time.Second
 
 func (s *Store) commit(batch []*writeReq) {
-	live := make([]*writeReq, 0, len(batch))
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- err
-			continue
-		}
-		live = append(live, r)
-	}
+	live := sqlcommon.Live(batch)
 	if len(live) == 0 {
 		return
 	}
 	err := s.runWithRetry(live)
 	if err == nil {
 		for _, r := range live {
-			r.done <- nil
+			r.Done(nil)
 		}
 		return
 	}
 	if len(live) == 1 {
-		live[0].done <- err
+		live[0].Done(err)
 		return
 	}
 	// One request's bad data (say, text PostgreSQL refuses) must not fail
 	// the requests that shared its transaction: run each on its own.
 	s.log.Debug("store group commit failed; committing its writes one by one", "writes", len(live), "err", err)
 	for _, r := range live {
-		r.done <- s.runWithRetry([]*writeReq{r})
+		r.Done(s.runWithRetry([]*writeReq{r}))
 	}
 }
 
@@ -169,7 +112,7 @@ func retryable(err error) bool {
 func (s *Store) runBatch(reqs []*writeReq) (err error) {
 	var ops []op
 	for _, r := range reqs {
-		ops = append(ops, r.ops...)
+		ops = append(ops, r.Work...)
 	}
 	sort.SliceStable(ops, func(i, j int) bool { return ops[i].key < ops[j].key })
 

@@ -6,19 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store"
 )
-
-type historyRow struct {
-	At        int64  `db:"at"`
-	State     string `db:"state"`
-	Step      string `db:"step"`
-	Attempt   int    `db:"attempt"`
-	ErrorCode string `db:"error_code"`
-	Error     string `db:"error"`
-	Detail    string `db:"detail"`
-}
 
 // withHistory wraps write, a statement with nargs parameters that writes
 // one order row and returns its id first (INSERT or UPDATE ... RETURNING
@@ -58,7 +47,7 @@ func withHistory(write string, nargs int, version int64, lines []store.HistoryEn
 // History returns the order's history, oldest first; ErrNotFound if there
 // is no such order.
 func (s *Store) History(ctx context.Context, outOrderID string) ([]store.HistoryEntry, error) {
-	var rows []historyRow
+	var rows []store.HistoryRow
 	err := s.db.SelectContext(ctx, &rows, `SELECT h.at, h.state, h.step, h.attempt, h.error_code, h.error, h.detail
 		FROM history h JOIN orders o ON o.id = h.order_id
 		WHERE o.out_order_id = $1 ORDER BY h.version, h.line`, outOrderID)
@@ -73,12 +62,5 @@ func (s *Store) History(ctx context.Context, outOrderID string) ([]store.History
 		}
 		return []store.HistoryEntry{}, nil
 	}
-	out := make([]store.HistoryEntry, len(rows))
-	for i, r := range rows {
-		out[i] = store.HistoryEntry{
-			At: fromMs(r.At), State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Attempt: r.Attempt,
-			ErrorCode: r.ErrorCode, Error: r.Error, Detail: r.Detail,
-		}
-	}
-	return out, nil
+	return store.Entries(rows), nil
 }

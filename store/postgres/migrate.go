@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Advisory lock keys, per database (PostgreSQL scopes them to the
@@ -31,25 +32,18 @@ func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.L
 		return err
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m, now, log); err != nil {
+		if err := sqlcommon.ApplyMigration(ctx, db, m.Version, m.Name, m.SQL, prepareMigration, now, log); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sqlx.DB, m store.Migration, now func() time.Time, log *slog.Logger) (err error) {
-	tx, err := db.BeginTxx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("migration %s: begin: %w", m.Name, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-		}
-	}()
+// prepareMigration serializes the migrations of every handle on one
+// database and makes sure the table that records them exists.
+func prepareMigration(ctx context.Context, tx *sqlx.Tx) error {
 	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", migrateLock); err != nil {
-		return fmt.Errorf("migration %s: lock: %w", m.Name, err)
+		return fmt.Errorf("lock: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
@@ -58,23 +52,5 @@ func applyMigration(ctx context.Context, db *sqlx.DB, m store.Migration, now fun
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	var n int
-	if err := tx.GetContext(ctx, &n, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, m.Version); err != nil {
-		return fmt.Errorf("migration %s: check: %w", m.Name, err)
-	}
-	if n > 0 {
-		return tx.Rollback()
-	}
-	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-		return fmt.Errorf("migration %s: %w", m.Name, err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
-		m.Version, m.Name, now().UnixMilli()); err != nil {
-		return fmt.Errorf("migration %s: record: %w", m.Name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %s: commit: %w", m.Name, err)
-	}
-	log.Info("store migration applied", "version", m.Version, "name", m.Name)
 	return nil
 }

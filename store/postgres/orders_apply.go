@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Apply writes t.To over t.From if the stored Version is still
@@ -64,7 +65,7 @@ func (s *Store) Apply(ctx context.Context, t store.Transition) (store.Order, err
 		if err != nil {
 			return nil, fmt.Errorf("apply %s: update: %w", id, err)
 		}
-		o.CreatedAt, o.Intent, o.IntentSubject, o.BodyHash = fromMs(f.CreatedAt), f.Intent, f.IntentSubject, f.BodyHash
+		o.CreatedAt, o.Intent, o.IntentSubject, o.BodyHash = sqlcommon.FromMs(f.CreatedAt), f.Intent, f.IntentSubject, f.BodyHash
 		result = stored(o)
 		return t.Outbox, nil
 	}

@@ -5,24 +5,13 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
-
-// terminalStates are the states PruneTerminal may delete: the terminal
-// ones of the one list in internal/orderstate.
-var terminalStates = func() []string {
-	var names []string
-	for _, s := range orderstate.TerminalStates() {
-		names = append(names, string(s))
-	}
-	return names
-}()
 
 // PruneTerminal deletes up to limit terminal, unscheduled orders last
 // updated before cutoff, with their history (ON DELETE CASCADE). Rows
@@ -38,7 +27,7 @@ func (s *Store) PruneTerminal(ctx context.Context, cutoff time.Time, limit int) 
 	q := `DELETE FROM orders WHERE id IN (
 		SELECT id FROM orders
 		WHERE next_run_at IS NULL AND updated_at < $1
-		AND state IN ('` + strings.Join(terminalStates, "', '") + `')
+		AND state IN (` + sqlcommon.TerminalStatesIn + `)
 		ORDER BY updated_at LIMIT $2
 		FOR UPDATE SKIP LOCKED)`
 	var n int64

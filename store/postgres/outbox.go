@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -80,13 +78,9 @@ func insertOutboxRows(ctx context.Context, tx *sqlx.Tx, msgs []ownedMessage, now
 		args   = make([]any, 0, cols*len(msgs))
 	)
 	for i, m := range msgs {
-		var header sql.NullString
-		if len(m.Header) > 0 {
-			b, err := json.Marshal(m.Header)
-			if err != nil {
-				return fmt.Errorf("outbox %s: encode header: %w", m.MsgID, err)
-			}
-			header = sql.NullString{String: string(b), Valid: true}
+		header, err := store.HeaderColumn(m.Message)
+		if err != nil {
+			return err
 		}
 		values = append(values, "("+placeholders(1+i*cols, cols)+")")
 		args = append(args, text(m.Subject), text(m.MsgID), header, m.Data, now.UnixMilli(), nullText(m.owner))
@@ -98,43 +92,20 @@ func insertOutboxRows(ctx context.Context, tx *sqlx.Tx, msgs []ownedMessage, now
 	return nil
 }
 
-type outboxRow struct {
-	ID      int64          `db:"id"`
-	Subject string         `db:"subject"`
-	MsgID   string         `db:"msg_id"`
-	Header  sql.NullString `db:"header"`
-	Data    []byte         `db:"data"`
-}
-
 // PendingOutbox returns up to limit messages above after, in id order,
 // which is commit order (see insertOutbox).
 func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	var rows []outboxRow
+	var rows []store.OutboxRow
 	if err := s.db.SelectContext(ctx, &rows,
 		`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > $1 ORDER BY id LIMIT $2`, after, limit); err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
-	out, err := messages(rows)
+	out, err := store.Messages(rows)
 	if err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
-	return out, nil
-}
-
-// messages decodes outbox rows.
-func messages(rows []outboxRow) ([]store.Message, error) {
-	out := make([]store.Message, len(rows))
-	for i, r := range rows {
-		m := store.Message{ID: r.ID, Subject: r.Subject, MsgID: r.MsgID, Data: r.Data}
-		if r.Header.Valid {
-			if err := json.Unmarshal([]byte(r.Header.String), &m.Header); err != nil {
-				return nil, fmt.Errorf("message %d header: %w", r.ID, err)
-			}
-		}
-		out[i] = m
 	}
 	return out, nil
 }

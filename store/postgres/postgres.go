@@ -44,6 +44,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/store"
+	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Defaults of Open.
@@ -65,8 +66,7 @@ type Store struct {
 	db     *sqlx.DB
 	log    *slog.Logger
 	now    func() time.Time
-	max    int
-	reqs   chan *writeReq
+	queue  *sqlcommon.Queue[[]op]
 	quit   chan struct{}
 	wg     sync.WaitGroup
 	closer sync.Once
@@ -195,12 +195,11 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		db:   db,
 		log:  cfg.log,
 		now:  cfg.now,
-		max:  cfg.maxBatch,
-		reqs: make(chan *writeReq),
 		quit: make(chan struct{}),
 
 		leaseTimings: cfg.lease,
 	}
+	s.queue = sqlcommon.NewQueue[[]op](cfg.maxBatch, s.quit, store.ErrClosed)
 	for range cfg.committers {
 		s.wg.Go(s.commitLoop)
 	}

@@ -245,7 +245,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, steps []ord
 		h AS (INSERT INTO history (order_id, version, line, at, state, step, attempt, error_code, error, detail)
 			SELECT id, version, 0, $4, state, step, attempt, '', '', $5 FROM u)
 		SELECT * FROM u ORDER BY next_run_at, id`
-	var rows []orderRow
+	var rows []store.OrderRow
 	var live bool
 	err = s.withRetry(ctx, func(tx *sqlx.Tx) error {
 		rows = rows[:0]
@@ -263,11 +263,7 @@ func (s *Store) Claim(ctx context.Context, now time.Time, limit int, steps []ord
 	if !live {
 		return nil, fmt.Errorf("claim orders: worker %s: %w", me, store.ErrLeaseLost)
 	}
-	out := make([]store.Order, len(rows))
-	for i, r := range rows {
-		out[i] = r.order()
-	}
-	return out, nil
+	return store.Orders(rows), nil
 }
 
 // RelayOutbox claims up to limit outbox rows, this worker's and those
@@ -298,14 +294,14 @@ func (s *Store) RelayOutbox(ctx context.Context, limit int, publish func(ctx con
 	)
 	// Not retried: publish must not run twice for one claim.
 	err := s.inTx(ctx, func(tx *sqlx.Tx) error {
-		var rows []outboxRow
+		var rows []store.OutboxRow
 		if err := tx.SelectContext(ctx, &rows, q, args...); err != nil {
 			return fmt.Errorf("claim: %w", err)
 		}
 		if len(rows) == 0 {
 			return nil
 		}
-		msgs, err := messages(rows)
+		msgs, err := store.Messages(rows)
 		if err != nil {
 			return err
 		}

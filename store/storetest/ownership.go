@@ -299,15 +299,24 @@ func renew(t *testing.T, s store.Shared) {
 	}
 }
 
-func testFencedAfterRescue(t *testing.T, open OpenShared) {
-	a, b := openPair(t, open, shortLease)
-	singleOwner(t, a, b, "the lock file is the lease: a second process cannot open the database, so there is nobody to rescue it")
-	la := register(t, a, "host-a")
+// holdingOne opens two handles with short leases (skipping, for why, a
+// store with one owner) and has a register and accept one due order,
+// o-000, which it returns as read with a's lease.
+func holdingOne(t *testing.T, open OpenShared, why string) (a, b store.Shared, la store.Lease, held store.Order) {
+	t.Helper()
+	a, b = openPair(t, open, shortLease)
+	singleOwner(t, a, b, why)
+	la = register(t, a, "host-a")
 	acceptDue(t, a, "o", 1)
 	held, err := a.Get(ctx(t), "o-000")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, b, la, held
+}
+
+func testFencedAfterRescue(t *testing.T, open OpenShared) {
+	a, b, la, held := holdingOne(t, open, "the lock file is the lease: a second process cannot open the database, so there is nobody to rescue it")
 	register(t, b, "host-b")
 	// a stops renewing; b keeps its own lease and rescues a once a's has
 	// been expired for the grace.
@@ -372,14 +381,7 @@ func testFencedAfterRescue(t *testing.T, open OpenShared) {
 }
 
 func testRenewAfterExpiry(t *testing.T, open OpenShared) {
-	a, b := openPair(t, open, shortLease)
-	singleOwner(t, a, b, "the lock file is the lease and cannot expire while the process lives (release ends it: see the release case)")
-	la := register(t, a, "host-a")
-	acceptDue(t, a, "o", 1)
-	held, err := a.Get(ctx(t), "o-000")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, la, held := holdingOne(t, open, "the lock file is the lease and cannot expire while the process lives (release ends it: see the release case)")
 	if !la.MayStart(la.Sent) {
 		// With a TTL under the fence margin the local fence is shut at
 		// once: that is the point of the margin.
@@ -500,55 +502,7 @@ func testClaimingRelay(t *testing.T, open OpenShared) {
 		orders  = 20
 		steps   = 3
 	)
-	var (
-		wg       sync.WaitGroup
-		errMu    sync.Mutex
-		errs     []error
-		expected = map[string]bool{}
-	)
-	fail := func(err error) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		errs = append(errs, err)
-	}
-	for side, s := range []store.Shared{a, b} {
-		for w := range writers {
-			list := make([]string, orders)
-			for i := range list {
-				list[i] = fmt.Sprintf("o-%d-%d-%02d", side, w, i)
-				for st := 0; st <= steps; st++ {
-					expected[fmt.Sprintf("%s:%d", list[i], st)] = true
-				}
-			}
-			wg.Go(func() {
-				for _, id := range list {
-					res, err := s.Accept(ctx(t), []store.Accept{{Order: Order(id, now()), History: store.HistoryEntry{State: "accepted"},
-						Outbox: []store.Message{{Subject: "s", MsgID: id + ":0"}}}})
-					if err != nil || !res[0].Created {
-						fail(fmt.Errorf("accept %s: %+v, %v", id, res, err))
-						return
-					}
-					cur, err := s.Get(ctx(t), id)
-					if err != nil {
-						fail(err)
-						return
-					}
-					for st := 1; st <= steps; st++ {
-						to := cur
-						to.Seq = st + 1
-						if cur, err = s.Apply(ctx(t), store.Transition{From: cur, To: to,
-							History: []store.HistoryEntry{{State: to.State}},
-							Outbox:  []store.Message{{Subject: "s", MsgID: fmt.Sprintf("%s:%d", id, st)}}}); err != nil {
-							fail(fmt.Errorf("apply %s step %d: %w", id, st, err))
-							return
-						}
-					}
-				}
-			})
-		}
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	load := startWriters(t, []store.Store{a, b}, writers, orders, steps, nil)
 
 	var (
 		mu       sync.Mutex
@@ -611,7 +565,7 @@ func testClaimingRelay(t *testing.T, open OpenShared) {
 			pub := publish(intn)
 			for {
 				select {
-				case <-done:
+				case <-load.done:
 					return
 				default:
 				}
@@ -626,8 +580,8 @@ func testClaimingRelay(t *testing.T, open OpenShared) {
 	if err := errors.Join(relayErr...); err != nil {
 		t.Fatalf("relay: %v", err)
 	}
-	if len(errs) > 0 {
-		t.Fatalf("writers: %v", errors.Join(errs...))
+	if err := load.err(); err != nil {
+		t.Fatalf("writers: %v", err)
 	}
 	// Everything has committed: drain what is left through both relays.
 	pub := publish(func(int) int { return 1 }) // ack everything
@@ -643,20 +597,7 @@ func testClaimingRelay(t *testing.T, open OpenShared) {
 			}
 		}
 	}
-	var lost, twice []string
-	for id := range expected {
-		switch acked[id] {
-		case 0:
-			lost = append(lost, id)
-		case 1:
-		default:
-			twice = append(twice, id)
-		}
-	}
-	slices.Sort(lost)
-	if len(lost) > 0 || len(twice) > 0 {
-		t.Errorf("of %d messages, %d lost (%v), %d acked twice (%v)", len(expected), len(lost), lost, len(twice), twice)
-	}
+	load.checkEachOnce(t, acked, "acked")
 	if len(problems) > 0 {
 		t.Errorf("relay problems: %v", problems)
 	}

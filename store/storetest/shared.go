@@ -4,13 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store"
 )
 
@@ -145,39 +143,8 @@ func testSharedApply(t *testing.T, a, b store.Store) {
 	for n := range orders {
 		id := fmt.Sprint("o-", n)
 		o := acceptOne(t, a, Order(id, now()))
-		var (
-			wg          sync.WaitGroup
-			mu          sync.Mutex
-			won, stale  int
-			winnerState orderstate.State
-			unexpected  []error
-			start       = make(chan struct{})
-		)
-		for side, s := range []store.Store{a, b} {
-			for i := range racers {
-				wg.Go(func() {
-					to := o
-					to.State, to.Seq = orderstate.State(fmt.Sprintf("state-%d-%d", side, i)), 2
-					<-start
-					_, err := s.Apply(ctx(t), store.Transition{From: o, To: to,
-						History: []store.HistoryEntry{{State: to.State}},
-						Outbox:  []store.Message{{Subject: "s", MsgID: string(to.State)}}})
-					mu.Lock()
-					defer mu.Unlock()
-					switch {
-					case err == nil:
-						won++
-						winnerState = to.State
-					case errors.Is(err, store.ErrStale):
-						stale++
-					default:
-						unexpected = append(unexpected, err)
-					}
-				})
-			}
-		}
-		close(start)
-		wg.Wait()
+		race := applyRace(t, o, []store.Store{a, b}, racers, func(side, i int) string { return fmt.Sprintf("state-%d-%d", side, i) }, true)
+		won, stale, winnerState, unexpected := race.won, race.stale, race.winner, race.unexpected
 		if len(unexpected) > 0 {
 			t.Fatalf("%s: unexpected errors: %v", id, unexpected)
 		}
@@ -218,60 +185,8 @@ func testSharedOutbox(t *testing.T, a, b store.Store) {
 		orders  = 25
 		steps   = 3
 	)
-	var (
-		wg       sync.WaitGroup
-		errMu    sync.Mutex
-		errs     []error
-		expected = map[string]bool{}
-	)
-	for side, s := range []store.Store{a, b} {
-		for w := range writers {
-			pause := rng.IntN(3) // some writers yield between writes, to vary the interleaving
-			ids := make([]string, orders)
-			for i := range ids {
-				ids[i] = fmt.Sprintf("o-%d-%d-%02d", side, w, i)
-				for st := 0; st <= steps; st++ {
-					expected[fmt.Sprintf("%s:%d", ids[i], st)] = true
-				}
-			}
-			wg.Go(func() {
-				fail := func(err error) {
-					errMu.Lock()
-					defer errMu.Unlock()
-					errs = append(errs, err)
-				}
-				for _, id := range ids {
-					o := Order(id, now())
-					res, err := s.Accept(ctx(t), []store.Accept{{Order: o, History: store.HistoryEntry{State: "accepted"},
-						Outbox: []store.Message{{Subject: "s", MsgID: id + ":0"}}}})
-					if err != nil || !res[0].Created {
-						fail(fmt.Errorf("accept %s: %+v, %v", id, res, err))
-						return
-					}
-					cur, err := s.Get(ctx(t), id)
-					if err != nil {
-						fail(err)
-						return
-					}
-					for st := 1; st <= steps; st++ {
-						to := cur
-						to.Seq = st + 1
-						if cur, err = s.Apply(ctx(t), store.Transition{From: cur, To: to,
-							History: []store.HistoryEntry{{State: to.State}},
-							Outbox:  []store.Message{{Subject: "s", MsgID: fmt.Sprintf("%s:%d", id, st)}}}); err != nil {
-							fail(fmt.Errorf("apply %s step %d: %w", id, st, err))
-							return
-						}
-						for range pause {
-							runtime.Gosched()
-						}
-					}
-				}
-			})
-		}
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	// Some writers yield between writes, to vary the interleaving.
+	load := startWriters(t, []store.Store{a, b}, writers, orders, steps, func() int { return rng.IntN(3) })
 
 	seen := map[string]int{}
 	seenIDs := map[int64]bool{}
@@ -301,7 +216,7 @@ func testSharedOutbox(t *testing.T, a, b store.Store) {
 	handles := []store.Store{a, b}
 	for turn := 0; ; turn++ {
 		select {
-		case <-done:
+		case <-load.done:
 		default:
 			relay(handles[turn%2])
 			continue
@@ -312,23 +227,10 @@ func testSharedOutbox(t *testing.T, a, b store.Store) {
 	// now; anything below it that never came is lost.
 	for relay(a) > 0 {
 	}
-	if len(errs) > 0 {
-		t.Fatalf("writers: %v", errors.Join(errs...))
+	if err := load.err(); err != nil {
+		t.Fatalf("writers: %v", err)
 	}
-	var lost, twice []string
-	for id := range expected {
-		switch seen[id] {
-		case 0:
-			lost = append(lost, id)
-		case 1:
-		default:
-			twice = append(twice, id)
-		}
-	}
-	slices.Sort(lost)
-	if len(lost) > 0 || len(twice) > 0 {
-		t.Errorf("of %d messages, %d lost (%v), %d read twice (%v)", len(expected), len(lost), lost, len(twice), twice)
-	}
+	load.checkEachOnce(t, seen, "read")
 	if left := pending(t, b); len(left) != 0 {
 		t.Errorf("outbox still holds %d messages below the cursor %d: %+v", len(left), cursor, left)
 	}

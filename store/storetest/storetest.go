@@ -425,32 +425,8 @@ func testApplyUnknown(t *testing.T, s store.Store) {
 func testApplyRace(t *testing.T, s store.Store) {
 	o := acceptOne(t, s, Order("o-1", now()))
 	const racers = 10
-	var (
-		wg          sync.WaitGroup
-		mu          sync.Mutex
-		won, stale  int
-		unexpected  []error
-		winnerState orderstate.State
-	)
-	for i := range racers {
-		wg.Go(func() {
-			to := o
-			to.State, to.Seq = orderstate.State(fmt.Sprint("state-", i)), 2
-			_, err := s.Apply(ctx(t), store.Transition{From: o, To: to, History: []store.HistoryEntry{{State: to.State}}})
-			mu.Lock()
-			defer mu.Unlock()
-			switch {
-			case err == nil:
-				won++
-				winnerState = to.State
-			case errors.Is(err, store.ErrStale):
-				stale++
-			default:
-				unexpected = append(unexpected, err)
-			}
-		})
-	}
-	wg.Wait()
+	race := applyRace(t, o, []store.Store{s}, racers, func(_, i int) string { return fmt.Sprint("state-", i) }, false)
+	won, stale, winnerState, unexpected := race.won, race.stale, race.winner, race.unexpected
 	if len(unexpected) > 0 {
 		t.Fatalf("unexpected errors: %v", unexpected)
 	}
