@@ -69,6 +69,9 @@ type Config struct {
 	// LetterCountsEvery is how often the dead letters are counted by
 	// reason for the overview (default 15s).
 	LetterCountsEvery time.Duration
+	// FeedEvery is how often the live feed writes the events that arrived
+	// since its last write (default 100ms).
+	FeedEvery time.Duration
 }
 
 // Console is the console's http.Handler.
@@ -112,6 +115,9 @@ func New(ctx context.Context, cfg Config) (*Console, error) {
 	}
 	if cfg.LetterCountsEvery <= 0 {
 		cfg.LetterCountsEvery = 15 * time.Second
+	}
+	if cfg.FeedEvery <= 0 {
+		cfg.FeedEvery = 100 * time.Millisecond
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger.With("component", "console"), now: cfg.Now,
 		guard: newGuard(cfg.Access, cfg.Now), hist: &history{keep: cfg.ChartSpan}, ctx: ctx, jobs: newJobs()}

@@ -57,6 +57,13 @@
   // The server ends a feed whose watch broke; EventSource then connects
   // again by itself (after the server's retry: 2 s).
   es.addEventListener("end", function () { say("The status stream ended; reconnecting…"); });
+  // More events came than the feed could hold between two writes: the
+  // server says how many it left out.
+  var dropped = 0;
+  es.addEventListener("dropped", function (m) {
+    try { dropped += JSON.parse(m.data).count || 0; } catch (e) { return; }
+    say(count + " event(s); " + dropped + " more not shown (the feed fell behind).");
+  });
   es.onmessage = function (m) {
     var ev;
     try { ev = JSON.parse(m.data); } catch (e) { return; }
