@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -27,16 +26,6 @@ import (
 )
 
 var claimedOrphans = regexp.MustCompile(`claimed orders without an owner.* orders=(\d+)`)
-
-// deployNATSConfs are deploy/'s NATS node configurations: the cluster
-// test runs the files an operator deploys.
-func deployNATSConfs() []string {
-	var out []string
-	for i := 1; i <= 3; i++ {
-		out = append(out, filepath.Join("..", "..", "deploy", "nats", fmt.Sprintf("node-%d.conf", i)))
-	}
-	return out
-}
 
 // TestThreeWorkersOnAThreeNodeClusterLoseNoOrderAndNoCoinThroughSIGKILLs is
 // issue 15's acceptance: three `serve --database-url --stream-replicas 3`
@@ -63,7 +52,7 @@ func TestThreeWorkersOnAThreeNodeClusterLoseNoOrderAndNoCoinThroughSIGKILLs(t *t
 	)
 	began := time.Now()
 	dbURL := pgtest.DB(t)
-	cluster := kit.StartNATSCluster(t, deployNATSConfs()...)
+	cluster := kit.StartNATSCluster(t, kit.DeployNATSConfs()...)
 	t.Logf("the 3-node cluster is ready after %s", time.Since(began).Round(time.Millisecond))
 	sb := kit.StartSandbox(t, 0)
 	// The faults of TestKilledWorkersNeverLoseOrChargeTwice, so that kills

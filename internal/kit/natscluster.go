@@ -389,3 +389,17 @@ func buildNATSServer() (string, error) {
 	}
 	return bin, nil
 }
+
+// DeployNATSConfs are the NATS node configurations of deploy/nats, the
+// files an operator deploys, so that the cluster tests run exactly those.
+// They are found from this file's place in the repository, whichever
+// package's test asks.
+func DeployNATSConfs() []string {
+	_, self, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(self), "..", "..")
+	var out []string
+	for i := 1; i <= 3; i++ {
+		out = append(out, filepath.Join(root, "deploy", "nats", fmt.Sprintf("node-%d.conf", i)))
+	}
+	return out
+}

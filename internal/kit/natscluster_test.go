@@ -3,7 +3,6 @@ package kit_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,22 +12,12 @@ import (
 	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
-// deployConfs are the NATS configuration files of deploy/, the ones the
-// cluster tests run.
-func deployConfs() []string {
-	var out []string
-	for i := 1; i <= 3; i++ {
-		out = append(out, filepath.Join("..", "..", "deploy", "nats", fmt.Sprintf("node-%d.conf", i)))
-	}
-	return out
-}
-
 func TestNATSClusterKeepsAnR3StreamThroughAKilledAndRestartedNode(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs a 3-node nats-server cluster")
 	}
-	c := kit.StartNATSCluster(t, deployConfs()...)
+	c := kit.StartNATSCluster(t, kit.DeployNATSConfs()...)
 	for i, want := range []string{"n1", "n2", "n3"} {
 		if got := c.Name(i); got != want {
 			t.Errorf("node %d is named %q, want %q from its configuration file", i+1, got, want)
