@@ -208,7 +208,17 @@ func (w *clusterWorkers) start(i int) {
 	if w.dirs[i] == "" {
 		w.dirs[i] = w.t.TempDir()
 	}
-	c := startChild(w.t, append(slices.Clone(w.args), "--data-dir", w.dirs[i])...)
+	// A worker started while the cluster elects a new stream leader may
+	// fail to set up its streams in time and exit, as it would under an
+	// orchestrator; like one, start it again (a few times at most).
+	var c *child
+	for try := 1; ; try++ {
+		c = startChild(w.t, append(slices.Clone(w.args), "--data-dir", w.dirs[i])...)
+		if try == 3 || !exitedBeforeStart(c, 90*time.Second) {
+			break
+		}
+		w.t.Logf("worker %d exited while starting (try %d), started again: %s", i+1, try, c.Tail(1))
+	}
 	c.WaitLog(workerStarted, 90*time.Second)
 	w.mu.Lock()
 	w.cur[i] = c
@@ -568,4 +578,24 @@ func checkStatusStream(t *testing.T, ctx context.Context, js jetstream.JetStream
 		}
 	}
 	t.Logf("status stream: %d events for %d orders, %d seq(s) published twice", last, len(ids), dups)
+}
+
+// exitedBeforeStart says whether c exited before it logged that its worker
+// started, watching its output until one of the two happens or timeout.
+func exitedBeforeStart(c *child, timeout time.Duration) bool {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(timeout)
+	for {
+		if workerStarted.MatchString(c.Output()) {
+			return false
+		}
+		select {
+		case <-c.Exited():
+			return !workerStarted.MatchString(c.Output())
+		case <-deadline:
+			return false // WaitLog reports it
+		case <-tick.C:
+		}
+	}
 }
