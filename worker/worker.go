@@ -249,7 +249,7 @@ func (w *Worker) Ready() bool { return w.ready.Load() && w.writes.ok() }
 // finish and record their outcome, and the outbox is flushed, before Run
 // returns nil.
 func (w *Worker) Run(ctx context.Context) error {
-	diffs, err := events.EnsureStreams(ctx, w.js, w.cfg.Subjects, w.cfg.Streams)
+	diffs, err := w.ensureStreams(ctx)
 	if err != nil {
 		return fmt.Errorf("worker: streams: %w", err)
 	}

@@ -172,6 +172,15 @@ func (c *NATSCluster) Kill(i int) {
 // ports, and waits until it is back in the cluster and current.
 func (c *NATSCluster) Restart(i int) {
 	c.t.Helper()
+	c.Start(i)
+	c.WaitReady(natsReadyTimeout)
+}
+
+// Start starts node i again after a Kill, as Restart does, but returns
+// without waiting: for a test that brings back several nodes of a cluster
+// that lost its quorum, then calls WaitReady once.
+func (c *NATSCluster) Start(i int) {
+	c.t.Helper()
 	c.nodes[i].mu.Lock()
 	running := c.nodes[i].cmd != nil
 	c.nodes[i].mu.Unlock()
@@ -179,7 +188,6 @@ func (c *NATSCluster) Restart(i int) {
 		c.t.Fatalf("restart nats node %d: it still runs", i+1)
 	}
 	c.start(i)
-	c.WaitReady(natsReadyTimeout)
 }
 
 // Log is node i's output so far, every start's.
