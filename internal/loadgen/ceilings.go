@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
@@ -147,7 +148,7 @@ func (r *run) jetstreamCeiling(ctx context.Context) (float64, error) {
 	for i := 0; i < n; i++ {
 		m := gen.msg(i)
 		m.Subject = subject
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		if err := publishWaiting(ctx, js, m); err != nil {
 			return 0, fmt.Errorf("jetstream ceiling: publish: %w", err)
 		}
 	}
@@ -163,4 +164,21 @@ func (r *run) jetstreamCeiling(ctx context.Context) (float64, error) {
 	elapsed := time.Since(started)
 	bar.Add(n)
 	return float64(n) / elapsed.Seconds(), nil
+}
+
+// publishWaiting publishes m asynchronously; when the acks outstanding
+// reach the limit for longer than the stall wait (a loaded machine), it
+// waits for them to come in and tries again instead of failing the run.
+func publishWaiting(ctx context.Context, js jetstream.JetStream, m *nats.Msg) error {
+	for {
+		_, err := js.PublishMsgAsync(m)
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return err
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
