@@ -24,6 +24,14 @@ const maxIdle = time.Second
 // larger read, kept in a local batch, pays that once for many starts.
 const dueFetchFactor = 4
 
+// dueFetchMax caps one Due read. With slots sized for slow providers
+// (thousands), four times the slots would be thousands of whole rows,
+// intents included, read again every dueBatchMaxAge while the slots are
+// full and most of the batch waits: at 50 ms per call that re-reading was
+// a twentieth of the worker's CPU. A batch this size outlasts
+// dueBatchMaxAge at the rates one worker reaches.
+const dueFetchMax = 512
+
 // dueBatchMaxAge bounds how long a fetched batch may be used: past it the
 // batch is dropped and re-read, so an order that became due meanwhile
 // (a retry, a confirmation poll) never waits behind a stale list long.
@@ -179,7 +187,7 @@ func (w *Worker) fill(ctx context.Context, batch *dueBatch, steps []Step, room f
 		if n <= 0 || !batch.more {
 			return
 		}
-		limit := max(n, dueFetchFactor*w.slots.capacity())
+		limit := max(n, min(dueFetchFactor*w.slots.capacity(), dueFetchMax))
 		fetched := w.now() // before the read: see current
 		due, err := w.cfg.Store.Due(ctx, fetched, limit, steps, w.isRunning)
 		if err != nil {
