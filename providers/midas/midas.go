@@ -88,12 +88,7 @@ func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers
 	if err != nil {
 		return providers.Balance{}, err
 	}
-	return providers.Balance{
-		Balance:    int64(*rep.Reply.Balance),
-		GenBalance: int64(rep.Reply.GenBalance),
-		SaveAmt:    int64(rep.Reply.SaveAmt),
-		FirstSave:  bool(rep.Reply.FirstSave),
-	}, nil
+	return rep.Reply.AccountBalance(rep.Reply.FirstSave), nil
 }
 
 // Debit calls pay_m for d.Amount coins under billno d.BillNo. A duplicate

@@ -91,15 +91,10 @@ func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers
 	if err != nil {
 		return providers.Balance{}, err
 	}
-	return providers.Balance{
-		Balance:     int64(*rep.Reply.Balance),
-		GenBalance:  int64(rep.Reply.GenBalance),
-		SaveAmt:     int64(rep.Reply.SaveAmt),
-		SaveSum:     int64(rep.Reply.SaveSum),
-		CostSum:     int64(rep.Reply.CostSum),
-		PresentSums: int64(rep.Reply.PresentSums),
-		FirstSave:   bool(rep.Reply.IsFirst),
-	}, nil
+	b := rep.Reply.AccountBalance(rep.Reply.IsFirst)
+	// MOGS alone reports the account's running sums.
+	b.SaveSum, b.CostSum, b.PresentSums = int64(rep.Reply.SaveSum), int64(rep.Reply.CostSum), int64(rep.Reply.PresentSums)
+	return b, nil
 }
 
 // Debit pays d.Amount coins under d.BillNo. A duplicate bill_no (90012)

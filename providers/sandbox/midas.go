@@ -273,20 +273,27 @@ func rfc3986(s string) string {
 	return b.String()
 }
 
-// bill reads what a money call moves, the amount (in amtParam) and the
-// billno, or the reply that refuses either.
-func (req midasRequest) bill(amtParam string) (amt int64, billNo string, bad *reply) {
+// midasMoneyCall parses a pay, cancel or present (midasParse with the
+// endpoint's params, in its order), then reads what it moves: the amount
+// (in amtParam) and the billno; or it returns the reply refusing the call.
+func (s *Sandbox) midasMoneyCall(c *call, amtParam string, params ...string) (req midasRequest, amt int64, billNo string, bad *reply) {
+	req, bad = s.midasParse(c, params...)
+	if bad != nil {
+		return req, 0, "", bad
+	}
+	fail := func(msg string) (midasRequest, int64, string, *reply) {
+		r := midasError(midasParamError, msg, req.jsonp)
+		return req, 0, "", &r
+	}
 	amt, err := strconv.ParseInt(req.q.Get(amtParam), 10, 64)
 	if err != nil || !validAmt(amt) {
-		r := midasError(midasParamError, amtParam+" must be between 1 and 2^31-1", req.jsonp)
-		return 0, "", &r
+		return fail(amtParam + " must be between 1 and 2^31-1")
 	}
 	billNo = req.q.Get("billno")
 	if p := billNoProblem(billNo); p != "" {
-		r := midasError(midasParamError, "billno "+p, req.jsonp)
-		return 0, "", &r
+		return fail("billno " + p)
 	}
-	return amt, billNo, nil
+	return req, amt, billNo, nil
 }
 
 func (s *Sandbox) midasGetBalance(c *call) reply {
@@ -311,11 +318,7 @@ func (s *Sandbox) midasGetBalance(c *call) reply {
 }
 
 func (s *Sandbox) midasPay(c *call) reply {
-	req, bad := s.midasParse(c, "amt", "billno")
-	if bad != nil {
-		return *bad
-	}
-	amt, billNo, bad := req.bill("amt")
+	req, amt, billNo, bad := s.midasMoneyCall(c, "amt", "amt", "billno")
 	if bad != nil {
 		return *bad
 	}
@@ -335,11 +338,7 @@ func (s *Sandbox) midasPay(c *call) reply {
 }
 
 func (s *Sandbox) midasCancelPay(c *call) reply {
-	req, bad := s.midasParse(c, "amt", "billno")
-	if bad != nil {
-		return *bad
-	}
-	amt, billNo, bad := req.bill("amt")
+	req, amt, billNo, bad := s.midasMoneyCall(c, "amt", "amt", "billno")
 	if bad != nil {
 		return *bad
 	}
@@ -359,11 +358,7 @@ func (s *Sandbox) midasCancelPay(c *call) reply {
 }
 
 func (s *Sandbox) midasPresent(c *call) reply {
-	req, bad := s.midasParse(c, "billno", "presenttimes")
-	if bad != nil {
-		return *bad
-	}
-	amt, billNo, bad := req.bill("presenttimes")
+	req, amt, billNo, bad := s.midasMoneyCall(c, "presenttimes", "billno", "presenttimes")
 	if bad != nil {
 		return *bad
 	}

@@ -105,6 +105,18 @@ type WalletReply struct {
 	UsedGenAmt FlexInt  `json:"used_gen_amt"`
 }
 
+// AccountBalance is the balance read as the reply reported it; firstSave
+// is the wallet's own field for it. A balance read that succeeded always
+// carries the balance (ClassifyWallet with needBalance).
+func (r WalletReply) AccountBalance(firstSave FlexBool) providers.Balance {
+	return providers.Balance{
+		Balance:    int64(*r.Balance),
+		GenBalance: int64(r.GenBalance),
+		SaveAmt:    int64(r.SaveAmt),
+		FirstSave:  bool(firstSave),
+	}
+}
+
 // DebitReply is the pay with billNo as the reply reported it, class
 // already known; the balance is known only when the reply carried it.
 func (r WalletReply) DebitReply(class providers.Class, billNo string) providers.DebitReply {
