@@ -305,56 +305,37 @@ func TestReplies(t *testing.T) {
 	})
 
 	tests := []struct {
-		name     string
-		endpoint string
-		status   int
-		reply    string
-		class    providers.Class
-		code     providers.Code
+		name   string
+		op     providertest.Op
+		status int
+		reply  string
+		class  providers.Class
+		code   providers.Code
 	}{
-		{"1002215 on cancel_pay_m is already done", "cancel", 200, `{"ret":1002215,"msg":"duplicate billno"}`, providers.AlreadyDone, ""},
-		{"1002215 on present_m is already done", "present", 200, `{"ret":1002215}`, providers.AlreadyDone, ""},
-		{"1002215 as a string on pay_m is already done", "pay", 200, `{"ret":"1002215"}`, providers.AlreadyDone, ""},
-		{"1001 is a final param error", "pay", 200, `{"ret":1001,"msg":"param"}`, providers.Final, providers.CodeParamError},
-		{"1004 is final insufficient balance", "pay", 200, `{"ret":1004}`, providers.Final, providers.CodeInsufficientBalance},
-		{"1018 is final login failed", "balance", 200, `{"ret":1018,"msg":"请先登录"}`, providers.Final, providers.CodeLoginFailed},
-		{"1147 is final risk control", "pay", 200, `{"ret":1147}`, providers.Final, providers.CodeRiskControl},
-		{"1002 is retryable busy", "pay", 200, `{"ret":1002}`, providers.Retryable, providers.CodeBusy},
-		{"3000111 is retryable busy", "pay", 200, `{"ret":3000111}`, providers.Retryable, providers.CodeBusy},
-		{"1003 on pay_m is final unknown", "pay", 200, `{"ret":1003}`, providers.Final, providers.CodeUnknown},
-		{"1003 on cancel_pay_m is final not found", "cancel", 200, `{"ret":1003}`, providers.Final, providers.CodeNotFound},
-		{"an unknown ret is final unknown", "balance", 200, `{"ret":-7}`, providers.Final, providers.CodeUnknown},
-		{"a jsonp reply that does not close is a retryable bad reply", "pay", 200, `cb({"ret":0`, providers.Retryable, providers.CodeBadReply},
-		{"an HTML page is a retryable bad reply", "pay", 200, `<html>proxy error</html>`, providers.Retryable, providers.CodeBadReply},
-		{"a reply without ret is a retryable bad reply", "pay", 200, `{"balance":1}`, providers.Retryable, providers.CodeBadReply},
-		{"a success of get_balance_m without balance is a retryable bad reply", "balance", 200, `{"ret":0}`, providers.Retryable, providers.CodeBadReply},
-		{"HTTP 503 is retryable unavailable", "pay", 503, ``, providers.Retryable, providers.CodeUnavailable},
-		{"HTTP 403 is a final bad reply", "pay", 403, `forbidden`, providers.Final, providers.CodeBadReply},
+		{"1002215 on cancel_pay_m is already done", providertest.OpCancel, 200, `{"ret":1002215,"msg":"duplicate billno"}`, providers.AlreadyDone, ""},
+		{"1002215 on present_m is already done", providertest.OpPresent, 200, `{"ret":1002215}`, providers.AlreadyDone, ""},
+		{"1002215 as a string on pay_m is already done", providertest.OpPay, 200, `{"ret":"1002215"}`, providers.AlreadyDone, ""},
+		{"1001 is a final param error", providertest.OpPay, 200, `{"ret":1001,"msg":"param"}`, providers.Final, providers.CodeParamError},
+		{"1004 is final insufficient balance", providertest.OpPay, 200, `{"ret":1004}`, providers.Final, providers.CodeInsufficientBalance},
+		{"1018 is final login failed", providertest.OpBalance, 200, `{"ret":1018,"msg":"请先登录"}`, providers.Final, providers.CodeLoginFailed},
+		{"1147 is final risk control", providertest.OpPay, 200, `{"ret":1147}`, providers.Final, providers.CodeRiskControl},
+		{"1002 is retryable busy", providertest.OpPay, 200, `{"ret":1002}`, providers.Retryable, providers.CodeBusy},
+		{"3000111 is retryable busy", providertest.OpPay, 200, `{"ret":3000111}`, providers.Retryable, providers.CodeBusy},
+		{"1003 on pay_m is final unknown", providertest.OpPay, 200, `{"ret":1003}`, providers.Final, providers.CodeUnknown},
+		{"1003 on cancel_pay_m is final not found", providertest.OpCancel, 200, `{"ret":1003}`, providers.Final, providers.CodeNotFound},
+		{"an unknown ret is final unknown", providertest.OpBalance, 200, `{"ret":-7}`, providers.Final, providers.CodeUnknown},
+		{"a jsonp reply that does not close is a retryable bad reply", providertest.OpPay, 200, `cb({"ret":0`, providers.Retryable, providers.CodeBadReply},
+		{"an HTML page is a retryable bad reply", providertest.OpPay, 200, `<html>proxy error</html>`, providers.Retryable, providers.CodeBadReply},
+		{"a reply without ret is a retryable bad reply", providertest.OpPay, 200, `{"balance":1}`, providers.Retryable, providers.CodeBadReply},
+		{"a success of get_balance_m without balance is a retryable bad reply", providertest.OpBalance, 200, `{"ret":0}`, providers.Retryable, providers.CodeBadReply},
+		{"HTTP 503 is retryable unavailable", providertest.OpPay, 503, ``, providers.Retryable, providers.CodeUnavailable},
+		{"HTTP 403 is a final bad reply", providertest.OpPay, 403, `forbidden`, providers.Final, providers.CodeBadReply},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, c := newCapture(t, tt.reply)
 			cp.Answer(tt.status, tt.reply)
-			var (
-				class providers.Class
-				err   error
-			)
-			switch tt.endpoint {
-			case "balance":
-				_, err = c.Balance(ctx, a)
-			case "pay":
-				var r providers.DebitReply
-				r, err = c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
-				class = r.Class
-			case "cancel":
-				var r providers.CancelReply
-				r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "b", Amount: 1})
-				class = r.Class
-			case "present":
-				var r providers.PresentReply
-				r, err = c.Present(ctx, a, providers.Present{BillNo: "b", Amount: 1})
-				class = r.Class
-			}
+			class, err := tt.op.Do(ctx, c, a, "b")
 			if tt.class == providers.AlreadyDone {
 				if err != nil || class != providers.AlreadyDone {
 					t.Fatalf("class %v, err %v; want already done", class, err)
