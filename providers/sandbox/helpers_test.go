@@ -136,6 +136,21 @@ func decodeInto(resp *http.Response, out any) error {
 	return nil
 }
 
+// sendFrom sends req on c from a goroutine other than the test's own and
+// decodes the reply into out. A failure is an error of the test, named by
+// what, and false.
+func sendFrom(t *testing.T, c *http.Client, req *http.Request, what string, out any) bool {
+	resp, err := c.Do(req)
+	if err == nil {
+		err = decodeInto(resp, out)
+	}
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return false
+	}
+	return true
+}
+
 // ---- Midas ----
 
 type midasResp struct {

@@ -40,14 +40,27 @@ func (e *env) listedStatus(outOrderID string) string {
 func TestSUDExecution(t *testing.T) {
 	t.Parallel()
 
-	t.Run("without a fault an order is EXECUTE_SUCCESS at once", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		e.sud("/sud/create_order", validOrder("o-1"))
-		if got := e.statusOf("o-1"); got != "EXECUTE_SUCCESS" {
-			t.Fatalf("status = %s", got)
-		}
-	})
+	// One order, created under a fault (or none), ends at once.
+	for _, tt := range []struct {
+		name   string
+		faults []sandbox.Fault
+		want   string
+	}{
+		{"without a fault an order is EXECUTE_SUCCESS at once", nil, "EXECUTE_SUCCESS"},
+		{"a fail rate set on every endpoint applies to create_order", []sandbox.Fault{{Endpoint: "*", ExecuteFailRate: 1}}, "EXECUTE_FAIL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			for _, f := range tt.faults {
+				e.sb.SetFault(f)
+			}
+			e.sud("/sud/create_order", validOrder("o-1"))
+			if got := e.statusOf("o-1"); got != tt.want {
+				t.Fatalf("status = %s, want %s", got, tt.want)
+			}
+		})
+	}
 
 	t.Run("with execute_delay_ms an order is EXECUTING until the delay has passed on the sandbox clock", func(t *testing.T) {
 		t.Parallel()
@@ -92,16 +105,6 @@ func TestSUDExecution(t *testing.T) {
 			if o.Status != "EXECUTE_FAIL" {
 				t.Fatalf("order %+v", o)
 			}
-		}
-	})
-
-	t.Run("a fail rate set on every endpoint applies to create_order", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		e.sb.SetFault(sandbox.Fault{Endpoint: "*", ExecuteFailRate: 1})
-		e.sud("/sud/create_order", validOrder("o-1"))
-		if got := e.statusOf("o-1"); got != "EXECUTE_FAIL" {
-			t.Fatalf("status = %s", got)
 		}
 	})
 
