@@ -93,12 +93,7 @@ func TestSandboxClock(t *testing.T) {
 	t.Run("AdvanceClock panics on a negative duration", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		defer func() {
-			if recover() == nil {
-				t.Fatal("no panic")
-			}
-		}()
-		e.sb.AdvanceClock(-time.Second)
+		wantPanic(t, "no panic", func() { e.sb.AdvanceClock(-time.Second) })
 	})
 
 	t.Run("a remote peer may not move the clock", func(t *testing.T) {

@@ -162,14 +162,7 @@ func TestSUDExecutionFaultValidation(t *testing.T) {
 		t.Run(tc.name+" is refused by SetFault and over HTTP", func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			func() {
-				defer func() {
-					if recover() == nil {
-						t.Error("SetFault accepted it")
-					}
-				}()
-				e.sb.SetFault(tc.fault)
-			}()
+			wantPanic(t, "SetFault accepted it", func() { e.sb.SetFault(tc.fault) })
 			err := sandbox.NewAdminClient(e.srv.URL).SetFault(context.Background(), tc.fault)
 			if err == nil || !strings.Contains(err.Error(), "HTTP 400") {
 				t.Fatalf("admin SetFault: %v", err)
@@ -183,14 +176,9 @@ func TestSUDExecutionFaultValidation(t *testing.T) {
 	t.Run("the execution fields travel over HTTP", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		a := sandbox.NewAdminClient(e.srv.URL)
 		f := sandbox.Fault{Endpoint: "sud.create_order", ExecuteFailRate: 0.25, ExecuteDelayMS: 1500}
-		if err := a.SetFault(context.Background(), f); err != nil {
-			t.Fatal(err)
-		}
-		got, err := a.Faults(context.Background())
-		if err != nil || len(got) != 1 || got[0] != f {
-			t.Fatalf("faults = %+v, %v", got, err)
+		if got := e.faultOverHTTP(f); len(got) != 1 || got[0] != f {
+			t.Fatalf("faults = %+v", got)
 		}
 		resp, err := http.Post(e.srv.URL+"/_sandbox/faults", "application/json",
 			strings.NewReader(`{"endpoint":"sud.create_order","execute_fail_rate":1,"execute_delay_ms":200}`))
