@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -32,9 +31,7 @@ const (
 )
 
 // DefaultTimeout bounds every call when Config.Timeout is zero.
-const DefaultTimeout = 5 * time.Second
-
-// wire.MaxReply caps how much of a reply is read.
+const DefaultTimeout = wire.DefaultTimeout
 
 // Config configures a Client.
 type Config struct {
@@ -49,13 +46,11 @@ type Config struct {
 
 // Client calls Midas. It is safe for concurrent use.
 type Client struct {
-	base    string
-	appID   string
-	appKey  string
-	http    *http.Client
-	timeout time.Duration
-	obs     providers.Observer
-	now     func() time.Time
+	base   string
+	appID  string
+	appKey string
+	caller wire.Caller
+	now    func() time.Time
 }
 
 var _ providers.Wallet = (*Client)(nil)
@@ -63,22 +58,11 @@ var _ providers.Wallet = (*Client)(nil)
 // New returns a client for cfg, filling in defaults.
 func New(cfg Config) *Client {
 	c := &Client{
-		base:    strings.TrimRight(cfg.BaseURL, "/"),
-		appID:   cfg.AppID,
-		appKey:  cfg.AppKey,
-		http:    cfg.HTTP,
-		timeout: cfg.Timeout,
-		obs:     cfg.Observer,
-		now:     cfg.Now,
-	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
-	}
-	if c.http == nil {
-		c.http = providers.NewHTTPClient(c.timeout)
-	}
-	if c.obs == nil {
-		c.obs = providers.NopObserver{}
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		appID:  cfg.AppID,
+		appKey: cfg.AppKey,
+		caller: wire.NewCaller(Provider, cfg.HTTP, cfg.Timeout, cfg.Observer),
+		now:    cfg.Now,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -89,17 +73,13 @@ func New(cfg Config) *Client {
 // Provider returns "midas".
 func (c *Client) Provider() string { return Provider }
 
-// reply is the union of the four endpoints' replies. Pointers tell an
-// absent field from a zero one. The echoed billno is not read: the key that
-// matters is the one we sent, which the replies report.
+// reply is the union of the four endpoints' replies, past the fields both
+// wallets share (wire.WalletReply). The echoed billno is not read: the key
+// that matters is the one we sent, which the replies report.
 type reply struct {
-	Ret        *wire.FlexInt `json:"ret"`
-	Msg        string        `json:"msg"`
-	Balance    *wire.FlexInt `json:"balance"`
-	GenBalance wire.FlexInt  `json:"gen_balance"`
-	FirstSave  wire.FlexBool `json:"first_save"`
-	SaveAmt    wire.FlexInt  `json:"save_amt"`
-	UsedGenAmt wire.FlexInt  `json:"used_gen_amt"`
+	wire.WalletReply
+	Msg       string        `json:"msg"`
+	FirstSave wire.FlexBool `json:"first_save"`
 }
 
 // Balance reads the player's coin account.
@@ -108,12 +88,7 @@ func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers
 	if err != nil {
 		return providers.Balance{}, err
 	}
-	return providers.Balance{
-		Balance:    int64(*rep.Balance),
-		GenBalance: int64(rep.GenBalance),
-		SaveAmt:    int64(rep.SaveAmt),
-		FirstSave:  bool(rep.FirstSave),
-	}, nil
+	return rep.Reply.AccountBalance(rep.Reply.FirstSave), nil
 }
 
 // Debit calls pay_m for d.Amount coins under billno d.BillNo. A duplicate
@@ -134,11 +109,7 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 	if err != nil {
 		return providers.DebitReply{}, err
 	}
-	out := providers.DebitReply{Class: rep.class, BillNo: d.BillNo, UsedGenAmt: int64(rep.UsedGenAmt)}
-	if rep.Balance != nil {
-		out.Balance, out.BalanceKnown = int64(*rep.Balance), true
-	}
-	return out, nil
+	return rep.Reply.DebitReply(rep.Class, d.BillNo), nil
 }
 
 // Cancel calls cancel_pay_m for the pay with cn.BillNo and its amount. A
@@ -152,7 +123,7 @@ func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn provider
 	if err != nil {
 		return providers.CancelReply{}, err
 	}
-	return providers.CancelReply{Class: rep.class, BillNo: cn.BillNo}, nil
+	return providers.CancelReply{Class: rep.Class, BillNo: cn.BillNo}, nil
 }
 
 // Present calls present_m for p.Amount coins under billno p.BillNo.
@@ -165,18 +136,11 @@ func (c *Client) Present(ctx context.Context, acct providers.Account, p provider
 	if err != nil {
 		return providers.PresentReply{}, err
 	}
-	out := providers.PresentReply{Class: rep.class, BillNo: p.BillNo}
-	if rep.Balance != nil {
-		out.Balance = int64(*rep.Balance)
-	}
-	return out, nil
+	return rep.Reply.PresentReply(rep.Class, p.BillNo), nil
 }
 
 // classified is a decoded reply that the call classified as a success.
-type classified struct {
-	reply
-	class providers.Class
-}
+type classified = wire.Classified[reply]
 
 // SessionID returns the cookie's session_id for a session type: "openid"
 // for QQ (kp_actoken) and H5 (openkey), "hy_gameid" for WeChat (wc_actoken)
@@ -195,17 +159,9 @@ func SessionID(sessionType string) (id string, ok bool) {
 // observer. It returns a classified reply for OK and AlreadyDone and a
 // *providers.Error otherwise.
 func (c *Client) call(ctx context.Context, endpoint string, acct providers.Account, extra url.Values) (*classified, error) {
-	start := time.Now()
-	rep, err := c.roundTrip(ctx, endpoint, acct, extra)
-	class := providers.ClassOf(err)
-	if rep != nil {
-		class = rep.class
-	}
-	c.obs.ObserveCall(Provider, endpoint, class, time.Since(start))
-	if err != nil {
-		return nil, err
-	}
-	return rep, nil
+	return wire.Observe(c.caller, endpoint, func() (*classified, error) {
+		return c.roundTrip(ctx, endpoint, acct, extra)
+	})
 }
 
 // params returns the signed query of a call (sig included), for the
@@ -246,7 +202,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	if !ok {
 		return nil, providers.ParamError(Provider, endpoint, "unknown session_type "+strconv.Quote(acct.Midas.SessionType))
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.caller.Timeout)
 	defer cancel()
 
 	path := "/mpay/" + endpoint
@@ -257,45 +213,20 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 	req.Header.Set("Cookie", "session_id="+Encode(sessionID)+"; session_type="+Encode(acct.Midas.SessionType)+"; org_loc="+Encode(path))
 
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
-	}
-	defer wire.DrainClose(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReply+1))
-	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
-	}
-	if len(raw) > wire.MaxReply {
-		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
+	raw, perr := c.caller.Fetch(endpoint, req)
+	if perr != nil {
+		return nil, perr
 	}
 	var rep reply
 	if err := json.Unmarshal(stripJSONP(raw), &rep); err != nil {
-		return nil, badReply(endpoint, "undecodable reply", err)
+		return nil, wire.BadReply(Provider, endpoint, "undecodable reply", err)
 	}
-	if rep.Ret == nil {
-		return nil, badReply(endpoint, "reply has no ret", nil)
+	needBalance := endpoint == EndpointGetBalance || endpoint == EndpointPay
+	class, perr := c.caller.ClassifyWallet(endpoint, Codes, rep.WalletReply, needBalance, rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey)
+	if perr != nil {
+		return nil, perr
 	}
-	ret := int(*rep.Ret)
-	class, code := Classify(endpoint, ret)
-	switch class {
-	case providers.OK:
-		// The saga confirms a debit against these balances; a success
-		// without them is a reply we cannot use.
-		if rep.Balance == nil && (endpoint == EndpointGetBalance || endpoint == EndpointPay) {
-			return nil, badReply(endpoint, "reply has no balance", nil)
-		}
-		return &classified{reply: rep, class: class}, nil
-	case providers.AlreadyDone:
-		return &classified{reply: rep, class: class}, nil
-	}
-	return nil, &providers.Error{
-		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: wire.Scrub(rep.Msg, acct.Midas.OpenKey, acct.Midas.PFKey, c.appKey),
-	}
+	return &classified{Reply: rep, Class: class}, nil
 }
 
 // stripJSONP unwraps a `func({...})` reply. We always ask for format=json,
@@ -373,12 +304,4 @@ var Codes = providers.CodeTable{
 // and already-done classes carry an empty Code.
 func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
 	return Codes.Classify(endpoint, ret)
-}
-
-// badReply is an HTTP 200 we could not make sense of. It is Retryable: the
-// call may have taken effect, and only asking again with the same billno
-// can tell; a reply that stays broken exhausts the caller's retries, which
-// for a pay leads to compensation, the safe end.
-func badReply(endpoint, msg string, err error) *providers.Error {
-	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
 }

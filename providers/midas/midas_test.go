@@ -90,31 +90,33 @@ func TestAgainstTheSandbox(t *testing.T) {
 		}
 	})
 
-	t.Run("a failed login is final login failed", func(t *testing.T) {
-		a := account("late")
-		a.Midas.OpenKey = "expired"
-		_, err := c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
-		pe := wantErr(t, err, providers.Final, providers.CodeLoginFailed)
-		if pe.Ret != 1018 {
-			t.Errorf("Ret = %d", pe.Ret)
-		}
-	})
-
-	t.Run("a risk-control refusal is final risk control", func(t *testing.T) {
-		a := account("risky")
-		a.Midas.OpenKey = "risk"
-		_, err := c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
-		wantErr(t, err, providers.Final, providers.CodeRiskControl)
-	})
-
-	t.Run("a wrong app key fails the sig check as a final param error", func(t *testing.T) {
-		bad := midas.New(midas.Config{BaseURL: e.base, AppID: appID, AppKey: "not-the-key"})
-		_, err := bad.Balance(ctx, account("x"))
-		pe := wantErr(t, err, providers.Final, providers.CodeParamError)
-		if pe.Ret != 1001 {
-			t.Errorf("Ret = %d", pe.Ret)
-		}
-	})
+	// The sandbox's refusals, each from the openkey it answers so (or a
+	// client with the wrong key); ret 0 leaves the ret unchecked.
+	wrongKey := midas.New(midas.Config{BaseURL: e.base, AppID: appID, AppKey: "not-the-key"})
+	for _, tt := range []struct {
+		name            string
+		client          *midas.Client
+		openid, openKey string
+		op              providertest.Op
+		code            providers.Code
+		ret             int
+	}{
+		{"a failed login is final login failed", c, "late", "expired", providertest.OpPay, providers.CodeLoginFailed, 1018},
+		{"a risk-control refusal is final risk control", c, "risky", "risk", providertest.OpPay, providers.CodeRiskControl, 0},
+		{"a wrong app key fails the sig check as a final param error", wrongKey, "x", "", providertest.OpBalance, providers.CodeParamError, 1001},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := account(tt.openid)
+			if tt.openKey != "" {
+				a.Midas.OpenKey = tt.openKey
+			}
+			_, err := tt.op.Do(ctx, tt.client, a, "b")
+			pe := wantErr(t, err, providers.Final, tt.code)
+			if tt.ret != 0 && pe.Ret != tt.ret {
+				t.Errorf("Ret = %d, want %d", pe.Ret, tt.ret)
+			}
+		})
+	}
 
 	t.Run("values that need escaping are signed and sent intact", func(t *testing.T) {
 		a := account("escapes")
@@ -305,56 +307,37 @@ func TestReplies(t *testing.T) {
 	})
 
 	tests := []struct {
-		name     string
-		endpoint string
-		status   int
-		reply    string
-		class    providers.Class
-		code     providers.Code
+		name   string
+		op     providertest.Op
+		status int
+		reply  string
+		class  providers.Class
+		code   providers.Code
 	}{
-		{"1002215 on cancel_pay_m is already done", "cancel", 200, `{"ret":1002215,"msg":"duplicate billno"}`, providers.AlreadyDone, ""},
-		{"1002215 on present_m is already done", "present", 200, `{"ret":1002215}`, providers.AlreadyDone, ""},
-		{"1002215 as a string on pay_m is already done", "pay", 200, `{"ret":"1002215"}`, providers.AlreadyDone, ""},
-		{"1001 is a final param error", "pay", 200, `{"ret":1001,"msg":"param"}`, providers.Final, providers.CodeParamError},
-		{"1004 is final insufficient balance", "pay", 200, `{"ret":1004}`, providers.Final, providers.CodeInsufficientBalance},
-		{"1018 is final login failed", "balance", 200, `{"ret":1018,"msg":"请先登录"}`, providers.Final, providers.CodeLoginFailed},
-		{"1147 is final risk control", "pay", 200, `{"ret":1147}`, providers.Final, providers.CodeRiskControl},
-		{"1002 is retryable busy", "pay", 200, `{"ret":1002}`, providers.Retryable, providers.CodeBusy},
-		{"3000111 is retryable busy", "pay", 200, `{"ret":3000111}`, providers.Retryable, providers.CodeBusy},
-		{"1003 on pay_m is final unknown", "pay", 200, `{"ret":1003}`, providers.Final, providers.CodeUnknown},
-		{"1003 on cancel_pay_m is final not found", "cancel", 200, `{"ret":1003}`, providers.Final, providers.CodeNotFound},
-		{"an unknown ret is final unknown", "balance", 200, `{"ret":-7}`, providers.Final, providers.CodeUnknown},
-		{"a jsonp reply that does not close is a retryable bad reply", "pay", 200, `cb({"ret":0`, providers.Retryable, providers.CodeBadReply},
-		{"an HTML page is a retryable bad reply", "pay", 200, `<html>proxy error</html>`, providers.Retryable, providers.CodeBadReply},
-		{"a reply without ret is a retryable bad reply", "pay", 200, `{"balance":1}`, providers.Retryable, providers.CodeBadReply},
-		{"a success of get_balance_m without balance is a retryable bad reply", "balance", 200, `{"ret":0}`, providers.Retryable, providers.CodeBadReply},
-		{"HTTP 503 is retryable unavailable", "pay", 503, ``, providers.Retryable, providers.CodeUnavailable},
-		{"HTTP 403 is a final bad reply", "pay", 403, `forbidden`, providers.Final, providers.CodeBadReply},
+		{"1002215 on cancel_pay_m is already done", providertest.OpCancel, 200, `{"ret":1002215,"msg":"duplicate billno"}`, providers.AlreadyDone, ""},
+		{"1002215 on present_m is already done", providertest.OpPresent, 200, `{"ret":1002215}`, providers.AlreadyDone, ""},
+		{"1002215 as a string on pay_m is already done", providertest.OpPay, 200, `{"ret":"1002215"}`, providers.AlreadyDone, ""},
+		{"1001 is a final param error", providertest.OpPay, 200, `{"ret":1001,"msg":"param"}`, providers.Final, providers.CodeParamError},
+		{"1004 is final insufficient balance", providertest.OpPay, 200, `{"ret":1004}`, providers.Final, providers.CodeInsufficientBalance},
+		{"1018 is final login failed", providertest.OpBalance, 200, `{"ret":1018,"msg":"请先登录"}`, providers.Final, providers.CodeLoginFailed},
+		{"1147 is final risk control", providertest.OpPay, 200, `{"ret":1147}`, providers.Final, providers.CodeRiskControl},
+		{"1002 is retryable busy", providertest.OpPay, 200, `{"ret":1002}`, providers.Retryable, providers.CodeBusy},
+		{"3000111 is retryable busy", providertest.OpPay, 200, `{"ret":3000111}`, providers.Retryable, providers.CodeBusy},
+		{"1003 on pay_m is final unknown", providertest.OpPay, 200, `{"ret":1003}`, providers.Final, providers.CodeUnknown},
+		{"1003 on cancel_pay_m is final not found", providertest.OpCancel, 200, `{"ret":1003}`, providers.Final, providers.CodeNotFound},
+		{"an unknown ret is final unknown", providertest.OpBalance, 200, `{"ret":-7}`, providers.Final, providers.CodeUnknown},
+		{"a jsonp reply that does not close is a retryable bad reply", providertest.OpPay, 200, `cb({"ret":0`, providers.Retryable, providers.CodeBadReply},
+		{"an HTML page is a retryable bad reply", providertest.OpPay, 200, `<html>proxy error</html>`, providers.Retryable, providers.CodeBadReply},
+		{"a reply without ret is a retryable bad reply", providertest.OpPay, 200, `{"balance":1}`, providers.Retryable, providers.CodeBadReply},
+		{"a success of get_balance_m without balance is a retryable bad reply", providertest.OpBalance, 200, `{"ret":0}`, providers.Retryable, providers.CodeBadReply},
+		{"HTTP 503 is retryable unavailable", providertest.OpPay, 503, ``, providers.Retryable, providers.CodeUnavailable},
+		{"HTTP 403 is a final bad reply", providertest.OpPay, 403, `forbidden`, providers.Final, providers.CodeBadReply},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cp, c := newCapture(t, tt.reply)
 			cp.Answer(tt.status, tt.reply)
-			var (
-				class providers.Class
-				err   error
-			)
-			switch tt.endpoint {
-			case "balance":
-				_, err = c.Balance(ctx, a)
-			case "pay":
-				var r providers.DebitReply
-				r, err = c.Debit(ctx, a, providers.Debit{BillNo: "b", Amount: 1})
-				class = r.Class
-			case "cancel":
-				var r providers.CancelReply
-				r, err = c.Cancel(ctx, a, providers.Cancel{BillNo: "b", Amount: 1})
-				class = r.Class
-			case "present":
-				var r providers.PresentReply
-				r, err = c.Present(ctx, a, providers.Present{BillNo: "b", Amount: 1})
-				class = r.Class
-			}
+			class, err := tt.op.Do(ctx, c, a, "b")
 			if tt.class == providers.AlreadyDone {
 				if err != nil || class != providers.AlreadyDone {
 					t.Fatalf("class %v, err %v; want already done", class, err)

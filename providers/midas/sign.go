@@ -26,26 +26,10 @@ func Sign(method, path string, params url.Values, appKey string) string {
 // SignSource is the string Sign signs, exported so that a signature mismatch
 // can be investigated without the key.
 func SignSource(method, path string, params url.Values) string {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		if k != "sig" {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var q strings.Builder
-	for _, k := range keys {
-		for _, v := range params[k] {
-			if q.Len() > 0 {
-				q.WriteByte('&')
-			}
-			q.WriteString(k)
-			q.WriteByte('=')
-			q.WriteString(v)
-		}
-	}
-	return strings.ToUpper(method) + "&" + Encode(path) + "&" + Encode(q.String())
+	return strings.ToUpper(method) + "&" + Encode(path) + "&" + Encode(joinSorted(params, "sig", asIs))
 }
+
+func asIs(s string) string { return s }
 
 // Encode is the strict RFC 3986 encoding OpenAPI V3.0 signs with: only
 // A-Z a-z 0-9 - _ . stay as they are; every other byte becomes %XX in
@@ -80,10 +64,17 @@ func unreserved(c byte) bool {
 
 // encodeQuery renders params sorted by key with Encode, so that the URL a
 // request carries is byte-for-byte predictable.
-func encodeQuery(params url.Values) string {
+func encodeQuery(params url.Values) string { return joinSorted(params, "", Encode) }
+
+// joinSorted renders params as key=value pairs sorted by key and joined by
+// "&", each key and value through enc, leaving out the key skip ("" skips
+// none): the one layout of both the signed source and the URL's query.
+func joinSorted(params url.Values, skip string, enc func(string) string) string {
 	keys := make([]string, 0, len(params))
 	for k := range params {
-		keys = append(keys, k)
+		if skip == "" || k != skip {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	var b strings.Builder
@@ -92,9 +83,9 @@ func encodeQuery(params url.Values) string {
 			if b.Len() > 0 {
 				b.WriteByte('&')
 			}
-			b.WriteString(Encode(k))
+			b.WriteString(enc(k))
 			b.WriteByte('=')
-			b.WriteString(Encode(v))
+			b.WriteString(enc(v))
 		}
 	}
 	return b.String()

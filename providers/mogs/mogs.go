@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,10 +30,7 @@ const (
 )
 
 // DefaultTimeout bounds every call when Config.Timeout is zero.
-const DefaultTimeout = 5 * time.Second
-
-// wire.MaxReply caps how much of a reply is read: MOGS replies are a few hundred
-// bytes, and an unbounded read lets a broken peer exhaust memory.
+const DefaultTimeout = wire.DefaultTimeout
 
 // Config configures a Client.
 type Config struct {
@@ -47,34 +43,20 @@ type Config struct {
 
 // Client calls MOGS. It is safe for concurrent use.
 type Client struct {
-	base    string
-	appID   string
-	http    *http.Client
-	timeout time.Duration
-	obs     providers.Observer
+	base   string
+	appID  string
+	caller wire.Caller
 }
 
 var _ providers.Wallet = (*Client)(nil)
 
 // New returns a client for cfg, filling in defaults.
 func New(cfg Config) *Client {
-	c := &Client{
-		base:    strings.TrimRight(cfg.BaseURL, "/"),
-		appID:   cfg.AppID,
-		http:    cfg.HTTP,
-		timeout: cfg.Timeout,
-		obs:     cfg.Observer,
+	return &Client{
+		base:   strings.TrimRight(cfg.BaseURL, "/"),
+		appID:  cfg.AppID,
+		caller: wire.NewCaller(Provider, cfg.HTTP, cfg.Timeout, cfg.Observer),
 	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
-	}
-	if c.http == nil {
-		c.http = providers.NewHTTPClient(c.timeout)
-	}
-	if c.obs == nil {
-		c.obs = providers.NopObserver{}
-	}
-	return c
 }
 
 // Provider returns "mogs".
@@ -90,22 +72,17 @@ type request struct {
 	Amt        int64  `json:"amt,omitempty"`
 }
 
-// reply is the union of the four endpoints' replies. Pointers tell a field
-// that is absent from one that is zero: an AlreadyDone pay may omit balance.
-// The echoed bill_no is not read: the seed types it int, the sandbox sends a
+// reply is the union of the four endpoints' replies, past the fields both
+// wallets share (wire.WalletReply). The echoed bill_no is not read: the seed types it int, the sandbox sends a
 // string, and either way the key that matters is the one we sent, which the
 // replies report.
 type reply struct {
-	Ret         *wire.FlexInt `json:"ret"`
+	wire.WalletReply
 	ErrMsg      string        `json:"errmsg"`
-	Balance     *wire.FlexInt `json:"balance"`
-	GenBalance  wire.FlexInt  `json:"gen_balance"`
 	IsFirst     wire.FlexBool `json:"is_first"`
-	SaveAmt     wire.FlexInt  `json:"save_amt"`
 	SaveSum     wire.FlexInt  `json:"save_sum"`
 	CostSum     wire.FlexInt  `json:"cost_sum"`
 	PresentSums wire.FlexInt  `json:"present_sums"`
-	UsedGenAmt  wire.FlexInt  `json:"used_gen_amt"`
 }
 
 // Balance reads the player's coin account.
@@ -114,15 +91,10 @@ func (c *Client) Balance(ctx context.Context, acct providers.Account) (providers
 	if err != nil {
 		return providers.Balance{}, err
 	}
-	return providers.Balance{
-		Balance:     int64(*rep.Balance),
-		GenBalance:  int64(rep.GenBalance),
-		SaveAmt:     int64(rep.SaveAmt),
-		SaveSum:     int64(rep.SaveSum),
-		CostSum:     int64(rep.CostSum),
-		PresentSums: int64(rep.PresentSums),
-		FirstSave:   bool(rep.IsFirst),
-	}, nil
+	b := rep.Reply.AccountBalance(rep.Reply.IsFirst)
+	// MOGS alone reports the account's running sums.
+	b.SaveSum, b.CostSum, b.PresentSums = int64(rep.Reply.SaveSum), int64(rep.Reply.CostSum), int64(rep.Reply.PresentSums)
+	return b, nil
 }
 
 // Debit pays d.Amount coins under d.BillNo. A duplicate bill_no (90012)
@@ -139,15 +111,7 @@ func (c *Client) Debit(ctx context.Context, acct providers.Account, d providers.
 	if err != nil {
 		return providers.DebitReply{}, err
 	}
-	out := providers.DebitReply{
-		Class:      rep.class,
-		BillNo:     d.BillNo,
-		UsedGenAmt: int64(rep.UsedGenAmt),
-	}
-	if rep.Balance != nil {
-		out.Balance, out.BalanceKnown = int64(*rep.Balance), true
-	}
-	return out, nil
+	return rep.Reply.DebitReply(rep.Class, d.BillNo), nil
 }
 
 // Cancel reverses the pay with c.BillNo. MOGS's cancelpay takes no amount;
@@ -160,7 +124,7 @@ func (c *Client) Cancel(ctx context.Context, acct providers.Account, cn provider
 	if err != nil {
 		return providers.CancelReply{}, err
 	}
-	return providers.CancelReply{Class: rep.class, BillNo: cn.BillNo}, nil
+	return providers.CancelReply{Class: rep.Class, BillNo: cn.BillNo}, nil
 }
 
 // Present gives p.Amount coins under p.BillNo.
@@ -172,39 +136,24 @@ func (c *Client) Present(ctx context.Context, acct providers.Account, p provider
 	if err != nil {
 		return providers.PresentReply{}, err
 	}
-	out := providers.PresentReply{Class: rep.class, BillNo: p.BillNo}
-	if rep.Balance != nil {
-		out.Balance = int64(*rep.Balance)
-	}
-	return out, nil
+	return rep.Reply.PresentReply(rep.Class, p.BillNo), nil
 }
 
 // classified is a decoded reply that the call classified as a success.
-type classified struct {
-	reply
-	class providers.Class
-}
+type classified = wire.Classified[reply]
 
 // call performs one request and classifies the reply. It returns a
 // classified reply for OK and AlreadyDone, and a *providers.Error otherwise.
 func (c *Client) call(ctx context.Context, endpoint string, acct providers.Account, body request) (*classified, error) {
-	start := time.Now()
-	rep, err := c.roundTrip(ctx, endpoint, acct, body)
-	class := providers.ClassOf(err)
-	if rep != nil {
-		class = rep.class
-	}
-	c.obs.ObserveCall(Provider, endpoint, class, time.Since(start))
-	if err != nil {
-		return nil, err
-	}
-	return rep, nil
+	return wire.Observe(c.caller, endpoint, func() (*classified, error) {
+		return c.roundTrip(ctx, endpoint, acct, body)
+	})
 }
 
 // roundTrip returns either a success or a *providers.Error, never both and
 // never a nil *providers.Error in a non-nil error.
 func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.Account, body request) (*classified, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.caller.Timeout)
 	defer cancel()
 
 	body.OSPlatID = acct.MOGS.OSPlatID
@@ -233,45 +182,21 @@ func (c *Client) roundTrip(ctx context.Context, endpoint string, acct providers.
 	}
 	req.Header.Set("Content-Type", "application/json")
 
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
-	}
-	defer wire.DrainClose(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReply+1))
-	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, wire.RedactURL(err))
-	}
-	if len(raw) > wire.MaxReply {
-		return nil, c.badReply(endpoint, "reply larger than 1 MiB", nil)
+	raw, perr := c.caller.Fetch(endpoint, req)
+	if perr != nil {
+		return nil, perr
 	}
 	var rep reply
 	if err := json.Unmarshal(raw, &rep); err != nil {
-		return nil, c.badReply(endpoint, "undecodable reply", err)
+		return nil, wire.BadReply(Provider, endpoint, "undecodable reply", err)
 	}
-	if rep.Ret == nil {
-		return nil, c.badReply(endpoint, "reply has no ret", nil)
+	// getbalance and pay always carry the balance, the saga's confirmation baseline.
+	needBalance := endpoint == EndpointGetBalance || endpoint == EndpointPay
+	class, perr := c.caller.ClassifyWallet(endpoint, Codes, rep.WalletReply, needBalance, rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey)
+	if perr != nil {
+		return nil, perr
 	}
-	ret := int(*rep.Ret)
-	class, code := Classify(endpoint, ret)
-	switch class {
-	case providers.OK:
-		// A success without the balance would leave the saga without its
-		// confirmation baseline; getbalance and pay always carry it.
-		if rep.Balance == nil && (endpoint == EndpointGetBalance || endpoint == EndpointPay) {
-			return nil, c.badReply(endpoint, "reply has no balance", nil)
-		}
-		return &classified{reply: rep, class: class}, nil
-	case providers.AlreadyDone:
-		return &classified{reply: rep, class: class}, nil
-	}
-	return nil, &providers.Error{
-		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
-		Msg: wire.Scrub(rep.ErrMsg, acct.MOGS.JSCode, acct.MOGS.SessionKey),
-	}
+	return &classified{Reply: rep, Class: class}, nil
 }
 
 // Return codes. MOGS does not publish its list; apart from 0 these follow
@@ -317,12 +242,4 @@ var Codes = providers.CodeTable{
 // Success and already-done classes carry an empty Code.
 func Classify(endpoint string, ret int) (providers.Class, providers.Code) {
 	return Codes.Classify(endpoint, ret)
-}
-
-// badReply is an HTTP 200 we could not make sense of. It is Retryable: the
-// call may have taken effect, so only asking again with the same bill_no can
-// tell; a reply that stays broken exhausts the caller's retries, and for a
-// pay that leads to compensation, which is the safe end.
-func (c *Client) badReply(endpoint, msg string, err error) *providers.Error {
-	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
 }

@@ -101,6 +101,23 @@ func (e *breakerEnv) debit(t *testing.T) error {
 	return err
 }
 
+// held starts a debit that the fake holds inside the provider, and returns
+// once it is inside: with the call's result to come, and the release that
+// lets it succeed.
+func (e *breakerEnv) held(t *testing.T) (result <-chan error, release func()) {
+	t.Helper()
+	inside, released := make(chan struct{}), make(chan struct{})
+	e.fake.set(func(context.Context) error {
+		close(inside)
+		<-released
+		return nil
+	})
+	res := make(chan error, 1)
+	go func() { res <- e.debit(t) }()
+	<-inside
+	return res, func() { close(released) }
+}
+
 // open makes the circuit of mogs.pay open with the default K failures and
 // returns when it opened.
 func (e *breakerEnv) open(t *testing.T) time.Time {
@@ -243,19 +260,11 @@ func TestBreaker(t *testing.T) {
 		e.clock.Advance(time.Millisecond)
 
 		// The probe is held inside the provider while others try.
-		inside, release := make(chan struct{}), make(chan struct{})
-		e.fake.set(func(context.Context) error {
-			close(inside)
-			<-release
-			return nil
-		})
-		probe := make(chan error, 1)
-		go func() { probe <- e.debit(t) }()
-		<-inside
+		probe, release := e.held(t)
 		for range 3 {
 			wantRefused(t, e.debit(t), "mogs.pay", opened)
 		}
-		close(release)
+		release()
 		if err := <-probe; err != nil {
 			t.Fatalf("probe: %v", err)
 		}
@@ -337,17 +346,9 @@ func TestBreaker(t *testing.T) {
 	t.Run("a success that started before the circuit opened does not close it", func(t *testing.T) {
 		t.Parallel()
 		e := newBreakerEnv(protect.Config{})
-		inside, release := make(chan struct{}), make(chan struct{})
-		e.fake.set(func(context.Context) error {
-			close(inside)
-			<-release
-			return nil
-		})
-		straggler := make(chan error, 1)
-		go func() { straggler <- e.debit(t) }()
-		<-inside
+		straggler, release := e.held(t)
 		opened := e.open(t)
-		close(release)
+		release()
 		if err := <-straggler; err != nil {
 			t.Fatal(err)
 		}
@@ -446,15 +447,7 @@ func TestRefusalsAndWaits(t *testing.T) {
 	t.Run("a caller waiting for a bulkhead slot gives up when its context ends, not sent", func(t *testing.T) {
 		t.Parallel()
 		e := newBreakerEnv(protect.Config{Default: protect.EndpointConfig{MaxInFlight: 1}})
-		inside, release := make(chan struct{}), make(chan struct{})
-		e.fake.set(func(context.Context) error {
-			close(inside)
-			<-release
-			return nil
-		})
-		first := make(chan error, 1)
-		go func() { first <- e.debit(t) }()
-		<-inside
+		first, release := e.held(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		second := make(chan error, 1)
 		go func() {
@@ -468,7 +461,7 @@ func TestRefusalsAndWaits(t *testing.T) {
 		if !errors.As(err, &we) || we.Kind != protect.WaitBulkhead || !errors.Is(err, context.Canceled) || !protect.NotSent(err) {
 			t.Fatalf("err = %v, want a bulkhead WaitError", err)
 		}
-		close(release)
+		release()
 		if err := <-first; err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,16 @@ import (
 // sandbox, connection reuse included; the sandbox's own work is in the
 // figures too. Each takes the wallet under test, started by the caller.
 
+// BenchWallet runs the four wallet benchmarks (Balance, Debit, Cancel,
+// Present) as sub-benchmarks, each on a wallet that start returns for it,
+// for the player a under the sandbox's appID.
+func BenchWallet(b *testing.B, start func(testing.TB) Wallet, appID string, a providers.Account) {
+	b.Run("Balance", func(b *testing.B) { BenchBalance(b, start(b), a) })
+	b.Run("Debit", func(b *testing.B) { BenchDebit(b, start(b), appID, a) })
+	b.Run("Cancel", func(b *testing.B) { BenchCancel(b, start(b), appID, a) })
+	b.Run("Present", func(b *testing.B) { BenchPresent(b, start(b), a) })
+}
+
 // BenchBalance measures a balance read.
 func BenchBalance(b *testing.B, w Wallet, a providers.Account) {
 	ctx := context.Background()

@@ -1,6 +1,7 @@
 package providertest
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -69,4 +70,26 @@ func Classifies(t *testing.T, classify func(endpoint string, ret int) (providers
 			}
 		})
 	}
+}
+
+// WantErr checks that err is a *providers.Error of provider with the given
+// class and code, and that its text holds none of secrets.
+func WantErr(t *testing.T, err error, provider string, class providers.Class, code providers.Code, secrets ...string) *providers.Error {
+	t.Helper()
+	var pe *providers.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
+	}
+	if pe.Class != class || pe.Code != code {
+		t.Fatalf("err = %v, want %v/%s", err, class, code)
+	}
+	if pe.Provider != provider {
+		t.Errorf("Provider = %q, want %s", pe.Provider, provider)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(pe.Error(), secret) {
+			t.Errorf("the error leaks a secret: %v", pe)
+		}
+	}
+	return pe
 }

@@ -2,47 +2,15 @@ package providertest
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 )
-
-// Recorder is an Observer that keeps every observation as
-// "provider endpoint class".
-type Recorder struct {
-	mu    sync.Mutex
-	calls []string
-}
-
-var _ providers.Observer = (*Recorder)(nil)
-
-// ObserveCall implements providers.Observer. A negative elapsed time
-// would skew every latency metric, so it stops the test binary.
-func (r *Recorder) ObserveCall(provider, endpoint string, class providers.Class, elapsed time.Duration) {
-	if elapsed < 0 {
-		panic("negative elapsed")
-	}
-	r.mu.Lock()
-	r.calls = append(r.calls, provider+" "+endpoint+" "+class.String())
-	r.mu.Unlock()
-}
-
-// Last returns the latest observation, "" before the first.
-func (r *Recorder) Last() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.calls) == 0 {
-		return ""
-	}
-	return r.calls[len(r.calls)-1]
-}
 
 // WalletEndpoints names a wallet's four endpoints as its errors and
 // observations report them, and as the sandbox's faults name them after
@@ -300,28 +268,6 @@ func RunWalletContract(t *testing.T, wc WalletContract) {
 		timeouts(t, wc)
 	})
 
-	calls := []struct {
-		endpoint string
-		cancel   bool
-		call     func(c providers.Wallet, a providers.Account) error
-	}{
-		{ep.Balance, false, func(c providers.Wallet, a providers.Account) error {
-			_, err := c.Balance(ctx, a)
-			return err
-		}},
-		{ep.Pay, false, func(c providers.Wallet, a providers.Account) error {
-			_, err := c.Debit(ctx, a, providers.Debit{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{ep.Cancel, true, func(c providers.Wallet, a providers.Account) error {
-			_, err := c.Cancel(ctx, a, providers.Cancel{BillNo: "fault-pay", Amount: 1})
-			return err
-		}},
-		{ep.Present, false, func(c providers.Wallet, a providers.Account) error {
-			_, err := c.Present(ctx, a, providers.Present{BillNo: "fault-gift", Amount: 1})
-			return err
-		}},
-	}
 	faults := []struct {
 		name  string
 		fault sandbox.Fault
@@ -332,27 +278,31 @@ func RunWalletContract(t *testing.T, wc WalletContract) {
 		{"HTTP 500", sandbox.Fault{ErrorRate: 1}, providers.CodeUnavailable, false},
 		{"a dropped reply", sandbox.Fault{DropReplyRate: 1}, providers.CodeUnavailable, false},
 	}
-	for _, call := range calls {
+	for _, op := range Ops {
+		endpoint, billNo := ep.Endpoint(op), "fault-pay"
+		if op == OpPresent {
+			billNo = "fault-gift"
+		}
 		for _, f := range faults {
-			t.Run(call.endpoint+" answered with "+f.name+" is retryable", func(t *testing.T) {
+			t.Run(endpoint+" answered with "+f.name+" is retryable", func(t *testing.T) {
 				w, c := fresh(t)
 				fault := f.fault
-				fault.Endpoint = wc.Provider + "." + call.endpoint
+				fault.Endpoint = wc.Provider + "." + endpoint
 				w.Sandbox.SetFault(fault)
 				for range max(1, wc.FaultTries) {
-					err := call.call(c, wc.Account("faulty"))
+					_, err := op.Do(ctx, c, wc.Account("faulty"), billNo)
 					pe := wantErr(t, err, providers.Retryable, f.code)
 					want := []int{0} // an HTTP failure has no ret
 					if f.busy {
 						want = wc.BusyRets
-						if call.cancel {
+						if op == OpCancel {
 							want = append(append([]int(nil), want...), wc.CancelBusyRets...)
 						}
 					}
 					if !contains(want, pe.Ret) {
 						t.Errorf("Ret = %d, want one of %v", pe.Ret, want)
 					}
-					observed(t, w, call.endpoint, "retryable")
+					observed(t, w, endpoint, "retryable")
 				}
 			})
 		}
@@ -494,26 +444,4 @@ func contains(xs []int, x int) bool {
 		}
 	}
 	return false
-}
-
-// WantErr checks that err is a *providers.Error of provider with the given
-// class and code, and that its text holds none of secrets.
-func WantErr(t *testing.T, err error, provider string, class providers.Class, code providers.Code, secrets ...string) *providers.Error {
-	t.Helper()
-	var pe *providers.Error
-	if !errors.As(err, &pe) {
-		t.Fatalf("err = %v, want a *providers.Error %v/%s", err, class, code)
-	}
-	if pe.Class != class || pe.Code != code {
-		t.Fatalf("err = %v, want %v/%s", err, class, code)
-	}
-	if pe.Provider != provider {
-		t.Errorf("Provider = %q, want %s", pe.Provider, provider)
-	}
-	for _, secret := range secrets {
-		if strings.Contains(pe.Error(), secret) {
-			t.Errorf("the error leaks a secret: %v", pe)
-		}
-	}
-	return pe
 }

@@ -129,6 +129,15 @@ func adminJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// decodeStrictBody decodes an admin request's JSON body, at most 64 KiB,
+// into v, refusing unknown fields: a misspelt field (a rate, a URL) must
+// not silently mean its zero value.
+func decodeStrictBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
 func adminError(w http.ResponseWriter, status int, msg string) {
 	adminJSON(w, status, map[string]string{"error": msg})
 }
@@ -195,9 +204,7 @@ func (s *Sandbox) adminPutSUDNotify(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		URL *string `json:"url"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.URL == nil {
+	if err := decodeStrictBody(w, r, &body); err != nil || body.URL == nil {
 		adminError(w, http.StatusBadRequest, `body must be {"url":"..."}`)
 		return
 	}
@@ -215,9 +222,7 @@ func (s *Sandbox) adminGetFaults(w http.ResponseWriter, r *http.Request) {
 
 func (s *Sandbox) adminPostFault(w http.ResponseWriter, r *http.Request) {
 	var f Fault
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields() // a misspelt rate must not silently mean 0
-	if err := dec.Decode(&f); err != nil {
+	if err := decodeStrictBody(w, r, &f); err != nil {
 		adminError(w, http.StatusBadRequest, "bad fault: "+err.Error())
 		return
 	}

@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -41,9 +40,7 @@ func (s *Sandbox) adminPostClock(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Advance *string `json:"advance"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil || body.Advance == nil {
+	if err := decodeStrictBody(w, r, &body); err != nil || body.Advance == nil {
 		adminError(w, http.StatusBadRequest, `body must be {"advance":"<Go duration, e.g. 49h>"}`)
 		return
 	}

@@ -35,14 +35,8 @@ func TestConcurrentPaysAndCancelsOnOneAccount(t *testing.T) {
 	mogsBody := func(v map[string]any) string { b, _ := json.Marshal(v); return string(b) }
 	mogsDo := func(e *env, c *http.Client, endpoint, body string) mogsResp {
 		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/mogs/"+endpoint+"?"+e.mogsQuery(openid, nil).Encode(), stringsReader(body))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Errorf("mogs %s: %v", endpoint, err)
-			return mogsResp{Ret: -999}
-		}
 		var r mogsResp
-		if err := decodeInto(resp, &r); err != nil {
-			t.Errorf("mogs %s: %v", endpoint, err)
+		if !sendFrom(t, c, req, "mogs "+endpoint, &r) {
 			r.Ret = -999
 		}
 		return r
@@ -52,14 +46,8 @@ func TestConcurrentPaysAndCancelsOnOneAccount(t *testing.T) {
 		p["sig"] = providertest.MidasSig(e.cfg.MidasAppKey, "/v3/r"+path, p)
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path+"?"+encodeParams(p), nil)
 		req.Header.Set("Cookie", midasCookie(path))
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Errorf("midas %s: %v", path, err)
-			return midasResp{Ret: -999}
-		}
 		var r midasResp
-		if err := decodeInto(resp, &r); err != nil {
-			t.Errorf("midas %s: %v", path, err)
+		if !sendFrom(t, c, req, "midas "+path, &r) {
 			r.Ret = -999
 		}
 		return r

@@ -66,6 +66,15 @@ type Fault struct {
 	ExecuteDelayMS  int     `json:"execute_delay_ms,omitempty"`
 }
 
+// visibilityDelay is how long a debit made under f stays hidden from
+// balance reads (VisibilityDelayMS), zero when it does not hide.
+func (f Fault) visibilityDelay() time.Duration {
+	if f.VisibilityDelayMS <= 0 {
+		return 0
+	}
+	return time.Duration(f.VisibilityDelayMS) * time.Millisecond
+}
+
 func (f Fault) validate() error {
 	if f.Endpoint != EveryEndpoint && !knownEndpoint(f.Endpoint) {
 		return fmt.Errorf("unknown endpoint %q", f.Endpoint)

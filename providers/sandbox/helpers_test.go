@@ -2,6 +2,7 @@ package sandbox_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/hex"
@@ -134,6 +135,21 @@ func decodeInto(resp *http.Response, out any) error {
 		return fmt.Errorf("decode %q: %w", raw, err)
 	}
 	return nil
+}
+
+// sendFrom sends req on c from a goroutine other than the test's own and
+// decodes the reply into out. A failure is an error of the test, named by
+// what, and false.
+func sendFrom(t *testing.T, c *http.Client, req *http.Request, what string, out any) bool {
+	resp, err := c.Do(req)
+	if err == nil {
+		err = decodeInto(resp, out)
+	}
+	if err != nil {
+		t.Errorf("%s: %v", what, err)
+		return false
+	}
+	return true
 }
 
 // ---- Midas ----
@@ -292,6 +308,33 @@ func validOrder(outOrderID string) map[string]any {
 		"room_id": "9009", "cmd": "specify_dice_roll", "from_uid": "001", "to_uid": "002",
 		"value": 100, "payload": map[string]any{"point": 6, "seq": 1},
 	}
+}
+
+// wantPanic fails the test, saying what, when f returns without a panic:
+// the Go API panics on what a test must never ask.
+func wantPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Error(what)
+		}
+	}()
+	f()
+}
+
+// faultOverHTTP sets f through the admin API and returns the faults the
+// API lists then.
+func (e *env) faultOverHTTP(f sandbox.Fault) []sandbox.Fault {
+	e.t.Helper()
+	a := sandbox.NewAdminClient(e.srv.URL)
+	if err := a.SetFault(context.Background(), f); err != nil {
+		e.t.Fatal(err)
+	}
+	got, err := a.Faults(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return got
 }
 
 // waitFor waits for cond, for up to 10 seconds.

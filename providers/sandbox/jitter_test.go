@@ -81,16 +81,8 @@ func TestLatencyJitter(t *testing.T) {
 	t.Run("latency_jitter_ms goes over the admin API and back", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		a := sandbox.NewAdminClient(e.srv.URL)
 		f := sandbox.Fault{Endpoint: "midas.pay_m", LatencyMS: 5, LatencyJitterMS: 10}
-		if err := a.SetFault(context.Background(), f); err != nil {
-			t.Fatal(err)
-		}
-		got, err := a.Faults(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 1 || got[0] != f {
+		if got := e.faultOverHTTP(f); len(got) != 1 || got[0] != f {
 			t.Fatalf("faults = %+v, want [%+v]", got, f)
 		}
 	})

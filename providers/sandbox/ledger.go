@@ -171,6 +171,15 @@ func (l *ledger) acctShard(k acctKey) *acctShard {
 	return &l.accts[h.Sum64()%nShards]
 }
 
+// lockAccount locks the shard of the account (prov, appid, openid) and
+// returns it with the account's key; the caller unlocks it.
+func (l *ledger) lockAccount(prov provider, appid, openid string) (*acctShard, acctKey) {
+	ak := acctKey{prov, appid, openid}
+	sh := l.acctShard(ak)
+	sh.mu.Lock()
+	return sh, ak
+}
+
 func (l *ledger) billShard(prov provider, appid, billNo string) *billShard {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
@@ -260,9 +269,7 @@ func (l *ledger) pay(prov provider, appid, openid, billNo string, amt int64, now
 	if _, dup := bs.lookupBill(billKey{prov, appid, billNo}, n); dup {
 		return opDuplicate, 0, 0
 	}
-	ak := acctKey{prov, appid, openid}
-	sh := l.acctShard(ak)
-	sh.mu.Lock()
+	sh, ak := l.lockAccount(prov, appid, openid)
 	defer sh.mu.Unlock()
 	a := l.touch(sh, ak)
 	if a.balance < amt {
@@ -291,9 +298,7 @@ func (l *ledger) present(prov provider, appid, openid, billNo string, amt int64,
 	if _, dup := bs.lookupBill(billKey{prov, appid, billNo}, n); dup {
 		return opDuplicate, 0
 	}
-	ak := acctKey{prov, appid, openid}
-	sh := l.acctShard(ak)
-	sh.mu.Lock()
+	sh, ak := l.lockAccount(prov, appid, openid)
 	defer sh.mu.Unlock()
 	a := l.touch(sh, ak)
 	a.balance += amt
@@ -346,9 +351,7 @@ func (l *ledger) cancel(prov provider, appid, openid, billNo string, amt int64, 
 // read returns the account as balance reads show it: hidden debits not yet
 // applied. It creates the account on first touch, like the real services.
 func (l *ledger) read(prov provider, appid, openid string, now time.Time) AccountView {
-	ak := acctKey{prov, appid, openid}
-	sh := l.acctShard(ak)
-	sh.mu.Lock()
+	sh, ak := l.lockAccount(prov, appid, openid)
 	defer sh.mu.Unlock()
 	a := l.touch(sh, ak)
 	a.pruneHidden(now.UnixNano())
@@ -368,9 +371,7 @@ func (a *account) view() AccountView {
 
 // peek returns the true state, without creating the account.
 func (l *ledger) peek(prov provider, appid, openid string) (AccountView, bool) {
-	ak := acctKey{prov, appid, openid}
-	sh := l.acctShard(ak)
-	sh.mu.Lock()
+	sh, ak := l.lockAccount(prov, appid, openid)
 	defer sh.mu.Unlock()
 	a := sh.m[ak]
 	if a == nil {
@@ -384,9 +385,7 @@ func (l *ledger) peek(prov provider, appid, openid string) (AccountView, bool) {
 // operator's correction is not a purchase). Hidden debits are dropped: the
 // operator set what reads must show.
 func (l *ledger) set(prov provider, appid, openid string, balance, gen int64) {
-	ak := acctKey{prov, appid, openid}
-	sh := l.acctShard(ak)
-	sh.mu.Lock()
+	sh, ak := l.lockAccount(prov, appid, openid)
 	defer sh.mu.Unlock()
 	a := sh.m[ak]
 	if a == nil {

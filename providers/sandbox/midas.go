@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Midas (YSDK mpay) return codes.
@@ -81,6 +80,12 @@ type midasErr struct {
 	Ret    int    `json:"ret"`
 	Msg    string `json:"msg"`
 	BillNo string `json:"billno,omitempty"`
+}
+
+// midasDuplicateBill is the answer to a billno already used: a pay or a
+// present made with it, or a cancel of it already done.
+func midasDuplicateBill(billNo, jsonp string) reply {
+	return midasReply(midasErr{Ret: midasDuplicate, Msg: "duplicate billno", BillNo: billNo}, jsonp)
 }
 
 func midasError(ret int, msg, jsonp string) reply {
@@ -268,9 +273,27 @@ func rfc3986(s string) string {
 	return b.String()
 }
 
-func parseAmt(s string) (int64, bool) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil && validAmt(n)
+// midasMoneyCall parses a pay, cancel or present (midasParse with the
+// endpoint's params, in its order), then reads what it moves: the amount
+// (in amtParam) and the billno; or it returns the reply refusing the call.
+func (s *Sandbox) midasMoneyCall(c *call, amtParam string, params ...string) (req midasRequest, amt int64, billNo string, bad *reply) {
+	req, bad = s.midasParse(c, params...)
+	if bad != nil {
+		return req, 0, "", bad
+	}
+	fail := func(msg string) (midasRequest, int64, string, *reply) {
+		r := midasError(midasParamError, msg, req.jsonp)
+		return req, 0, "", &r
+	}
+	amt, err := strconv.ParseInt(req.q.Get(amtParam), 10, 64)
+	if err != nil || !validAmt(amt) {
+		return fail(amtParam + " must be between 1 and 2^31-1")
+	}
+	billNo = req.q.Get("billno")
+	if p := billNoProblem(billNo); p != "" {
+		return fail("billno " + p)
+	}
+	return req, amt, billNo, nil
 }
 
 func (s *Sandbox) midasGetBalance(c *call) reply {
@@ -295,26 +318,14 @@ func (s *Sandbox) midasGetBalance(c *call) reply {
 }
 
 func (s *Sandbox) midasPay(c *call) reply {
-	req, bad := s.midasParse(c, "amt", "billno")
+	req, amt, billNo, bad := s.midasMoneyCall(c, "amt", "amt", "billno")
 	if bad != nil {
 		return *bad
 	}
-	amt, ok := parseAmt(req.q.Get("amt"))
-	if !ok {
-		return midasError(midasParamError, "amt must be between 1 and 2^31-1", req.jsonp)
-	}
-	billNo := req.q.Get("billno")
-	if p := billNoProblem(billNo); p != "" {
-		return midasError(midasParamError, "billno "+p, req.jsonp)
-	}
-	var hide time.Duration
-	if c.fault.VisibilityDelayMS > 0 {
-		hide = time.Duration(c.fault.VisibilityDelayMS) * time.Millisecond
-	}
-	st, balance, usedGen := s.ledger.pay(provMidas, s.cfg.MidasAppID, req.openid, billNo, amt, c.now, hide)
+	st, balance, usedGen := s.ledger.pay(provMidas, s.cfg.MidasAppID, req.openid, billNo, amt, c.now, c.fault.visibilityDelay())
 	switch st {
 	case opDuplicate:
-		return midasReply(midasErr{Ret: midasDuplicate, Msg: "duplicate billno", BillNo: billNo}, req.jsonp)
+		return midasDuplicateBill(billNo, req.jsonp)
 	case opInsufficient:
 		return midasError(midasNoBalance, "insufficient balance", req.jsonp)
 	}
@@ -327,24 +338,16 @@ func (s *Sandbox) midasPay(c *call) reply {
 }
 
 func (s *Sandbox) midasCancelPay(c *call) reply {
-	req, bad := s.midasParse(c, "amt", "billno")
+	req, amt, billNo, bad := s.midasMoneyCall(c, "amt", "amt", "billno")
 	if bad != nil {
 		return *bad
-	}
-	amt, ok := parseAmt(req.q.Get("amt"))
-	if !ok {
-		return midasError(midasParamError, "amt must be between 1 and 2^31-1", req.jsonp)
-	}
-	billNo := req.q.Get("billno")
-	if p := billNoProblem(billNo); p != "" {
-		return midasError(midasParamError, "billno "+p, req.jsonp)
 	}
 	switch s.ledger.cancel(provMidas, s.cfg.MidasAppID, req.openid, billNo, amt, c.now) {
 	case opNotFound:
 		return midasError(midasNotFound, "billno not found", req.jsonp)
 	case opAlreadyCancelled:
 		// An earlier cancel with this billno succeeded.
-		return midasReply(midasErr{Ret: midasDuplicate, Msg: "duplicate billno", BillNo: billNo}, req.jsonp)
+		return midasDuplicateBill(billNo, req.jsonp)
 	case opAmountMismatch:
 		return midasError(midasParamError, "amt does not match the bill", req.jsonp)
 	}
@@ -355,21 +358,13 @@ func (s *Sandbox) midasCancelPay(c *call) reply {
 }
 
 func (s *Sandbox) midasPresent(c *call) reply {
-	req, bad := s.midasParse(c, "billno", "presenttimes")
+	req, amt, billNo, bad := s.midasMoneyCall(c, "presenttimes", "billno", "presenttimes")
 	if bad != nil {
 		return *bad
 	}
-	amt, ok := parseAmt(req.q.Get("presenttimes"))
-	if !ok {
-		return midasError(midasParamError, "presenttimes must be between 1 and 2^31-1", req.jsonp)
-	}
-	billNo := req.q.Get("billno")
-	if p := billNoProblem(billNo); p != "" {
-		return midasError(midasParamError, "billno "+p, req.jsonp)
-	}
 	st, balance := s.ledger.present(provMidas, s.cfg.MidasAppID, req.openid, billNo, amt, c.now)
 	if st == opDuplicate {
-		return midasReply(midasErr{Ret: midasDuplicate, Msg: "duplicate billno", BillNo: billNo}, req.jsonp)
+		return midasDuplicateBill(billNo, req.jsonp)
 	}
 	return midasReply(struct {
 		Ret     int    `json:"ret"`

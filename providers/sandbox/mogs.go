@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // MOGS return codes. ASSUMPTION: MOGS's list is not public; it shares field
@@ -128,10 +127,18 @@ func (s *Sandbox) mogsGetBalance(c *call) reply {
 
 func validAmt(amt int64) bool { return amt > 0 && amt <= math.MaxInt32 }
 
-// newBillNo makes the bill number MOGS generates when a pay or present has
-// none. The seed types bill_no as int in replies, so it is all digits.
-func (s *Sandbox) newBillNo() string {
-	return strconv.FormatUint(s.billSeq.Add(1), 10)
+// mogsBillNo is the bill number of a pay or present: the one sent, or the
+// one MOGS generates when there is none, or the reply refusing the one sent.
+// A generated one is all digits: the seed types bill_no as int in replies.
+func (s *Sandbox) mogsBillNo(sent string) (string, *reply) {
+	if sent == "" {
+		return strconv.FormatUint(s.billSeq.Add(1), 10), nil
+	}
+	if p := billNoProblem(sent); p != "" {
+		r := mogsError(mogsParamError, "bill_no "+p)
+		return "", &r
+	}
+	return sent, nil
 }
 
 func (s *Sandbox) mogsPay(c *call) reply {
@@ -143,16 +150,10 @@ func (s *Sandbox) mogsPay(c *call) reply {
 	if !validAmt(b.Amt) {
 		return mogsError(mogsParamError, "amt must be between 1 and 2^31-1")
 	}
-	if b.BillNo == "" {
-		b.BillNo = s.newBillNo()
-	} else if p := billNoProblem(b.BillNo); p != "" {
-		return mogsError(mogsParamError, "bill_no "+p)
+	if b.BillNo, bad = s.mogsBillNo(b.BillNo); bad != nil {
+		return *bad
 	}
-	var hide time.Duration
-	if c.fault.VisibilityDelayMS > 0 {
-		hide = time.Duration(c.fault.VisibilityDelayMS) * time.Millisecond
-	}
-	st, balance, usedGen := s.ledger.pay(provMOGS, s.cfg.MOGSAppID, req.openid, b.BillNo, b.Amt, c.now, hide)
+	st, balance, usedGen := s.ledger.pay(provMOGS, s.cfg.MOGSAppID, req.openid, b.BillNo, b.Amt, c.now, c.fault.visibilityDelay())
 	switch st {
 	case opDuplicate:
 		return mogsReply(mogsErr{Ret: mogsDuplicate, ErrMsg: "bill_no already exists", BillNo: b.BillNo})
@@ -202,10 +203,8 @@ func (s *Sandbox) mogsPresent(c *call) reply {
 	if !validAmt(b.Amt) {
 		return mogsError(mogsParamError, "amt must be greater than 0")
 	}
-	if b.BillNo == "" {
-		b.BillNo = s.newBillNo()
-	} else if p := billNoProblem(b.BillNo); p != "" {
-		return mogsError(mogsParamError, "bill_no "+p)
+	if b.BillNo, bad = s.mogsBillNo(b.BillNo); bad != nil {
+		return *bad
 	}
 	st, balance := s.ledger.present(provMOGS, s.cfg.MOGSAppID, req.openid, b.BillNo, b.Amt, c.now)
 	if st == opDuplicate {

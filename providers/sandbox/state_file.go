@@ -63,18 +63,11 @@ type stateSUD struct {
 }
 
 type stateSUDOrder struct {
-	Seq        uint64          `json:"seq"`
-	OrderID    string          `json:"order_id"`
-	OutOrderID string          `json:"out_order_id"`
-	OutGroupID string          `json:"out_group_id,omitempty"`
-	MgID       string          `json:"mg_id"`
-	RoomID     string          `json:"room_id"`
-	Cmd        string          `json:"cmd"`
-	FromUID    string          `json:"from_uid"`
-	ToUID      string          `json:"to_uid"`
-	Value      int32           `json:"value"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	CreatedAt  time.Time       `json:"created_at"`
+	Seq        uint64 `json:"seq"`
+	OrderID    string `json:"order_id"`
+	OutOrderID string `json:"out_order_id"`
+	sudOrderFields
+	CreatedAt time.Time `json:"created_at"`
 	// DoneAt and Fails are the order's execution: when it ends by the
 	// sandbox clock, and whether in EXECUTE_FAIL.
 	DoneAt time.Time `json:"done_at"`
@@ -124,9 +117,8 @@ func (s *Sandbox) snapshot() state {
 		for _, o := range sh.byID {
 			_, np := pending[o]
 			st.SUD.Orders = append(st.SUD.Orders, stateSUDOrder{
-				Seq: o.seq, OrderID: o.OrderID, OutOrderID: o.OutOrderID, OutGroupID: o.OutGroupID,
-				MgID: o.MgID, RoomID: o.RoomID, Cmd: o.Cmd, FromUID: o.FromUID, ToUID: o.ToUID,
-				Value: o.Value, Payload: o.Payload, CreatedAt: o.CreatedAt.UTC(),
+				Seq: o.seq, OrderID: o.OrderID, OutOrderID: o.OutOrderID,
+				sudOrderFields: o.sudOrderFields, CreatedAt: o.CreatedAt.UTC(),
 				DoneAt: o.doneAt.UTC(), Fails: o.fails, NotifyPending: np,
 			})
 		}
@@ -270,8 +262,7 @@ func (s *Sandbox) restore(data []byte) error {
 			so.Payload = c.Bytes()
 		}
 		o := &sudOrder{seq: so.Seq, doneAt: so.DoneAt, fails: so.Fails,
-			OutOrderID: so.OutOrderID, OrderID: so.OrderID, OutGroupID: so.OutGroupID, MgID: so.MgID, RoomID: so.RoomID,
-			Cmd: so.Cmd, FromUID: so.FromUID, ToUID: so.ToUID, Value: so.Value, Payload: so.Payload, CreatedAt: so.CreatedAt}
+			OutOrderID: so.OutOrderID, OrderID: so.OrderID, sudOrderFields: so.sudOrderFields, CreatedAt: so.CreatedAt}
 		osh, ish := book.shard(&book.outs, o.OutOrderID), book.shard(&book.ids, o.OrderID)
 		if _, dup := osh.byID[o.OutOrderID]; dup {
 			return fmt.Errorf("sud.orders[%d]: out_order_id %s appears twice", i, o.OutOrderID)

@@ -65,6 +65,19 @@ func (t *faultTable) chance(p float64) bool {
 	return t.rng.Float64() < p
 }
 
+// sudOrderFields are the fields an order was created with, past its ids,
+// as query_order, a notification and the state file write them.
+type sudOrderFields struct {
+	OutGroupID string          `json:"out_group_id,omitempty"`
+	MgID       string          `json:"mg_id"`
+	RoomID     string          `json:"room_id"`
+	Cmd        string          `json:"cmd"`
+	FromUID    string          `json:"from_uid"`
+	ToUID      string          `json:"to_uid"`
+	Value      int32           `json:"value"`
+	Payload    json.RawMessage `json:"payload,omitempty"`
+}
+
 // sudOrder is one order. Every field is set before the order is stored and
 // never changes: its status is computed from the clock (statusAt), so
 // that 50,000 executing orders need no timer each.
@@ -74,18 +87,11 @@ type sudOrder struct {
 	// outcome, rolled when the order was created.
 	doneAt     time.Time
 	fails      bool
-	OutOrderID string          `json:"out_order_id"`
-	OrderID    string          `json:"order_id"`
-	Status     string          `json:"status"` // set on copies only, see at
-	OutGroupID string          `json:"out_group_id,omitempty"`
-	MgID       string          `json:"mg_id"`
-	RoomID     string          `json:"room_id"`
-	Cmd        string          `json:"cmd"`
-	FromUID    string          `json:"from_uid"`
-	ToUID      string          `json:"to_uid"`
-	Value      int32           `json:"value"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	CreatedAt  time.Time       `json:"created_at"`
+	OutOrderID string `json:"out_order_id"`
+	OrderID    string `json:"order_id"`
+	Status     string `json:"status"` // set on copies only, see at
+	sudOrderFields
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type sudShard struct {
@@ -376,9 +382,11 @@ func (s *Sandbox) sudCreateOrder(c *call) reply {
 	o := &sudOrder{
 		doneAt:     c.now.Add(time.Duration(c.fault.ExecuteDelayMS) * time.Millisecond),
 		fails:      c.fault.ExecuteFailRate > 0 && s.faults.chance(c.fault.ExecuteFailRate),
-		OutOrderID: in.OutOrderID, OutGroupID: in.OutGroupID,
-		MgID: in.MgID, RoomID: in.RoomID, Cmd: in.Cmd, FromUID: in.FromUID, ToUID: in.ToUID,
-		Value: int32(*in.Value), Payload: bytes.Clone(payload), CreatedAt: c.now.UTC(),
+		OutOrderID: in.OutOrderID,
+		sudOrderFields: sudOrderFields{OutGroupID: in.OutGroupID,
+			MgID: in.MgID, RoomID: in.RoomID, Cmd: in.Cmd, FromUID: in.FromUID, ToUID: in.ToUID,
+			Value: int32(*in.Value), Payload: bytes.Clone(payload)},
+		CreatedAt: c.now.UTC(),
 	}
 	if !s.sud.create(o) {
 		return sudReply(sudOrderExists, "out_order_id already exists", nil)

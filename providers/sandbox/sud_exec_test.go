@@ -40,14 +40,27 @@ func (e *env) listedStatus(outOrderID string) string {
 func TestSUDExecution(t *testing.T) {
 	t.Parallel()
 
-	t.Run("without a fault an order is EXECUTE_SUCCESS at once", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		e.sud("/sud/create_order", validOrder("o-1"))
-		if got := e.statusOf("o-1"); got != "EXECUTE_SUCCESS" {
-			t.Fatalf("status = %s", got)
-		}
-	})
+	// One order, created under a fault (or none), ends at once.
+	for _, tt := range []struct {
+		name   string
+		faults []sandbox.Fault
+		want   string
+	}{
+		{"without a fault an order is EXECUTE_SUCCESS at once", nil, "EXECUTE_SUCCESS"},
+		{"a fail rate set on every endpoint applies to create_order", []sandbox.Fault{{Endpoint: "*", ExecuteFailRate: 1}}, "EXECUTE_FAIL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			for _, f := range tt.faults {
+				e.sb.SetFault(f)
+			}
+			e.sud("/sud/create_order", validOrder("o-1"))
+			if got := e.statusOf("o-1"); got != tt.want {
+				t.Fatalf("status = %s, want %s", got, tt.want)
+			}
+		})
+	}
 
 	t.Run("with execute_delay_ms an order is EXECUTING until the delay has passed on the sandbox clock", func(t *testing.T) {
 		t.Parallel()
@@ -92,16 +105,6 @@ func TestSUDExecution(t *testing.T) {
 			if o.Status != "EXECUTE_FAIL" {
 				t.Fatalf("order %+v", o)
 			}
-		}
-	})
-
-	t.Run("a fail rate set on every endpoint applies to create_order", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		e.sb.SetFault(sandbox.Fault{Endpoint: "*", ExecuteFailRate: 1})
-		e.sud("/sud/create_order", validOrder("o-1"))
-		if got := e.statusOf("o-1"); got != "EXECUTE_FAIL" {
-			t.Fatalf("status = %s", got)
 		}
 	})
 
@@ -159,14 +162,7 @@ func TestSUDExecutionFaultValidation(t *testing.T) {
 		t.Run(tc.name+" is refused by SetFault and over HTTP", func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			func() {
-				defer func() {
-					if recover() == nil {
-						t.Error("SetFault accepted it")
-					}
-				}()
-				e.sb.SetFault(tc.fault)
-			}()
+			wantPanic(t, "SetFault accepted it", func() { e.sb.SetFault(tc.fault) })
 			err := sandbox.NewAdminClient(e.srv.URL).SetFault(context.Background(), tc.fault)
 			if err == nil || !strings.Contains(err.Error(), "HTTP 400") {
 				t.Fatalf("admin SetFault: %v", err)
@@ -180,14 +176,9 @@ func TestSUDExecutionFaultValidation(t *testing.T) {
 	t.Run("the execution fields travel over HTTP", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		a := sandbox.NewAdminClient(e.srv.URL)
 		f := sandbox.Fault{Endpoint: "sud.create_order", ExecuteFailRate: 0.25, ExecuteDelayMS: 1500}
-		if err := a.SetFault(context.Background(), f); err != nil {
-			t.Fatal(err)
-		}
-		got, err := a.Faults(context.Background())
-		if err != nil || len(got) != 1 || got[0] != f {
-			t.Fatalf("faults = %+v, %v", got, err)
+		if got := e.faultOverHTTP(f); len(got) != 1 || got[0] != f {
+			t.Fatalf("faults = %+v", got)
 		}
 		resp, err := http.Post(e.srv.URL+"/_sandbox/faults", "application/json",
 			strings.NewReader(`{"endpoint":"sud.create_order","execute_fail_rate":1,"execute_delay_ms":200}`))

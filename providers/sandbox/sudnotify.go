@@ -347,17 +347,10 @@ func (n *sudNotifier) deliver(s *Sandbox, nt *sudNote) {
 // OrderChangedModel; round_id and seq are left out: the sandbox has no game
 // rounds).
 type sudNotifyData struct {
-	OrderID    string          `json:"order_id"`
-	OutOrderID string          `json:"out_order_id"`
-	OutGroupID string          `json:"out_group_id,omitempty"`
-	MgID       string          `json:"mg_id"`
-	RoomID     string          `json:"room_id"`
-	Cmd        string          `json:"cmd"`
-	FromUID    string          `json:"from_uid"`
-	ToUID      string          `json:"to_uid"`
-	Value      int32           `json:"value"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	Status     string          `json:"status"`
+	OrderID    string `json:"order_id"`
+	OutOrderID string `json:"out_order_id"`
+	sudOrderFields
+	Status string `json:"status"`
 }
 
 type sudNotifyEnvelope struct {
@@ -390,8 +383,7 @@ func (n *sudNotifier) post(s *Sandbox, nt *sudNote) (noteResult, string) {
 		NotifyID: sudNotifyID(o), NotifyTime: strconv.FormatInt(signedAt.UnixMilli(), 10),
 		AppID: s.cfg.SUDAppID, NotifyEvent: sudEventOrderChanged,
 		Data: sudNotifyData{
-			OrderID: o.OrderID, OutOrderID: o.OutOrderID, OutGroupID: o.OutGroupID, MgID: o.MgID, RoomID: o.RoomID,
-			Cmd: o.Cmd, FromUID: o.FromUID, ToUID: o.ToUID, Value: o.Value, Payload: o.Payload, Status: o.finalStatus(),
+			OrderID: o.OrderID, OutOrderID: o.OutOrderID, sudOrderFields: o.sudOrderFields, Status: o.finalStatus(),
 		},
 	})
 	if err != nil {

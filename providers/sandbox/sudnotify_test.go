@@ -303,12 +303,7 @@ func TestSUDNotifyURL(t *testing.T) {
 	t.Run("SetSUDNotifyURL panics on a URL it cannot use", func(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
-		defer func() {
-			if recover() == nil {
-				t.Error("SetSUDNotifyURL accepted a relative URL")
-			}
-		}()
-		e.sb.SetSUDNotifyURL("notify")
+		wantPanic(t, "SetSUDNotifyURL accepted a relative URL", func() { e.sb.SetSUDNotifyURL("notify") })
 	})
 
 	t.Run("the notify API is loopback only like the rest of the admin API", func(t *testing.T) {

@@ -51,10 +51,10 @@ func (c *Client) CreateOrder(ctx context.Context, r CreateOrderRequest) (CreateO
 	if err != nil {
 		return CreateOrderReply{}, err
 	}
-	if env.class == providers.AlreadyDone {
+	if env.Class == providers.AlreadyDone {
 		return CreateOrderReply{Class: providers.AlreadyDone, OutOrderID: r.OutOrderID}, nil
 	}
-	return CreateOrderReply{Class: providers.OK, OutOrderID: r.OutOrderID, OrderID: string(env.data.OrderID)}, nil
+	return CreateOrderReply{Class: providers.OK, OutOrderID: r.OutOrderID, OrderID: string(env.Reply.OrderID)}, nil
 }
 
 // checkID refuses an id SUD would refuse, before it leaves the process.

@@ -35,7 +35,7 @@ func (c *Client) endpointURL(ctx context.Context, endpoint string) (string, erro
 		// Nothing was sent to the endpoint itself: asking again later is
 		// safe, whatever the discovery failure was.
 		pe := &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeUnavailable, Msg: "endpoint discovery failed", Err: err}
-		c.obs.ObserveCall(Provider, endpoint, pe.Class, 0)
+		c.caller.Observer.ObserveCall(Provider, endpoint, pe.Class, 0)
 		return "", pe
 	}
 	u := eps.CreateOrder
@@ -112,14 +112,14 @@ func (c *Client) invalidate(endpoint string) {
 func (c *Client) fetchEndpoints(ctx context.Context) (eps endpoints, err error) {
 	start := time.Now()
 	defer func() {
-		c.obs.ObserveCall(Provider, EndpointDiscovery, providers.ClassOf(err), time.Since(start))
+		c.caller.Observer.ObserveCall(Provider, EndpointDiscovery, providers.ClassOf(err), time.Since(start))
 	}()
 	// The discovery key is derived from the secret: keep it out of errors.
 	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, c.ascURL+"/"+DiscoveryKey(c.appSecret, c.appID), nil)
 	if rerr != nil {
 		return endpoints{}, providers.ParamError(Provider, EndpointDiscovery, "bad ASC base URL")
 	}
-	raw, perr := c.fetch(EndpointDiscovery, req)
+	raw, perr := c.caller.Fetch(EndpointDiscovery, req)
 	if perr != nil {
 		perr.Err = redactDiscovery(perr.Err)
 		return endpoints{}, perr

@@ -81,7 +81,7 @@ func (c *Client) QueryOrder(ctx context.Context, outOrderID string) (Order, erro
 	if err != nil {
 		return Order{}, err
 	}
-	o := env.data.order()
+	o := env.Reply.order()
 	o.OutOrderID = outOrderID // the reply may leave it out; it cannot differ (see roundTrip)
 	return o, nil
 }

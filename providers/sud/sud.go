@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,7 +46,7 @@ const (
 
 const (
 	// DefaultTimeout bounds every call when Config.Timeout is zero.
-	DefaultTimeout = 5 * time.Second
+	DefaultTimeout = wire.DefaultTimeout
 	// DefaultDiscoveryTTL is how long discovered endpoints are trusted
 	// before they are fetched again.
 	DefaultDiscoveryTTL = 10 * time.Minute
@@ -82,9 +81,7 @@ type Client struct {
 	createURL string // configured, or "" to discover
 	queryURL  string
 	ascURL    string
-	http      *http.Client
-	timeout   time.Duration
-	obs       providers.Observer
+	caller    wire.Caller
 	now       func() time.Time
 	ttl       time.Duration
 
@@ -117,20 +114,9 @@ func New(cfg Config) (*Client, error) {
 		createURL: cfg.CreateOrderURL,
 		queryURL:  cfg.QueryOrderURL,
 		ascURL:    strings.TrimRight(cfg.ASCBaseURL, "/"),
-		http:      cfg.HTTP,
-		timeout:   cfg.Timeout,
-		obs:       cfg.Observer,
+		caller:    wire.NewCaller(Provider, cfg.HTTP, cfg.Timeout, cfg.Observer),
 		now:       cfg.Now,
 		ttl:       cfg.DiscoveryTTL,
-	}
-	if c.timeout <= 0 {
-		c.timeout = DefaultTimeout
-	}
-	if c.http == nil {
-		c.http = providers.NewHTTPClient(c.timeout)
-	}
-	if c.obs == nil {
-		c.obs = providers.NopObserver{}
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -149,27 +135,20 @@ type envelope struct {
 }
 
 // classified is a decoded reply that the call classified as a success.
-type classified struct {
-	class providers.Class
-	data  orderData
-}
+type classified = wire.Classified[orderData]
 
 // call performs one signed request about the order outOrderID and
 // classifies the reply, reporting it to the observer.
 func (c *Client) call(ctx context.Context, endpoint, outOrderID string, body []byte) (*classified, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.caller.Timeout)
 	defer cancel()
 	target, err := c.endpointURL(ctx, endpoint)
 	if err != nil {
 		return nil, err
 	}
-	start := time.Now()
-	rep, err := c.roundTrip(ctx, endpoint, target, outOrderID, body)
-	class := providers.ClassOf(err)
-	if rep != nil {
-		class = rep.class
-	}
-	c.obs.ObserveCall(Provider, endpoint, class, time.Since(start))
+	rep, err := wire.Observe(c.caller, endpoint, func() (*classified, error) {
+		return c.roundTrip(ctx, endpoint, target, outOrderID, body)
+	})
 	if err != nil {
 		var pe *providers.Error
 		if errors.As(err, &pe) && (pe.Code == providers.CodeUnavailable || pe.Code == providers.CodeTimeout) {
@@ -192,7 +171,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Authorization", AuthorizationHeader(c.appSecret, c.appID, ts, Nonce(), body))
 
-	raw, perr := c.fetch(endpoint, req)
+	raw, perr := c.caller.Fetch(endpoint, req)
 	if perr != nil {
 		return nil, perr
 	}
@@ -207,7 +186,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	class, code := Classify(endpoint, ret)
 	switch class {
 	case providers.AlreadyDone:
-		return &classified{class: class}, nil
+		return &classified{Class: class}, nil
 	case providers.OK:
 		var d orderData
 		if len(env.Data) > 0 && !bytes.Equal(env.Data, []byte("null")) {
@@ -225,7 +204,7 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 			// record of it.
 			return nil, badReply(endpoint, fmt.Sprintf("reply is for out_order_id %q, not %q", got, outOrderID), nil)
 		}
-		return &classified{class: class, data: d}, nil
+		return &classified{Class: class, Reply: d}, nil
 	}
 	return nil, &providers.Error{
 		Provider: Provider, Endpoint: endpoint, Class: class, Code: code, Ret: ret,
@@ -233,29 +212,9 @@ func (c *Client) roundTrip(ctx context.Context, endpoint, target, outOrderID str
 	}
 }
 
-// fetch sends req and returns the body of a 200 reply, read up to wire.MaxReply.
-func (c *Client) fetch(endpoint string, req *http.Request) ([]byte, *providers.Error) {
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, err)
-	}
-	defer wire.DrainClose(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return nil, providers.StatusError(Provider, endpoint, resp.StatusCode)
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxReply+1))
-	if err != nil {
-		return nil, providers.TransportError(Provider, endpoint, err)
-	}
-	if len(raw) > wire.MaxReply {
-		return nil, badReply(endpoint, "reply larger than 1 MiB", nil)
-	}
-	return raw, nil
-}
-
-// badReply is an HTTP 200 we could not make sense of. It is Retryable: the
+// badReply is an HTTP 200 we could not make sense of (wire.BadReply): the
 // order may have been created, and create_order is idempotent on
 // out_order_id, so asking again is safe and is the only way to know.
 func badReply(endpoint, msg string, err error) *providers.Error {
-	return &providers.Error{Provider: Provider, Endpoint: endpoint, Class: providers.Retryable, Code: providers.CodeBadReply, Msg: msg, Err: err}
+	return wire.BadReply(Provider, endpoint, msg, err)
 }
