@@ -26,10 +26,7 @@ type OpenShared func(t *testing.T, lt store.LeaseTimings) (a, b store.Shared)
 // workers, each with its own handle, on one database. It closes the
 // handles when each case ends.
 func RunOwnership(t *testing.T, open OpenShared) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, open OpenShared)
-	}{
+	tests := []testCase[func(t *testing.T, open OpenShared)]{
 		{"two workers accepting the same out_order_id at once: one creates and owns it, the other sees it exists", testOwnedAccept},
 		{"two workers claiming many due orphans at once claim each exactly once", testClaimOnce},
 		{"a commit of a worker whose lease expired is refused after a rescue and writes nothing", testFencedAfterRescue},
@@ -38,27 +35,13 @@ func RunOwnership(t *testing.T, open OpenShared) {
 		{"a claiming relay under concurrent commits loses no outbox row and publishes none twice", testClaimingRelay},
 		{"get, history and retention pruning work on any worker's orders from any handle", testReadsAndPruneAcrossWorkers},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			tc.run(t, open)
-		})
-	}
+	runParallel(t, tests, func(t *testing.T, run func(*testing.T, OpenShared)) { run(t, open) })
 }
 
 // openPair opens the handles and closes them when the test ends.
 func openPair(t *testing.T, open OpenShared, lt store.LeaseTimings) (a, b store.Shared) {
 	a, b = open(t, lt)
-	t.Cleanup(func() {
-		if err := a.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		if b != a {
-			if err := b.Close(); err != nil {
-				t.Errorf("close second handle: %v", err)
-			}
-		}
-	})
+	closePair(t, a, b)
 	return a, b
 }
 

@@ -20,31 +20,16 @@ import (
 //
 // RunShared closes the handles when each case ends.
 func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, a, b store.Store)
-	}{
+	tests := []testCase[func(t *testing.T, a, b store.Store)]{
 		{"two handles accepting the same orders at once create each exactly once, and the other sees it", testSharedAccept},
 		{"concurrent applies on one order from two handles let exactly one win", testSharedApply},
 		{"a relay reading the outbox while two handles commit sees every message exactly once", testSharedOutbox},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			a, b := open(t)
-			t.Cleanup(func() {
-				if err := a.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-				if b != a {
-					if err := b.Close(); err != nil {
-						t.Errorf("close second handle: %v", err)
-					}
-				}
-			})
-			tc.run(t, a, b)
-		})
-	}
+	runParallel(t, tests, func(t *testing.T, run func(t *testing.T, a, b store.Store)) {
+		a, b := open(t)
+		closePair(t, a, b)
+		run(t, a, b)
+	})
 }
 
 // seed returns a logged random seed, so that a failing interleaving's

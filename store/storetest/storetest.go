@@ -31,10 +31,7 @@ import (
 
 // Run runs every conformance test against stores made by open.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s store.Store)
-	}{
+	tests := []testCase[func(t *testing.T, s store.Store)]{
 		{"an accepted order reads back with every field intact", testAcceptRoundTrip},
 		{"accept creates an order once and reports the existing order on a second accept", testAcceptTwice},
 		{"accept reports a duplicate within the same call as the existing order", testAcceptSameCall},
@@ -58,18 +55,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"stats count orders by state, scheduled orders by step and the outbox", testStats},
 		{"a closed store refuses writes", testClosed},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil && !closedByTest(t) {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tc.run(t, s)
+	runParallel(t, tests, func(t *testing.T, run func(*testing.T, store.Store)) {
+		s := open(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil && !closedByTest(t) {
+				t.Errorf("close: %v", err)
+			}
 		})
-	}
+		run(t, s)
+	})
 }
 
 var closedTests sync.Map // *testing.T -> true, for tests that close the store themselves
