@@ -116,34 +116,10 @@ func testOwnedAccept(t *testing.T, open OpenShared) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("o-%02d", i)
 	}
-	var (
-		wg      sync.WaitGroup
-		results [2][]store.AcceptResult
-		errs    [2]error
-		start   = make(chan struct{})
-	)
-	for side, s := range []store.Shared{a, b} {
-		order := slices.Clone(keys)
-		if side == 1 {
-			slices.Reverse(order) // opposite orders: a store locking in request order would deadlock
-		}
-		reqs := make([]store.Accept, n)
-		for i, id := range order {
-			o := Order(id, now())
-			o.BodyHash = fmt.Sprint("side-", side)
-			reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: "accepted"}}
-		}
-		wg.Go(func() {
-			<-start
-			results[side], errs[side] = s.Accept(ctx(t), reqs)
-			if side == 1 {
-				slices.Reverse(results[side])
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
-	if err := errors.Join(errs[:]...); err != nil {
+	results, err := acceptFromBothSides(t, a, b, keys, func(o store.Order) store.Accept {
+		return store.Accept{Order: o, History: store.HistoryEntry{State: "accepted"}}
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	for i, id := range keys {

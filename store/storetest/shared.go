@@ -40,6 +40,42 @@ func seed(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(s, s))
 }
 
+// acceptFromBothSides has a and b accept an order for each of keys at the
+// same moment, b in the opposite order: a store that locked rows in
+// request order would deadlock. Each order's BodyHash names its side
+// ("side-0" for a, "side-1" for b); req makes the accept of an order.
+// Both sides' results are in the order of keys.
+func acceptFromBothSides(t *testing.T, a, b store.Store, keys []string, req func(o store.Order) store.Accept) ([2][]store.AcceptResult, error) {
+	var (
+		wg      sync.WaitGroup
+		results [2][]store.AcceptResult
+		errs    [2]error
+		start   = make(chan struct{})
+	)
+	for side, s := range []store.Store{a, b} {
+		order := slices.Clone(keys)
+		if side == 1 {
+			slices.Reverse(order)
+		}
+		reqs := make([]store.Accept, len(order))
+		for i, id := range order {
+			o := Order(id, now())
+			o.BodyHash = fmt.Sprintf("side-%d", side)
+			reqs[i] = req(o)
+		}
+		wg.Go(func() {
+			<-start
+			results[side], errs[side] = s.Accept(ctx(t), reqs)
+			if side == 1 && errs[side] == nil {
+				slices.Reverse(results[side])
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return results, errors.Join(errs[:]...)
+}
+
 func testSharedAccept(t *testing.T, a, b store.Store) {
 	const (
 		rounds = 10
@@ -50,52 +86,27 @@ func testSharedAccept(t *testing.T, a, b store.Store) {
 		for i := range keys {
 			keys[i] = fmt.Sprintf("o-%02d-%02d", round, i)
 		}
-		// The two sides take the orders in opposite orders: a store that
-		// locked rows in request order would deadlock here.
-		reversed := slices.Clone(keys)
-		slices.Reverse(reversed)
-		var (
-			wg      sync.WaitGroup
-			results [2][]store.AcceptResult
-			errs    [2]error
-			start   = make(chan struct{})
-		)
-		for side, s := range []store.Store{a, b} {
-			order := keys
-			if side == 1 {
-				order = reversed
-			}
-			reqs := make([]store.Accept, len(order))
-			for i, id := range order {
-				o := Order(id, now())
-				o.BodyHash = fmt.Sprintf("side-%d", side)
-				reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: "accepted", Detail: o.BodyHash},
-					Outbox: []store.Message{{Subject: "s", MsgID: id + ":" + o.BodyHash}}}
-			}
-			wg.Go(func() {
-				<-start
-				results[side], errs[side] = s.Accept(ctx(t), reqs)
-			})
-		}
-		close(start)
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
+		results, err := acceptFromBothSides(t, a, b, keys, func(o store.Order) store.Accept {
+			return store.Accept{Order: o, History: store.HistoryEntry{State: "accepted", Detail: o.BodyHash},
+				Outbox: []store.Message{{Subject: "s", MsgID: o.OutOrderID + ":" + o.BodyHash}}}
+		})
+		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		created := map[string]string{} // id -> the side that created it
-		for side, order := range [][]string{keys, reversed} {
+		for side := range results {
 			for i, r := range results[side] {
 				if r.Created {
-					if prev, dup := created[order[i]]; dup {
-						t.Errorf("%s created by side %s and side %d", order[i], prev, side)
+					if prev, dup := created[keys[i]]; dup {
+						t.Errorf("%s created by side %s and side %d", keys[i], prev, side)
 					}
-					created[order[i]] = fmt.Sprintf("side-%d", side)
+					created[keys[i]] = fmt.Sprintf("side-%d", side)
 				}
 			}
 		}
-		for side, order := range [][]string{keys, reversed} {
+		for side := range results {
 			for i, r := range results[side] {
-				id := order[i]
+				id := keys[i]
 				if r.Created {
 					continue
 				}
