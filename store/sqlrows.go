@@ -6,10 +6,13 @@ package store
 // once. They are for the drivers; callers of a Store never see a row.
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
@@ -137,6 +140,25 @@ func Messages(rows []OutboxRow) ([]Message, error) {
 			}
 		}
 		out[i] = m
+	}
+	return out, nil
+}
+
+// PendingOutbox is both SQL stores' PendingOutbox: up to limit outbox
+// messages with an id above after, in id order, read through q in its
+// dialect.
+func PendingOutbox(ctx context.Context, q sqlx.ExtContext, after int64, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []OutboxRow
+	if err := sqlx.SelectContext(ctx, q, &rows,
+		q.Rebind(`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?`), after, limit); err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	out, err := Messages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
 	return out, nil
 }
