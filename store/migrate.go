@@ -66,10 +66,6 @@ func LoadMigrations(fsys fs.FS) ([]Migration, error) {
 // migrate brings the schema up to date. It is safe to run on every open:
 // applied versions are skipped.
 func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.Logger) error {
-	ms, err := LoadMigrations(migrationFS)
-	if err != nil {
-		return err
-	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INTEGER PRIMARY KEY,
 		name       TEXT    NOT NULL,
@@ -77,8 +73,21 @@ func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.L
 	)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
+	return ApplyMigrations(ctx, db, migrationFS, nil, now, log)
+}
+
+// ApplyMigrations applies the migrations in fsys (LoadMigrations) that
+// schema_migrations does not record yet, in version order, each in a
+// transaction of its own that prepare, when not nil, begins with
+// (sqlcommon.ApplyMigration). Both SQL stores migrate through it; only
+// their schema files and what prepare does differ.
+func ApplyMigrations(ctx context.Context, db *sqlx.DB, fsys fs.FS, prepare func(context.Context, *sqlx.Tx) error, now func() time.Time, log *slog.Logger) error {
+	ms, err := LoadMigrations(fsys)
+	if err != nil {
+		return err
+	}
 	for _, m := range ms {
-		if err := sqlcommon.ApplyMigration(ctx, db, m.Version, m.Name, m.SQL, nil, now, log); err != nil {
+		if err := sqlcommon.ApplyMigration(ctx, db, m.Version, m.Name, m.SQL, prepare, now, log); err != nil {
 			return err
 		}
 	}

@@ -28,19 +28,7 @@ func insertOutbox(ctx context.Context, tx *sqlx.Tx, msgs []Message, now time.Tim
 // they were written, which is the order their changes committed: the
 // single writer assigns ids in its transactions, one after the other.
 func (s *SQLite) PendingOutbox(ctx context.Context, after int64, limit int) ([]Message, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	var rows []OutboxRow
-	if err := s.r.SelectContext(ctx, &rows,
-		`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?`, after, limit); err != nil {
-		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
-	out, err := Messages(rows)
-	if err != nil {
-		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
-	return out, nil
+	return PendingOutbox(ctx, s.r, after, limit)
 }
 
 // DeleteOutbox removes published messages; ids already gone are ignored

@@ -6,10 +6,13 @@ package store
 // once. They are for the drivers; callers of a Store never see a row.
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/internal/orderstate"
 	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
@@ -36,63 +39,28 @@ func OrderValues(o Order, text func(string) string) []any {
 }
 
 // OrderRow is an orders row as a select of id and the orders columns
-// scans it.
+// scans it. The columns that hold a field of Order as it is fill the
+// embedded Order by its db tags; the times, held as unix milliseconds
+// (NULL for none), are the row's own fields, which shadow the order's, and
+// Stored turns them back into times.
 type OrderRow struct {
-	ID              int64         `db:"id"`
-	OutOrderID      string        `db:"out_order_id"`
-	MgID            string        `db:"mg_id"`
-	RoomID          string        `db:"room_id"`
-	FromUID         string        `db:"from_uid"`
-	Provider        string        `db:"provider"`
-	Amount          int64         `db:"amount"`
-	Intent          []byte        `db:"intent"`
-	IntentSubject   string        `db:"intent_subject"`
-	BodyHash        string        `db:"body_hash"`
-	State           string        `db:"state"`
-	Step            string        `db:"step"`
-	Seq             int           `db:"seq"`
-	Attempt         int           `db:"attempt"`
-	NextRunAt       sql.NullInt64 `db:"next_run_at"`
-	SudOrderID      string        `db:"sud_order_id"`
-	BillNo          string        `db:"bill_no"`
-	PayGeneration   int           `db:"pay_generation"`
-	HasBaseline     bool          `db:"has_baseline"`
-	BaselineBalance int64         `db:"baseline_balance"`
-	BaselineSaveAmt int64         `db:"baseline_save_amt"`
-	BaselineCostSum int64         `db:"baseline_cost_sum"`
-	HasPayBalance   bool          `db:"has_pay_balance"`
-	PayBalance      int64         `db:"pay_balance"`
-	UsedGenAmt      int64         `db:"used_gen_amt"`
-	DebitedAt       sql.NullInt64 `db:"debited_at"`
-	SudStatus       string        `db:"sud_status"`
-	OrderedAt       sql.NullInt64 `db:"ordered_at"`
-	FirstPayAt      sql.NullInt64 `db:"first_pay_at"`
-	PayUnknown      bool          `db:"pay_unknown"`
-	BaselineGenBal  int64         `db:"baseline_gen_balance"`
-	ErrorCode       string        `db:"error_code"`
-	Error           string        `db:"error"`
-	CreatedAt       int64         `db:"created_at"`
-	UpdatedAt       int64         `db:"updated_at"`
-	Version         int64         `db:"version"`
+	Order
+	ID         int64         `db:"id"`
+	NextRunAt  sql.NullInt64 `db:"next_run_at"`
+	DebitedAt  sql.NullInt64 `db:"debited_at"`
+	OrderedAt  sql.NullInt64 `db:"ordered_at"`
+	FirstPayAt sql.NullInt64 `db:"first_pay_at"`
+	CreatedAt  int64         `db:"created_at"`
+	UpdatedAt  int64         `db:"updated_at"`
 }
 
-// Order is the order r holds.
-func (r OrderRow) Order() Order {
-	return Order{
-		OutOrderID: r.OutOrderID, MgID: r.MgID, RoomID: r.RoomID, FromUID: r.FromUID,
-		Provider: r.Provider, Amount: r.Amount,
-		Intent: r.Intent, IntentSubject: r.IntentSubject, BodyHash: r.BodyHash,
-		State: orderstate.State(r.State), Step: orderstate.Step(r.Step), Seq: r.Seq, Attempt: r.Attempt, NextRunAt: sqlcommon.FromNullMs(r.NextRunAt),
-		SudOrderID: r.SudOrderID, BillNo: r.BillNo, PayGeneration: r.PayGeneration,
-		HasBaseline: r.HasBaseline, BaselineBalance: r.BaselineBalance,
-		BaselineSaveAmt: r.BaselineSaveAmt, BaselineCostSum: r.BaselineCostSum,
-		HasPayBalance: r.HasPayBalance, PayBalance: r.PayBalance, UsedGenAmt: r.UsedGenAmt,
-		DebitedAt: sqlcommon.FromNullMs(r.DebitedAt),
-		SudStatus: r.SudStatus, OrderedAt: sqlcommon.FromNullMs(r.OrderedAt), FirstPayAt: sqlcommon.FromNullMs(r.FirstPayAt), PayUnknown: r.PayUnknown,
-		BaselineGenBalance: r.BaselineGenBal,
-		ErrorCode:          r.ErrorCode, Error: r.Error,
-		CreatedAt: sqlcommon.FromMs(r.CreatedAt), UpdatedAt: sqlcommon.FromMs(r.UpdatedAt), Version: r.Version,
-	}
+// Stored is the order r holds.
+func (r OrderRow) Stored() Order {
+	o := r.Order
+	o.NextRunAt, o.DebitedAt = sqlcommon.FromNullMs(r.NextRunAt), sqlcommon.FromNullMs(r.DebitedAt)
+	o.OrderedAt, o.FirstPayAt = sqlcommon.FromNullMs(r.OrderedAt), sqlcommon.FromNullMs(r.FirstPayAt)
+	o.CreatedAt, o.UpdatedAt = sqlcommon.FromMs(r.CreatedAt), sqlcommon.FromMs(r.UpdatedAt)
+	return o
 }
 
 // AsStored is o as a read returns it once written: times in UTC with
@@ -122,7 +90,7 @@ func AsStored(o Order, text func(string) string) Order {
 func Orders(rows []OrderRow) []Order {
 	out := make([]Order, len(rows))
 	for i, r := range rows {
-		out[i] = r.Order()
+		out[i] = r.Stored()
 	}
 	return out
 }
@@ -172,6 +140,25 @@ func Messages(rows []OutboxRow) ([]Message, error) {
 			}
 		}
 		out[i] = m
+	}
+	return out, nil
+}
+
+// PendingOutbox is both SQL stores' PendingOutbox: up to limit outbox
+// messages with an id above after, in id order, read through q in its
+// dialect.
+func PendingOutbox(ctx context.Context, q sqlx.ExtContext, after int64, limit int) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows []OutboxRow
+	if err := sqlx.SelectContext(ctx, q, &rows,
+		q.Rebind(`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > ? ORDER BY id LIMIT ?`), after, limit); err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	out, err := Messages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
 	return out, nil
 }

@@ -38,74 +38,76 @@ var (
 
 // Order is one purchase order: the intent it came from and the saga's
 // progress. State is the public state (see events.State); Step is the next
-// thing the saga does, which also says where a replay resumes.
+// thing the saga does, which also says where a replay resumes. The db
+// tags name the orders columns that hold a field as it is, for the SQL
+// drivers (OrderRow); the times are held as milliseconds instead.
 type Order struct {
-	OutOrderID string `json:"out_order_id"`
-	MgID       string `json:"mg_id"`
-	RoomID     string `json:"room_id"`
-	FromUID    string `json:"from_uid"`
-	Provider   string `json:"provider"`
-	Amount     int64  `json:"amount"`
+	OutOrderID string `json:"out_order_id" db:"out_order_id"`
+	MgID       string `json:"mg_id" db:"mg_id"`
+	RoomID     string `json:"room_id" db:"room_id"`
+	FromUID    string `json:"from_uid" db:"from_uid"`
+	Provider   string `json:"provider" db:"provider"`
+	Amount     int64  `json:"amount" db:"amount"`
 
 	// Intent is the original intent bytes, exactly as received. It holds
 	// the player's login secrets: never log it, never return it from an API.
-	Intent []byte `json:"-"`
+	Intent []byte `json:"-" db:"intent"`
 	// IntentSubject is the subject the intent arrived on (for dead letters).
-	IntentSubject string `json:"-"`
+	IntentSubject string `json:"-" db:"intent_subject"`
 	// BodyHash identifies the intent's content, to tell a duplicate (same
 	// hash) from a conflict (same out_order_id, different hash).
-	BodyHash string `json:"-"`
+	BodyHash string `json:"-" db:"body_hash"`
 
-	State   orderstate.State `json:"state"`
-	Step    orderstate.Step  `json:"step"`
-	Seq     int              `json:"seq"`     // seq of the last status event written
-	Attempt int              `json:"attempt"` // attempts made at Step so far
+	State   orderstate.State `json:"state" db:"state"`
+	Step    orderstate.Step  `json:"step" db:"step"`
+	Seq     int              `json:"seq" db:"seq"`         // seq of the last status event written
+	Attempt int              `json:"attempt" db:"attempt"` // attempts made at Step so far
 	// NextRunAt is when Step is due; zero when nothing is scheduled
 	// (terminal orders).
-	NextRunAt time.Time `json:"next_run_at"`
+	NextRunAt time.Time `json:"next_run_at" db:"-"`
 
-	SudOrderID    string `json:"sud_order_id,omitempty"`
-	BillNo        string `json:"bill_no,omitempty"`
-	PayGeneration int    `json:"pay_generation"`
+	SudOrderID    string `json:"sud_order_id,omitempty" db:"sud_order_id"`
+	BillNo        string `json:"bill_no,omitempty" db:"bill_no"`
+	PayGeneration int    `json:"pay_generation" db:"pay_generation"`
 
 	// The balance read just before the pay, kept so that a retried pay
 	// after a crash confirms against the balance before the debit.
-	HasBaseline     bool  `json:"has_baseline"`
-	BaselineBalance int64 `json:"baseline_balance"`
-	BaselineSaveAmt int64 `json:"baseline_save_amt"`
-	BaselineCostSum int64 `json:"baseline_cost_sum"`
+	HasBaseline     bool  `json:"has_baseline" db:"has_baseline"`
+	BaselineBalance int64 `json:"baseline_balance" db:"baseline_balance"`
+	BaselineSaveAmt int64 `json:"baseline_save_amt" db:"baseline_save_amt"`
+	BaselineCostSum int64 `json:"baseline_cost_sum" db:"baseline_cost_sum"`
 	// BaselineGenBalance is the gifted part of the baseline balance.
-	BaselineGenBalance int64 `json:"baseline_gen_balance"`
+	BaselineGenBalance int64 `json:"baseline_gen_balance" db:"baseline_gen_balance"`
 
 	// The pay reply.
-	HasPayBalance bool      `json:"has_pay_balance"`
-	PayBalance    int64     `json:"pay_balance"`
-	UsedGenAmt    int64     `json:"used_gen_amt"`
-	DebitedAt     time.Time `json:"debited_at"`
+	HasPayBalance bool      `json:"has_pay_balance" db:"has_pay_balance"`
+	PayBalance    int64     `json:"pay_balance" db:"pay_balance"`
+	UsedGenAmt    int64     `json:"used_gen_amt" db:"used_gen_amt"`
+	DebitedAt     time.Time `json:"debited_at" db:"-"`
 
 	// SudStatus is SUD's last reported state of the paid action
 	// (CREATED, EXECUTING, EXECUTE_SUCCESS, EXECUTE_FAIL); empty until
 	// asked. OrderedAt is when SUD took the order; its execute timeout
 	// counts from then.
-	SudStatus string    `json:"sud_status,omitempty"`
-	OrderedAt time.Time `json:"ordered_at"`
+	SudStatus string    `json:"sud_status,omitempty" db:"sud_status"`
+	OrderedAt time.Time `json:"ordered_at" db:"-"`
 	// FirstPayAt is when the current bill_no was first sent: the bill
 	// lives 48 hours from then, and a cancel answered "not found" proves
 	// nothing once it may have expired.
-	FirstPayAt time.Time `json:"first_pay_at"`
+	FirstPayAt time.Time `json:"first_pay_at" db:"-"`
 	// PayUnknown: an attempt of the current pay ended without an answer
 	// (timeout, lost reply, busy), so it may have charged; a decline that
 	// follows is checked with a cancel before the order ends.
-	PayUnknown bool `json:"pay_unknown,omitempty"`
+	PayUnknown bool `json:"pay_unknown,omitempty" db:"pay_unknown"`
 
-	ErrorCode string `json:"error_code,omitempty"`
-	Error     string `json:"error,omitempty"`
+	ErrorCode string `json:"error_code,omitempty" db:"error_code"`
+	Error     string `json:"error,omitempty" db:"error"`
 
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	CreatedAt time.Time `json:"created_at" db:"-"`
+	UpdatedAt time.Time `json:"updated_at" db:"-"`
 	// Version grows by one with every applied transition; Transition
 	// applies only if it still matches (optimistic concurrency).
-	Version int64 `json:"version"`
+	Version int64 `json:"version" db:"version"`
 }
 
 // HistoryEntry is one line of an order's append-only history.

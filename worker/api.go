@@ -104,8 +104,10 @@ func historyView(h []store.HistoryEntry) []HistoryEntry {
 	}
 	out := make([]HistoryEntry, len(h))
 	for i, e := range h {
-		out[i] = HistoryEntry{At: e.At, State: e.State, Step: e.Step, Attempt: e.Attempt,
-			ErrorCode: e.ErrorCode, Error: e.Error, Detail: e.Detail}
+		// The two types have the same fields, so Go converts one into the
+		// other; a field added to the store's entry alone stops this
+		// compiling instead of going unsent or sent unnoticed.
+		out[i] = HistoryEntry(e)
 	}
 	return out
 }

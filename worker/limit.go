@@ -115,42 +115,49 @@ func (l *stepLimit) observe(rtt time.Duration, now time.Time) {
 // step limit: only real calls, not the balance readings polls share.
 type timedWallet struct {
 	providers.Wallet
-	observe func(time.Duration, time.Time)
-	now     func() time.Time
+	callTimer
 }
 
 func (t timedWallet) Balance(ctx context.Context, a providers.Account) (providers.Balance, error) {
-	start := t.now()
-	defer func() { t.observe(t.now().Sub(start), t.now()) }()
+	defer t.timeCall()()
 	return t.Wallet.Balance(ctx, a)
 }
 
 func (t timedWallet) Debit(ctx context.Context, a providers.Account, d providers.Debit) (providers.DebitReply, error) {
-	start := t.now()
-	defer func() { t.observe(t.now().Sub(start), t.now()) }()
+	defer t.timeCall()()
 	return t.Wallet.Debit(ctx, a, d)
 }
 
 func (t timedWallet) Cancel(ctx context.Context, a providers.Account, c providers.Cancel) (providers.CancelReply, error) {
-	start := t.now()
-	defer func() { t.observe(t.now().Sub(start), t.now()) }()
+	defer t.timeCall()()
 	return t.Wallet.Cancel(ctx, a, c)
 }
 
 type timedOrders struct {
 	OrderService
-	observe func(time.Duration, time.Time)
-	now     func() time.Time
+	callTimer
 }
 
 func (t timedOrders) CreateOrder(ctx context.Context, r sud.CreateOrderRequest) (sud.CreateOrderReply, error) {
-	start := t.now()
-	defer func() { t.observe(t.now().Sub(start), t.now()) }()
+	defer t.timeCall()()
 	return t.OrderService.CreateOrder(ctx, r)
 }
 
 func (t timedOrders) QueryOrder(ctx context.Context, id string) (sud.Order, error) {
-	start := t.now()
-	defer func() { t.observe(t.now().Sub(start), t.now()) }()
+	defer t.timeCall()()
 	return t.OrderService.QueryOrder(ctx, id)
+}
+
+// callTimer is what the timed clients share: the clock and where a call's
+// time goes.
+type callTimer struct {
+	observe func(time.Duration, time.Time)
+	now     func() time.Time
+}
+
+// timeCall starts timing a call and returns what reports it when the call
+// returns: defer t.timeCall()().
+func (c callTimer) timeCall() func() {
+	start := c.now()
+	return func() { c.observe(c.now().Sub(start), c.now()) }
 }

@@ -37,54 +37,66 @@ type Metrics struct {
 
 // NewMetrics creates the series and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	latency := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
-	m := &Metrics{
-		orders: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coinsaga_orders",
-			Help: "Orders in the store by state."}, []string{"state"}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_order_transitions_total",
-			Help: "State changes by the state entered."}, []string{"state"}),
-		intents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_intents_total",
-			Help: "Intents consumed, by outcome: accepted, rejected, invalid, duplicate, conflict."}, []string{"outcome"}),
-		stepSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_step_duration_seconds",
-			Help: "Saga step latency, provider call included, by step and result.", Buckets: latency}, []string{"step", "result"}),
-		orderSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_order_duration_seconds",
-			Help: "Accepted to terminal, by final state.", Buckets: latency}, []string{"state"}),
-		providerCalls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_provider_requests_total",
-			Help: "Provider calls by provider, endpoint and outcome class."}, []string{"provider", "endpoint", "class"}),
-		providerSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_provider_request_duration_seconds",
-			Help: "Provider call latency.", Buckets: latency}, []string{"provider", "endpoint"}),
-		inflight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_inflight_orders",
-			Help: "Orders with a saga step running now."}),
-		waitingConfirm: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_orders_waiting_confirmation",
-			Help: "Debited orders polling the balance for the debit to show."}),
-		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_outbox_pending",
-			Help: "Status events and dead letters not yet acknowledged by JetStream."}),
-		outboxLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_outbox_lag_seconds",
-			Help: "Age of the oldest unpublished outbox message."}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_dead_letters_total",
-			Help: "Dead letters published, by reason."}, []string{"reason"}),
-		storeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "coinsaga_store_write_failures_total",
-			Help: "Writes the store refused (a full disk, a broken file); while they fail, steps pause."}),
-		storeFailing: prometheus.NewGauge(prometheus.GaugeOpts{Name: "coinsaga_store_writes_failing",
-			Help: "1 while the store's writes fail and steps are paused, else 0."}),
-		declinedAfter: prometheus.NewCounter(prometheus.CounterOpts{Name: "coinsaga_pay_declined_after_sud_total",
-			Help: "Pays declined for want of coins after SUD had the order: the player spent elsewhere since the baseline, and the action may have run unpaid."}),
-		circuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coinsaga_provider_circuit_open",
-			Help: "1 while the circuit breaker of a provider endpoint is open (calls refused, orders held), else 0."}, []string{"endpoint"}),
-		callsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_provider_calls_refused_total",
-			Help: "Provider calls an open circuit refused without sending them."}, []string{"endpoint"}),
-		callWaits: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "coinsaga_provider_call_wait_seconds",
-			Help: "How long provider calls waited for a rate-limit token or a bulkhead slot, by kind.", Buckets: latency}, []string{"endpoint", "kind"}),
-		stepsHeld: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_steps_held_total",
-			Help: "Saga steps held by an open circuit, waiting without spending a retry."}, []string{"step"}),
-		sudVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coinsaga_sud_notifications_total",
-			Help: "SUD order-change notifications received, by status."}, []string{"status"}),
+	s := series{reg}
+	return &Metrics{
+		orders:         s.gaugeVec("coinsaga_orders", "Orders in the store by state.", "state"),
+		transitions:    s.counterVec("coinsaga_order_transitions_total", "State changes by the state entered.", "state"),
+		intents:        s.counterVec("coinsaga_intents_total", "Intents consumed, by outcome: accepted, rejected, invalid, duplicate, conflict.", "outcome"),
+		stepSeconds:    s.latency("coinsaga_step_duration_seconds", "Saga step latency, provider call included, by step and result.", "step", "result"),
+		orderSeconds:   s.latency("coinsaga_order_duration_seconds", "Accepted to terminal, by final state.", "state"),
+		providerCalls:  s.counterVec("coinsaga_provider_requests_total", "Provider calls by provider, endpoint and outcome class.", "provider", "endpoint", "class"),
+		providerSecs:   s.latency("coinsaga_provider_request_duration_seconds", "Provider call latency.", "provider", "endpoint"),
+		inflight:       s.gauge("coinsaga_inflight_orders", "Orders with a saga step running now."),
+		waitingConfirm: s.gauge("coinsaga_orders_waiting_confirmation", "Debited orders polling the balance for the debit to show."),
+		outboxPending:  s.gauge("coinsaga_outbox_pending", "Status events and dead letters not yet acknowledged by JetStream."),
+		outboxLag:      s.gauge("coinsaga_outbox_lag_seconds", "Age of the oldest unpublished outbox message."),
+		deadLetters:    s.counterVec("coinsaga_dead_letters_total", "Dead letters published, by reason.", "reason"),
+		storeFailures:  s.counter("coinsaga_store_write_failures_total", "Writes the store refused (a full disk, a broken file); while they fail, steps pause."),
+		storeFailing:   s.gauge("coinsaga_store_writes_failing", "1 while the store's writes fail and steps are paused, else 0."),
+		declinedAfter: s.counter("coinsaga_pay_declined_after_sud_total",
+			"Pays declined for want of coins after SUD had the order: the player spent elsewhere since the baseline, and the action may have run unpaid."),
+		circuitOpen: s.gaugeVec("coinsaga_provider_circuit_open",
+			"1 while the circuit breaker of a provider endpoint is open (calls refused, orders held), else 0.", "endpoint"),
+		callsRefused: s.counterVec("coinsaga_provider_calls_refused_total", "Provider calls an open circuit refused without sending them.", "endpoint"),
+		callWaits: s.latency("coinsaga_provider_call_wait_seconds",
+			"How long provider calls waited for a rate-limit token or a bulkhead slot, by kind.", "endpoint", "kind"),
+		stepsHeld:   s.counterVec("coinsaga_steps_held_total", "Saga steps held by an open circuit, waiting without spending a retry.", "step"),
+		sudVerdicts: s.counterVec("coinsaga_sud_notifications_total", "SUD order-change notifications received, by status.", "status"),
 	}
-	reg.MustRegister(m.orders, m.transitions, m.intents, m.stepSeconds, m.orderSeconds, m.providerCalls,
-		m.providerSecs, m.inflight, m.waitingConfirm, m.outboxPending, m.outboxLag, m.deadLetters,
-		m.storeFailures, m.storeFailing, m.declinedAfter, m.sudVerdicts,
-		m.circuitOpen, m.callsRefused, m.callWaits, m.stepsHeld)
-	return m
+}
+
+// series makes the worker's series and registers each one as it makes
+// it, so that no series is declared and left out of the registry.
+type series struct{ reg prometheus.Registerer }
+
+// latencyBuckets are the buckets of every latency histogram, from a
+// millisecond to the five minutes a confirmation can take.
+var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+func register[C prometheus.Collector](s series, c C) C {
+	s.reg.MustRegister(c)
+	return c
+}
+
+func (s series) counter(name, help string) prometheus.Counter {
+	return register(s, prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help}))
+}
+
+func (s series) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return register(s, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
+}
+
+func (s series) gauge(name, help string) prometheus.Gauge {
+	return register(s, prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help}))
+}
+
+func (s series) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return register(s, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
+}
+
+// latency is a histogram of durations in seconds over latencyBuckets.
+func (s series) latency(name, help string, labels ...string) *prometheus.HistogramVec {
+	return register(s, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: latencyBuckets}, labels))
 }
 
 // ObserveCall implements providers.Observer.

@@ -218,12 +218,13 @@ func newWorker(cfg Config) (*Worker, error) {
 	}
 	// Every real provider call tells the step limit how long it took.
 	limit := newStepLimit(cfg.Concurrency, cfg.MaxSteps)
+	timer := callTimer{observe: limit.observe, now: cfg.Now}
 	timedWallets := make(map[string]providers.Wallet, len(cfg.Wallets))
 	for name, wl := range cfg.Wallets {
-		timedWallets[name] = timedWallet{Wallet: wl, observe: limit.observe, now: cfg.Now}
+		timedWallets[name] = timedWallet{Wallet: wl, callTimer: timer}
 	}
 	cfg.Wallets = timedWallets
-	cfg.SUD = timedOrders{OrderService: cfg.SUD, observe: limit.observe, now: cfg.Now}
+	cfg.SUD = timedOrders{OrderService: cfg.SUD, callTimer: timer}
 	return &Worker{
 		cfg: cfg, log: cfg.Logger, metrics: cfg.Metrics, now: cfg.Now,
 		stepCtx:   context.Background(), // Run sets the real one

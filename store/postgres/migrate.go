@@ -9,7 +9,6 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/coinsaga/coinsaga/store"
-	"github.com/coinsaga/coinsaga/store/internal/sqlcommon"
 )
 
 // Advisory lock keys, per database (PostgreSQL scopes them to the
@@ -27,16 +26,7 @@ const (
 // same rules as the SQLite store's (store.LoadMigrations): numbered files,
 // each applied once in its own transaction with its schema_migrations row.
 func migrate(ctx context.Context, db *sqlx.DB, now func() time.Time, log *slog.Logger) error {
-	ms, err := store.LoadMigrations(migrationFS)
-	if err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if err := sqlcommon.ApplyMigration(ctx, db, m.Version, m.Name, m.SQL, prepareMigration, now, log); err != nil {
-			return err
-		}
-	}
-	return nil
+	return store.ApplyMigrations(ctx, db, migrationFS, prepareMigration, now, log)
 }
 
 // prepareMigration serializes the migrations of every handle on one

@@ -34,7 +34,7 @@ func getOrder(ctx context.Context, q sqlx.QueryerContext, outOrderID string) (st
 	if err != nil {
 		return store.Order{}, err
 	}
-	return r.Order(), nil
+	return r.Stored(), nil
 }
 
 // Due returns up to limit scheduled orders with NextRunAt <= now, soonest

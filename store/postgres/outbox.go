@@ -95,19 +95,7 @@ func insertOutboxRows(ctx context.Context, tx *sqlx.Tx, msgs []ownedMessage, now
 // PendingOutbox returns up to limit messages above after, in id order,
 // which is commit order (see insertOutbox).
 func (s *Store) PendingOutbox(ctx context.Context, after int64, limit int) ([]store.Message, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	var rows []store.OutboxRow
-	if err := s.db.SelectContext(ctx, &rows,
-		`SELECT id, subject, msg_id, header, data FROM outbox WHERE id > $1 ORDER BY id LIMIT $2`, after, limit); err != nil {
-		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
-	out, err := store.Messages(rows)
-	if err != nil {
-		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
-	return out, nil
+	return store.PendingOutbox(ctx, s.db, after, limit)
 }
 
 // DeleteOutbox removes published messages; ids already gone are ignored

@@ -20,31 +20,16 @@ import (
 //
 // RunShared closes the handles when each case ends.
 func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, a, b store.Store)
-	}{
+	tests := []testCase[func(t *testing.T, a, b store.Store)]{
 		{"two handles accepting the same orders at once create each exactly once, and the other sees it", testSharedAccept},
 		{"concurrent applies on one order from two handles let exactly one win", testSharedApply},
 		{"a relay reading the outbox while two handles commit sees every message exactly once", testSharedOutbox},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			a, b := open(t)
-			t.Cleanup(func() {
-				if err := a.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-				if b != a {
-					if err := b.Close(); err != nil {
-						t.Errorf("close second handle: %v", err)
-					}
-				}
-			})
-			tc.run(t, a, b)
-		})
-	}
+	runParallel(t, tests, func(t *testing.T, run func(t *testing.T, a, b store.Store)) {
+		a, b := open(t)
+		closePair(t, a, b)
+		run(t, a, b)
+	})
 }
 
 // seed returns a logged random seed, so that a failing interleaving's
@@ -53,6 +38,42 @@ func seed(t *testing.T) *rand.Rand {
 	s := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d", s)
 	return rand.New(rand.NewPCG(s, s))
+}
+
+// acceptFromBothSides has a and b accept an order for each of keys at the
+// same moment, b in the opposite order: a store that locked rows in
+// request order would deadlock. Each order's BodyHash names its side
+// ("side-0" for a, "side-1" for b); req makes the accept of an order.
+// Both sides' results are in the order of keys.
+func acceptFromBothSides(t *testing.T, a, b store.Store, keys []string, req func(o store.Order) store.Accept) ([2][]store.AcceptResult, error) {
+	var (
+		wg      sync.WaitGroup
+		results [2][]store.AcceptResult
+		errs    [2]error
+		start   = make(chan struct{})
+	)
+	for side, s := range []store.Store{a, b} {
+		order := slices.Clone(keys)
+		if side == 1 {
+			slices.Reverse(order)
+		}
+		reqs := make([]store.Accept, len(order))
+		for i, id := range order {
+			o := Order(id, now())
+			o.BodyHash = fmt.Sprintf("side-%d", side)
+			reqs[i] = req(o)
+		}
+		wg.Go(func() {
+			<-start
+			results[side], errs[side] = s.Accept(ctx(t), reqs)
+			if side == 1 && errs[side] == nil {
+				slices.Reverse(results[side])
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return results, errors.Join(errs[:]...)
 }
 
 func testSharedAccept(t *testing.T, a, b store.Store) {
@@ -65,52 +86,27 @@ func testSharedAccept(t *testing.T, a, b store.Store) {
 		for i := range keys {
 			keys[i] = fmt.Sprintf("o-%02d-%02d", round, i)
 		}
-		// The two sides take the orders in opposite orders: a store that
-		// locked rows in request order would deadlock here.
-		reversed := slices.Clone(keys)
-		slices.Reverse(reversed)
-		var (
-			wg      sync.WaitGroup
-			results [2][]store.AcceptResult
-			errs    [2]error
-			start   = make(chan struct{})
-		)
-		for side, s := range []store.Store{a, b} {
-			order := keys
-			if side == 1 {
-				order = reversed
-			}
-			reqs := make([]store.Accept, len(order))
-			for i, id := range order {
-				o := Order(id, now())
-				o.BodyHash = fmt.Sprintf("side-%d", side)
-				reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: "accepted", Detail: o.BodyHash},
-					Outbox: []store.Message{{Subject: "s", MsgID: id + ":" + o.BodyHash}}}
-			}
-			wg.Go(func() {
-				<-start
-				results[side], errs[side] = s.Accept(ctx(t), reqs)
-			})
-		}
-		close(start)
-		wg.Wait()
-		if err := errors.Join(errs[:]...); err != nil {
+		results, err := acceptFromBothSides(t, a, b, keys, func(o store.Order) store.Accept {
+			return store.Accept{Order: o, History: store.HistoryEntry{State: "accepted", Detail: o.BodyHash},
+				Outbox: []store.Message{{Subject: "s", MsgID: o.OutOrderID + ":" + o.BodyHash}}}
+		})
+		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		created := map[string]string{} // id -> the side that created it
-		for side, order := range [][]string{keys, reversed} {
+		for side := range results {
 			for i, r := range results[side] {
 				if r.Created {
-					if prev, dup := created[order[i]]; dup {
-						t.Errorf("%s created by side %s and side %d", order[i], prev, side)
+					if prev, dup := created[keys[i]]; dup {
+						t.Errorf("%s created by side %s and side %d", keys[i], prev, side)
 					}
-					created[order[i]] = fmt.Sprintf("side-%d", side)
+					created[keys[i]] = fmt.Sprintf("side-%d", side)
 				}
 			}
 		}
-		for side, order := range [][]string{keys, reversed} {
+		for side := range results {
 			for i, r := range results[side] {
-				id := order[i]
+				id := keys[i]
 				if r.Created {
 					continue
 				}
