@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,45 +8,26 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/pgtest"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/postgres"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
-// syncBuffer is a log sink that the service writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is one service.Run in this process, with an embedded JetStream
 // and sandbox in dataDir, on the PostgreSQL database dbURL.
 type running struct {
 	natsURL string
 	http    string // the listener's address: /readyz says when the worker takes intents
-	log     *syncBuffer
+	log     *kit.LogBuffer
 	done    chan error
 	stop    context.CancelFunc
 }
@@ -58,7 +38,7 @@ func startService(t *testing.T, dataDir, natsListen, dbURL string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{http: ln.Addr().String(), log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{http: ln.Addr().String(), log: &kit.LogBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	opts := Options{
@@ -129,29 +109,8 @@ func intent(i int) events.Intent {
 // publishAndWait publishes n intents from first and waits for each to end.
 func publishAndWait(t *testing.T, natsURL string, first, n int) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s := events.Subjects{Prefix: "coinsaga"}
-	for i := first; i < first+n; i++ {
-		if _, err := events.Publish(ctx, js, s, intent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := first; i < first+n; i++ {
-		ev, err := events.WaitTerminal(ctx, js, s, intent(i).OutOrderID)
-		if err != nil {
-			t.Fatalf("order %s: %v", intent(i).OutOrderID, err)
-		}
-		if ev.State != events.StateCompleted {
-			t.Fatalf("order %s ended %s (%s), want completed", ev.OutOrderID, ev.State, ev.Error)
-		}
-	}
+	publish(t, natsURL, first, n)
+	waitCompleted(t, natsURL, first, n, time.Minute)
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
