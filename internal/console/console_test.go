@@ -154,15 +154,29 @@ func testConsole(t *testing.T, access Access) (*httptest.Server, *fakeLetters) {
 			Header: map[string][]string{"Coinsaga-Reason": {string(r)}}}
 		letters.letters = append(letters.letters, l)
 	}
+	return serveConsole(t, Config{Orders: orders, DeadLetters: letters, Access: access}), letters
+}
+
+// serveConsole serves a console of cfg until the test ends.
+func serveConsole(t *testing.T, cfg Config) *httptest.Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	c, err := New(ctx, Config{Orders: orders, DeadLetters: letters, Access: access})
+	c, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
-	return srv, letters
+	return srv
+}
+
+// pageCase is a page and what a GET of it answers: the status and a
+// piece of the body.
+type pageCase struct {
+	path   string
+	status int
+	want   string
 }
 
 // browser is an http.Client with cookies that reads forms like a page.
@@ -222,11 +236,7 @@ func TestPagesRenderWithoutSecrets(t *testing.T) {
 	t.Parallel()
 	srv, _ := testConsole(t, Access{OpenReads: true})
 	b := newBrowser(t, srv.URL)
-	for _, tc := range []struct {
-		path   string
-		status int
-		want   string
-	}{
+	for _, tc := range []pageCase{
 		{"/", http.StatusOK, "Orders by state"},
 		{"/live?game=1468180338417074177&state=completed", http.StatusOK, `value="completed" checked`},
 		{"/live?order=bad.id", http.StatusBadRequest, "not a valid id"},
@@ -506,20 +516,9 @@ func (*noStream) Get(context.Context, uint64) (Letter, error)      { return Lett
 
 func TestBeforeTheStreamExistsThereAreNoDeadLetters(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, err := New(ctx, Config{Orders: &fakeOrders{}, DeadLetters: &noStream{}, Access: Access{OpenReads: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	srv := serveConsole(t, Config{Orders: &fakeOrders{}, DeadLetters: &noStream{}, Access: Access{OpenReads: true}})
 	b := newBrowser(t, srv.URL)
-	for _, tc := range []struct {
-		path   string
-		status int
-		want   string
-	}{
+	for _, tc := range []pageCase{
 		{"/dlq", http.StatusOK, "0 dead letter(s) match"},
 		{"/dlq/3", http.StatusNotFound, "No such dead letter"},
 	} {
