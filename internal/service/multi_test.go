@@ -266,6 +266,41 @@ func (s *shared) waitingOf(t *testing.T, owner string, n int) []string {
 	return ids
 }
 
+// waitHeld waits until the worker registered as owner holds at least five
+// of the n orders waiting in confirmation, and returns those it holds.
+func (s *shared) waitHeld(t *testing.T, owner string, n int) []string {
+	t.Helper()
+	var held []string
+	kit.Eventually(t, 30*time.Second, "worker "+owner+" holds orders waiting in confirmation", func() bool {
+		held = s.waitingOf(t, owner, n)
+		return len(held) >= 5
+	})
+	return held
+}
+
+// ownedOrDone says whether owner owns each of ids, or it is due nowhere
+// (finished).
+func (s *shared) ownedOrDone(t *testing.T, owner string, ids []string) bool {
+	t.Helper()
+	for _, id := range ids {
+		o, err := s.look(t).Owner(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o == owner {
+			continue
+		}
+		row, err := s.look(t).Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !row.NextRunAt.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
 func TestTwoWorkersOnOneDatabaseShareTheOrdersAndChargeEachOnce(t *testing.T) {
 	t.Parallel()
 	s := newShared(t)
@@ -295,36 +330,14 @@ func TestAGracefulStopHandsTheWaitingOrdersToTheOtherWorkerAtOnce(t *testing.T) 
 	b := s.start(t, "b", store.LeaseTimings{}, wc)
 	const n = 200
 	publish(t, s.natsURL, 0, n)
-	idA := a.workerIDs()[0]
-	var held []string
-	kit.Eventually(t, 30*time.Second, "worker a holds orders waiting in confirmation", func() bool {
-		held = s.waitingOf(t, idA, n)
-		return len(held) >= 5
-	})
+	held := s.waitHeld(t, a.workerIDs()[0], n)
 	stopped := time.Now()
 	if err := a.close(t); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("worker a ended with %v", err)
 	}
 	stopTook := time.Since(stopped)
 	idB := b.workerIDs()[0]
-	kit.Eventually(t, store.LeaseTTL, "worker b owns (or finished) every order a held", func() bool {
-		for _, id := range held {
-			o, err := s.look(t).Owner(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o != idB {
-				row, err := s.look(t).Get(context.Background(), id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !row.NextRunAt.IsZero() {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	kit.Eventually(t, store.LeaseTTL, "worker b owns (or finished) every order a held", func() bool { return s.ownedOrDone(t, idB, held) })
 	takeover := time.Since(stopped)
 	t.Logf("graceful stop of a took %s; b owned a's %d waiting orders %s after the stop began", stopTook.Round(time.Millisecond), len(held), takeover.Round(time.Millisecond))
 	if !strings.Contains(a.log.String(), "worker lease released") {
@@ -344,12 +357,7 @@ func TestAWorkerThatLosesItsLeaseStopsMovingMoneyAndTheOtherFinishesItsOrders(t 
 	b := s.start(t, "b", lt, wc)
 	const n = 200
 	publish(t, s.natsURL, 0, n)
-	idA := a.workerIDs()[0]
-	var held []string
-	kit.Eventually(t, 30*time.Second, "worker a holds orders waiting in confirmation", func() bool {
-		held = s.waitingOf(t, idA, n)
-		return len(held) >= 5
-	})
+	held := s.waitHeld(t, a.workerIDs()[0], n)
 	// A's rows as A knows them, for a stale commit later.
 	before := make(map[string]store.Order, len(held))
 	for _, id := range held {
@@ -369,22 +377,7 @@ func TestAWorkerThatLosesItsLeaseStopsMovingMoneyAndTheOtherFinishesItsOrders(t 
 	atFence := a.moneyCalls(t)
 
 	idB := b.workerIDs()[0]
-	kit.Eventually(t, 60*time.Second, "worker b rescued and claimed a's orders", func() bool {
-		for _, id := range held {
-			o, err := s.look(t).Owner(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			row, err := s.look(t).Get(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o != idB && !row.NextRunAt.IsZero() {
-				return false
-			}
-		}
-		return true
-	})
+	kit.Eventually(t, 60*time.Second, "worker b rescued and claimed a's orders", func() bool { return s.ownedOrDone(t, idB, held) })
 	takeover := time.Since(paused)
 	t.Logf("lease of a held back: local fence closed after %s; b owned a's %d waiting orders %s after the last renew (TTL %s, grace %s)",
 		fenced.Round(time.Millisecond), len(held), takeover.Round(time.Millisecond), lt.TTL, lt.Grace)
@@ -468,13 +461,7 @@ func TestASharedStoreWorkerRefusesAPrefixASQLiteWorkerHolds(t *testing.T) {
 	lone := s.launch(t, "sqlite", "", store.LeaseTimings{}, worker.Config{})
 	lone.waitServing(t)
 	pg := s.launch(t, "pg", s.dbURL, store.LeaseTimings{}, worker.Config{})
-	select {
-	case err := <-pg.done:
-		close(pg.done)
-		if !errors.Is(err, worker.ErrPrefixOwned) {
-			t.Fatalf("the PostgreSQL worker ended with %v, want ErrPrefixOwned", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("a PostgreSQL worker joined a prefix a SQLite worker holds; its log:\n%s", pg.log.String())
+	if err := pg.refused(t, 30*time.Second, "a PostgreSQL worker joined a prefix a SQLite worker holds"); !errors.Is(err, worker.ErrPrefixOwned) {
+		t.Fatalf("the PostgreSQL worker ended with %v, want ErrPrefixOwned", err)
 	}
 }

@@ -71,6 +71,21 @@ func (r *running) close(t *testing.T) error {
 	}
 }
 
+// refused waits for a service that must refuse to start to end, and
+// returns what Run returned; if it still runs after within, the test
+// fails with started and the service's log.
+func (r *running) refused(t *testing.T, within time.Duration, started string) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		close(r.done)
+		return err
+	case <-time.After(within):
+		t.Fatalf("%s; its log:\n%s", started, r.log.String())
+		return nil
+	}
+}
+
 // waitServing waits until /readyz says the worker takes intents (its
 // streams exist and it holds the prefix).
 func (r *running) waitServing(t *testing.T) {
@@ -159,13 +174,7 @@ func TestServeRefusesAnEmptyPostgreSQLDatabaseWhereAStoreWasLost(t *testing.T) {
 	// the first are gone, and serve must say so rather than start afresh.
 	empty := pgtest.DB(t)
 	second := startService(t, dataDir, "127.0.0.1:0", empty)
-	var err error
-	select {
-	case err = <-second.done:
-		close(second.done)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve started on an empty database where a store was lost; its log:\n%s", second.log.String())
-	}
+	err := second.refused(t, 60*time.Second, "serve started on an empty database where a store was lost")
 	if !errors.Is(err, worker.ErrStoreLost) {
 		t.Fatalf("serve ended with %v, want ErrStoreLost", err)
 	}
@@ -179,13 +188,7 @@ func TestASecondServeOnTheSameDataDirIsRefusedWithPostgreSQL(t *testing.T) {
 	first := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
 	first.waitServing(t)
 	second := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
-	select {
-	case err := <-second.done:
-		close(second.done)
-		if !errors.Is(err, store.ErrLocked) {
-			t.Fatalf("the second serve ended with %v, want store.ErrLocked", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("a second serve started on a data dir in use; its log:\n%s", second.log.String())
+	if err := second.refused(t, 30*time.Second, "a second serve started on a data dir in use"); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("the second serve ended with %v, want store.ErrLocked", err)
 	}
 }
