@@ -53,9 +53,7 @@ func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
 		}
 	})
 
-	good := intent(events.ProviderMidas, 5)
-	e.publishIntent(good)
-	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	ev := e.run(intent(events.ProviderMidas, 5), 10*time.Second) // behind what the test published before
 	t.Run("intents after it are still processed", func(t *testing.T) {
 		if ev.State != events.StateCompleted {
 			t.Fatalf("good intent ended %s, want completed", ev.State)
@@ -86,9 +84,7 @@ func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *test
 	e.publish(e.subjects.Intent(big.MgID, big.RoomID), body, big.OutOrderID)
 	small := intent(events.ProviderMOGS, 0)
 	e.publishIntent(small)
-	good := intent(events.ProviderMidas, 5)
-	e.publishIntent(good)
-	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	ev := e.run(intent(events.ProviderMidas, 5), 10*time.Second) // behind what the test published before
 
 	t.Run("status events of later orders still go out", func(t *testing.T) {
 		if ev.State != events.StateCompleted {
@@ -138,9 +134,7 @@ func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T)
 	rejected := intent(events.ProviderMOGS, 0)
 	body := padIntent(t, rejected, 12<<10)
 	e.publish(e.subjects.Intent(rejected.MgID, rejected.RoomID), body, rejected.OutOrderID)
-	good := intent(events.ProviderMidas, 5)
-	e.publishIntent(good)
-	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	ev := e.run(intent(events.ProviderMidas, 5), 10*time.Second) // behind what the test published before
 
 	for _, c := range []struct {
 		name  string
