@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"testing"
@@ -154,11 +153,4 @@ func TestASIGKILLedWorkersOrdersAreResumedByAnotherWithinTheTakeoverTime(t *test
 }
 
 // killIntent is order i of the kill test, each for a player of its own.
-func killIntent(i int) events.Intent {
-	data := fmt.Sprintf(`{"out_order_id":"kill-%04d","out_group_id":"g","mg_id":"1468180338417074177","room_id":"9009","cmd":"specify_dice_roll","from_uid":"p%d","to_uid":"002","value":100,"payload":{"point":6,"seq":1},"payment":{"provider":"mogs","amount":10,"openid":"kill-player-%d","mogs":{"js_code":"xxx","app_plat":1,"os_plat_id":1,"pay_item":"dice"}}}`, i, i, i)
-	in, err := events.DecodeIntent([]byte(data))
-	if err != nil {
-		panic(err)
-	}
-	return in
-}
+func killIntent(i int) events.Intent { return kit.PlayerIntent("kill", i) }

@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -112,14 +111,8 @@ func (r *running) ready() bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-func intent(i int) events.Intent {
-	data := fmt.Sprintf(`{"out_order_id":"pg-%04d","out_group_id":"g","mg_id":"1468180338417074177","room_id":"9009","cmd":"specify_dice_roll","from_uid":"p%d","to_uid":"002","value":100,"payload":{"point":6,"seq":1},"payment":{"provider":"mogs","amount":10,"openid":"pg-player-%d","mogs":{"js_code":"xxx","app_plat":1,"os_plat_id":1,"pay_item":"dice"}}}`, i, i, i)
-	in, err := events.DecodeIntent([]byte(data))
-	if err != nil {
-		panic(err)
-	}
-	return in
-}
+// intent is order i of these tests, each for a player of its own.
+func intent(i int) events.Intent { return kit.PlayerIntent("pg", i) }
 
 // publishAndWait publishes n intents from first and waits for each to end.
 func publishAndWait(t *testing.T, natsURL string, first, n int) {
