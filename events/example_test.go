@@ -31,17 +31,8 @@ func sampleIntent() events.Intent {
 }
 
 func ExamplePublish() {
-	url, stop := exampleServer() // a NATS server with coinsaga's streams: use yours
+	js, stop := exampleJetStream() // a JetStream with coinsaga's streams: use yours
 	defer stop()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		log.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s := events.Subjects{} // the default prefix, coinsaga
@@ -74,17 +65,8 @@ func ExamplePublish() {
 }
 
 func ExampleWaitTerminal() {
-	url, stop := exampleServer() // a NATS server with coinsaga's streams: use yours
+	js, stop := exampleJetStream() // a JetStream with coinsaga's streams: use yours
 	defer stop()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		log.Fatal(err)
-	}
 	// Bound the wait: the worker confirms a debit within --confirm-timeout
 	// (and SUD's verdict within --sud-execute-timeout).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -115,9 +97,10 @@ func ExampleWaitTerminal() {
 	// tell the player to top up
 }
 
-// exampleServer starts an embedded NATS server and creates the streams,
-// as `coinsaga serve` does.
-func exampleServer() (url string, stop func()) {
+// exampleJetStream starts an embedded NATS server, creates the streams
+// as `coinsaga serve` does, and connects to it the way a game server
+// would connect to its own: nats.Connect, then jetstream.New.
+func exampleJetStream() (js jetstream.JetStream, stop func()) {
 	dir, err := os.MkdirTemp("", "coinsaga-example-")
 	if err != nil {
 		log.Fatal(err)
@@ -126,17 +109,16 @@ func exampleServer() (url string, stop func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	stop = func() {
-		srv.Shutdown()
-		os.RemoveAll(dir)
-	}
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
+	stop = func() {
+		nc.Close()
+		srv.Shutdown()
+		os.RemoveAll(dir)
+	}
+	if js, err = jetstream.New(nc); err != nil {
 		log.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -144,7 +126,7 @@ func exampleServer() (url string, stop func()) {
 	if _, err := events.EnsureStreams(ctx, js, events.Subjects{}, events.StreamOptions{Storage: jetstream.MemoryStorage}); err != nil {
 		log.Fatal(err)
 	}
-	return srv.ClientURL(), stop
+	return js, stop
 }
 
 // declineForLackOfCoins publishes the status events a worker would for a

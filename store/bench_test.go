@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/storetest"
 )
@@ -180,20 +181,12 @@ func BenchmarkDue50k(b *testing.B) {
 	defer s.Close()
 	ctx := context.Background()
 	base := time.Now()
-	const total, chunk = 50000, 1000
-	for lo := 0; lo < total; lo += chunk {
-		reqs := make([]store.Accept, chunk)
-		for i := range reqs {
-			n := lo + i
-			reqs[i] = store.Accept{
-				Order:   storetest.Order(fmt.Sprintf("due-%05d", n), base.Add(time.Duration(n%3600-1800)*time.Second)),
-				History: store.HistoryEntry{State: "accepted"},
-			}
+	kit.AcceptOrders(b, s, 50000, func(n int) store.Accept {
+		return store.Accept{
+			Order:   storetest.Order(fmt.Sprintf("due-%05d", n), base.Add(time.Duration(n%3600-1800)*time.Second)),
+			History: store.HistoryEntry{State: "accepted"},
 		}
-		if _, err := s.Accept(ctx, reqs); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 	running := map[string]bool{}
 	first, err := s.Due(ctx, base, 100, nil, nil)
 	if err != nil || len(first) != 100 {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -49,14 +48,12 @@ func TestAnIntentJustUnderTheMaxPayloadIsDeadLetteredOnce(t *testing.T) {
 		if len(dl.Data) == 0 || len(dl.Data) >= size || !bytes.HasPrefix(body, dl.Data) {
 			t.Errorf("body is %d bytes, want a non-empty prefix of the %d-byte intent", len(dl.Data), size)
 		}
-		if logs.line("dead letter truncated") == "" {
+		if logs.Line("dead letter truncated") == "" {
 			t.Errorf("no log line says the dead letter was truncated; log:\n%s", logs)
 		}
 	})
 
-	good := intent(events.ProviderMidas, 5)
-	e.publishIntent(good)
-	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	ev := e.run(intent(events.ProviderMidas, 5), 10*time.Second) // behind what the test published before
 	t.Run("intents after it are still processed", func(t *testing.T) {
 		if ev.State != events.StateCompleted {
 			t.Fatalf("good intent ended %s, want completed", ev.State)
@@ -87,9 +84,7 @@ func TestADeadLetterTooLargeForTheServerGoesOutThroughTheOutboxTruncated(t *test
 	e.publish(e.subjects.Intent(big.MgID, big.RoomID), body, big.OutOrderID)
 	small := intent(events.ProviderMOGS, 0)
 	e.publishIntent(small)
-	good := intent(events.ProviderMidas, 5)
-	e.publishIntent(good)
-	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	ev := e.run(intent(events.ProviderMidas, 5), 10*time.Second) // behind what the test published before
 
 	t.Run("status events of later orders still go out", func(t *testing.T) {
 		if ev.State != events.StateCompleted {
@@ -139,9 +134,7 @@ func TestADeadLetterTooLargeForTheDeadLetterStreamGoesOutTruncated(t *testing.T)
 	rejected := intent(events.ProviderMOGS, 0)
 	body := padIntent(t, rejected, 12<<10)
 	e.publish(e.subjects.Intent(rejected.MgID, rejected.RoomID), body, rejected.OutOrderID)
-	good := intent(events.ProviderMidas, 5)
-	e.publishIntent(good)
-	ev := e.waitTerminal(10*time.Second, good.OutOrderID)[good.OutOrderID]
+	ev := e.run(intent(events.ProviderMidas, 5), 10*time.Second) // behind what the test published before
 
 	for _, c := range []struct {
 		name  string
@@ -187,9 +180,9 @@ func TestADeadLetterThatCannotBePublishedIsLoggedAndRetried(t *testing.T) {
 
 	t.Run("the failure is logged with the intent's subject and stream sequence", func(t *testing.T) {
 		kit.EventuallyOn(t, nil, 10*time.Second, "a log line about the failed dead letter", func() bool {
-			return logs.line("dead-lettering an intent failed") != ""
+			return logs.Line("dead-lettering an intent failed") != ""
 		}, func() string { return "log:\n" + logs.String() })
-		line := logs.line("dead-lettering an intent failed")
+		line := logs.Line("dead-lettering an intent failed")
 		for _, want := range []string{"subject=" + e.subjects.Intent("g", "r"), "stream_seq=1", "reason=invalid", "err="} {
 			if !strings.Contains(line, want) {
 				t.Errorf("log line %q lacks %q", line, want)
@@ -276,32 +269,7 @@ func (e *env) waitIntentsDrained(t *testing.T, timeout time.Duration) int {
 }
 
 // logBuffer collects a worker's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// line returns the first line containing s, or "".
-func (b *logBuffer) line(s string) string {
-	for l := range strings.Lines(b.String()) {
-		if strings.Contains(l, s) {
-			return l
-		}
-	}
-	return ""
-}
+type logBuffer struct{ kit.LogBuffer }
 
 func (b *logBuffer) option(c *worker.Config) {
 	c.Logger = slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -96,8 +96,7 @@ func TestSUDParamErrorFailsWithoutPay(t *testing.T) {
 	e := startEnv(t, func(c *worker.Config) { c.Catalog = empty })
 	in := intent(events.ProviderMOGS, 10)
 	in.MgID, in.Cmd, in.Payload = "1472142747708284929", "buy_role", []byte(`{"role_id":99}`)
-	e.publishIntent(in)
-	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 10*time.Second)
 	if ev.State != events.StateFailed || ev.Error == nil || ev.Error.Code != "param_error" {
 		t.Fatalf("final event %+v, want failed with param_error", ev)
 	}
@@ -114,8 +113,7 @@ func TestInsufficientBalanceFailsWithNothingCharged(t *testing.T) {
 	e := startEnv(t)
 	in := intent(events.ProviderMidas, 500)
 	e.sandbox.SetAccount("midas", sandbox.DefaultConfig().MidasAppID, in.Payment.OpenID, 100, 0)
-	e.publishIntent(in)
-	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 10*time.Second)
 	if ev.State != events.StateFailed || ev.Error == nil || ev.Error.Code != "insufficient_balance" {
 		t.Fatalf("final event %+v, want failed with insufficient_balance", ev)
 	}
@@ -139,8 +137,7 @@ func TestDebitInvisiblePastConfirmTimeoutIsCompensated(t *testing.T) {
 	e := startEnv(t, func(c *worker.Config) { c.ConfirmTimeout = 300 * time.Millisecond })
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", VisibilityDelayMS: 60_000})
 	in := intent(events.ProviderMOGS, 70)
-	e.publishIntent(in)
-	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 10*time.Second)
 	if ev.State != events.StateCompensated || ev.Error == nil || ev.Error.Code != "confirm_timeout" {
 		t.Fatalf("final event %+v, want compensated after confirm_timeout", ev)
 	}
@@ -213,8 +210,7 @@ func TestPayRetriesExhausted(t *testing.T) {
 			e := startEnv(t)
 			e.sandbox.SetFault(tt.fault)
 			in := intent(events.ProviderMOGS, 25)
-			e.publishIntent(in)
-			ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+			ev := e.run(in, 10*time.Second)
 			if ev.State != tt.wantState {
 				t.Fatalf("final %s %+v, want %s", ev.State, ev.Error, tt.wantState)
 			}
@@ -386,8 +382,7 @@ func TestAnIntentWhoseSubjectNamesAnotherRoomIsRefusedAndItsIDStaysFree(t *testi
 		}
 	})
 	t.Run("the same intent on its own subject still becomes an order", func(t *testing.T) {
-		e.publishIntent(in)
-		ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+		ev := e.run(in, 10*time.Second)
 		if ev.State != events.StateCompleted || ev.RoomID != "9009" {
 			t.Fatalf("final event %+v, want completed in room 9009", ev)
 		}
@@ -400,8 +395,7 @@ func TestAnIntentForAnUnconfiguredProviderFailsIntoTheDeadLetterStream(t *testin
 	t.Parallel()
 	e := startEnv(t, func(c *worker.Config) { delete(c.Wallets, events.ProviderMidas) })
 	in := intent(events.ProviderMidas, 5)
-	e.publishIntent(in)
-	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 10*time.Second)
 	if ev.State != events.StateFailed || ev.Error == nil || ev.Error.Code != "provider_not_configured" {
 		t.Fatalf("final event %+v, want failed with provider_not_configured", ev)
 	}
@@ -417,8 +411,7 @@ func TestACancelThatKeepsFailingNeedsAttentionAndAReplayFinishesIt(t *testing.T)
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", DropReplyRate: 1})
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.cancelpay", BusyRate: 1})
 	in := intent(events.ProviderMOGS, 60)
-	e.publishIntent(in)
-	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 10*time.Second)
 	if ev.State != events.StateNeedsAttention {
 		t.Fatalf("final %s %+v, want needs_attention", ev.State, ev.Error)
 	}

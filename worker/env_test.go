@@ -117,6 +117,13 @@ func (e *env) waitTerminal(timeout time.Duration, ids ...string) map[string]even
 	return e.status.WaitTerminal(e.t, timeout, ids...)
 }
 
+// run publishes in and returns the status event that ended it.
+func (e *env) run(in events.Intent, timeout time.Duration) events.StatusEvent {
+	e.t.Helper()
+	e.publishIntent(in)
+	return e.waitTerminal(timeout, in.OutOrderID)[in.OutOrderID]
+}
+
 // deadLetters reads every dead letter stored so far.
 func (e *env) deadLetters() []events.DeadLetter {
 	e.t.Helper()

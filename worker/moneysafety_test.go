@@ -140,8 +140,7 @@ func TestTheReplayOfAnOrderWhoseBillExpiredNeitherChargesNorRefunds(t *testing.T
 	})
 	e.sandbox.SetFault(sandbox.Fault{Endpoint: "mogs.pay", ErrorRate: 1})
 	in := intent(events.ProviderMOGS, 40)
-	e.publishIntent(in)
-	ev := e.waitTerminal(20*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 20*time.Second)
 	if ev.State != events.StateFailed {
 		t.Fatalf("first run ended %s %+v, want failed (the cancel found no bill)", ev.State, ev.Error)
 	}
@@ -211,8 +210,7 @@ func TestA70501IsAdoptedOnlyIfTheOrderIsOurs(t *testing.T) {
 	if _, err := e.sudClient().CreateOrder(context.Background(), theirs); err != nil {
 		t.Fatal(err)
 	}
-	e.publishIntent(in)
-	ev := e.waitTerminal(10*time.Second, in.OutOrderID)[in.OutOrderID]
+	ev := e.run(in, 10*time.Second)
 	if ev.State != events.StateFailed || ev.Error == nil || ev.Error.Code != "sud_order_conflict" {
 		t.Fatalf("final %s %+v, want failed with sud_order_conflict", ev.State, ev.Error)
 	}

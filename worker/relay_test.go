@@ -62,11 +62,7 @@ func TestRelay(t *testing.T) {
 		if left, err := st.PendingOutbox(ctx, 0, 10); err != nil || len(left) != 0 {
 			t.Errorf("outbox after the message went out = %+v, %v; want empty", left, err)
 		}
-		info, err := w.js.Stream(ctx, "UNBOUND")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := info.CachedInfo().State.Msgs; got != 1 {
+		if got := streamMsgs(t, w, "UNBOUND"); got != 1 {
 			t.Errorf("stream UNBOUND holds %d messages, want 1", got)
 		}
 	})
@@ -128,11 +124,7 @@ func TestRelay(t *testing.T) {
 		if left, err := st.PendingOutbox(ctx, 0, 10); err != nil || len(left) != 0 {
 			t.Errorf("outbox = %d messages, %v; want empty", len(left), err)
 		}
-		info, err := w.js.Stream(ctx, w.cfg.Subjects.StatusStream())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := info.CachedInfo().State.Msgs; got != 1 {
+		if got := streamMsgs(t, w, w.cfg.Subjects.StatusStream()); got != 1 {
 			t.Errorf("status stream holds %d messages, want the one that fits", got)
 		}
 	})
@@ -154,4 +146,14 @@ func TestRelay(t *testing.T) {
 			t.Errorf("outbox after the flush holds %d messages, %v; want none", len(left), err)
 		}
 	})
+}
+
+// streamMsgs is how many messages stream holds on the worker's JetStream.
+func streamMsgs(t *testing.T, w *Worker, stream string) uint64 {
+	t.Helper()
+	info, err := w.js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.CachedInfo().State.Msgs
 }

@@ -1,11 +1,9 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,25 +13,6 @@ import (
 	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/worker"
 )
-
-// lockedBuffer is a log destination the worker's goroutines and the test
-// share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // A worker started while the JetStream cluster has no quorum (an
 // orchestrator restarts everything after a power cut, say) waits for it
@@ -49,7 +28,7 @@ func TestAWorkerStartedWhileTheClusterHasNoQuorumWaitsAndThenServes(t *testing.T
 	c.Kill(2)
 	jet := kit.Connect(t, c.ClientURLs())
 	sb := kit.StartSandbox(t, 1)
-	logs := &lockedBuffer{}
+	logs := &kit.LogBuffer{}
 	w, err := worker.New(worker.Config{
 		Conn: jet.Conn, Store: kit.OpenStore(t), SUD: sb.SUD(t, nil), Wallets: sb.Wallets(nil),
 		ConfirmInterval: 50 * time.Millisecond, ConfirmTimeout: time.Second,

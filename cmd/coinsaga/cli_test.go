@@ -238,6 +238,18 @@ func TestCompletion(t *testing.T) {
 		}
 	})
 	scripts := map[string]string{}
+	// shellWith finds shell, skipping the test without it, and writes its
+	// completion script to a file of the test's own.
+	shellWith := func(t *testing.T, shell string) (bin, script string) {
+		t.Helper()
+		bin, err := exec.LookPath(shell)
+		if err != nil {
+			t.Skipf("no %s here", shell)
+		}
+		script = filepath.Join(t.TempDir(), "coinsaga."+shell)
+		os.WriteFile(script, []byte(scripts[shell]), 0o600)
+		return bin, script
+	}
 	for _, shell := range []string{"bash", "zsh", "fish"} {
 		out, stderr, code := runCLI(t, context.Background(), "completion", shell)
 		if code != 0 || !strings.Contains(out, "dlq") || !strings.Contains(out, "--nats-url") || !strings.Contains(out, "replay") {
@@ -245,24 +257,14 @@ func TestCompletion(t *testing.T) {
 		}
 		scripts[shell] = out
 		t.Run(shell+" parses the script", func(t *testing.T) {
-			bin, err := exec.LookPath(shell)
-			if err != nil {
-				t.Skipf("no %s here", shell)
-			}
-			path := filepath.Join(t.TempDir(), "coinsaga."+shell)
-			os.WriteFile(path, []byte(out), 0o600)
+			bin, path := shellWith(t, shell)
 			if out, err := exec.Command(bin, "-n", path).CombinedOutput(); err != nil {
 				t.Errorf("%s -n: %v\n%s", shell, err, out)
 			}
 		})
 	}
 	t.Run("bash completes commands, subcommands and flags", func(t *testing.T) {
-		bash, err := exec.LookPath("bash")
-		if err != nil {
-			t.Skip("no bash here")
-		}
-		path := filepath.Join(t.TempDir(), "coinsaga.bash")
-		os.WriteFile(path, []byte(scripts["bash"]), 0o600)
+		bash, path := shellWith(t, "bash")
 		probe := `source "$1"
 c() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); COMPREPLY=(); _coinsaga; echo "${COMPREPLY[*]}"; }
 c coinsaga se
@@ -284,12 +286,7 @@ c coinsaga completion ""
 		}
 	})
 	t.Run("fish completes commands, subcommands and flags", func(t *testing.T) {
-		fish, err := exec.LookPath("fish")
-		if err != nil {
-			t.Skip("no fish here")
-		}
-		path := filepath.Join(t.TempDir(), "coinsaga.fish")
-		os.WriteFile(path, []byte(scripts["fish"]), 0o600)
+		fish, path := shellWith(t, "fish")
 		probe := `source $argv[1]
 for l in "coinsaga dlq " "coinsaga dlq list --js" "coinsaga order get ID --ti" "coinsaga serve --nats-url x --sandbox-l"
     complete -C "$l" | string replace -r '\t.*' '' | string join ' '

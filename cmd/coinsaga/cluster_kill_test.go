@@ -80,15 +80,7 @@ func TestThreeWorkersOnAThreeNodeClusterLoseNoOrderAndNoCoinThroughSIGKILLs(t *t
 	}
 	t.Logf("3 workers started after %s", time.Since(began).Round(time.Millisecond))
 
-	nc, err := nats.Connect(cluster.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := kit.Connect(t, cluster.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond)).JS
 	subjects := events.Subjects{Prefix: "coinsaga"}
 
 	batch := newClusterBatch(sb, "ck", orders)

@@ -3,17 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/pgtest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
@@ -54,12 +51,7 @@ func TestASIGKILLedWorkersOrdersAreResumedByAnotherWithinTheTakeoverTime(t *test
 	b := serve()
 	idB := registeredWorker.FindStringSubmatch(b.output())[1]
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := kit.Connect(t, ns.ClientURL()).JS
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := events.Subjects{Prefix: "coinsaga"}
@@ -161,11 +153,4 @@ func TestASIGKILLedWorkersOrdersAreResumedByAnotherWithinTheTakeoverTime(t *test
 }
 
 // killIntent is order i of the kill test, each for a player of its own.
-func killIntent(i int) events.Intent {
-	data := fmt.Sprintf(`{"out_order_id":"kill-%04d","out_group_id":"g","mg_id":"1468180338417074177","room_id":"9009","cmd":"specify_dice_roll","from_uid":"p%d","to_uid":"002","value":100,"payload":{"point":6,"seq":1},"payment":{"provider":"mogs","amount":10,"openid":"kill-player-%d","mogs":{"js_code":"xxx","app_plat":1,"os_plat_id":1,"pay_item":"dice"}}}`, i, i, i)
-	in, err := events.DecodeIntent([]byte(data))
-	if err != nil {
-		panic(err)
-	}
-	return in
-}
+func killIntent(i int) events.Intent { return kit.PlayerIntent("kill", i) }

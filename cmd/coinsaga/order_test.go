@@ -11,6 +11,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -24,14 +25,7 @@ func TestOrderGetPrefersTheWorkerThatHasTheOrder(t *testing.T) {
 	ns := embednats.StartTest(t)
 	var s events.Subjects
 	const id = "held-by-one"
-	connect := func() *nats.Conn {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	connect := func() *nats.Conn { return kit.Connect(t, ns.ClientURL()).Conn }
 	request := func(m *nats.Msg) string {
 		var req worker.OrderRequest
 		if err := json.Unmarshal(m.Data, &req); err != nil {

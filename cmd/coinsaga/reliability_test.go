@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
@@ -263,15 +262,7 @@ func TestServeLeavesR3StreamsR3OnACluster(t *testing.T) {
 		t.Skip("starts a 3-node JetStream cluster")
 	}
 	cluster := embednats.StartTestCluster(t, 3)
-	nc, err := nats.Connect(cluster.ClientURLs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := kit.Connect(t, cluster.ClientURLs()).JS
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// What the README advises an operator to do: create the streams R3.

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
@@ -240,16 +239,7 @@ func TestWatchTellsWhenNATSGoesAndComesBack(t *testing.T) {
 		}
 	})
 	e := &publishEnv{url: url}
-	connect := func() {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		if e.js, err = jetstream.New(nc); err != nil {
-			t.Fatal(err)
-		}
-	}
+	connect := func() { e.js = kit.Connect(t, url).JS }
 	connect()
 	if _, err := events.EnsureStreams(context.Background(), e.js, e.s, events.StreamOptions{}); err != nil {
 		t.Fatal(err)

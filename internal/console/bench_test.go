@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/console"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/storetest"
@@ -29,25 +29,14 @@ import (
 //
 //	go test -run '^$' -bench Overview -benchtime 50x ./internal/console/
 func BenchmarkOverview50kWaiting(b *testing.B) {
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "coinsaga.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := kit.OpenStore(b)
 	ctx := context.Background()
 	base := time.Now()
-	const total, chunk = 50000, 1000
-	for lo := 0; lo < total; lo += chunk {
-		reqs := make([]store.Accept, chunk)
-		for i := range reqs {
-			o := storetest.Order(fmt.Sprintf("wait-%05d", lo+i), base.Add(time.Duration(i)*time.Millisecond))
-			o.State, o.Step = events.StateDebited, worker.StepConfirm
-			reqs[i] = store.Accept{Order: o, History: store.HistoryEntry{State: o.State, Step: o.Step}}
-		}
-		if _, err := st.Accept(ctx, reqs); err != nil {
-			b.Fatal(err)
-		}
-	}
+	kit.AcceptOrders(b, st, 50000, func(i int) store.Accept {
+		o := storetest.Order(fmt.Sprintf("wait-%05d", i), base.Add(time.Duration(i%1000)*time.Millisecond))
+		o.State, o.Step = events.StateDebited, worker.StepConfirm
+		return store.Accept{Order: o, History: store.HistoryEntry{State: o.State, Step: o.Step}}
+	})
 	reg := prometheus.NewRegistry()
 	m := worker.NewMetrics(reg)
 	for _, ep := range []string{"pay", "getbalance", "cancelpay"} {

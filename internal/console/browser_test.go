@@ -16,19 +16,13 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/console"
-	"github.com/coinsaga/coinsaga/internal/embednats"
-	"github.com/coinsaga/coinsaga/providers"
-	"github.com/coinsaga/coinsaga/providers/midas"
-	"github.com/coinsaga/coinsaga/providers/mogs"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
-	"github.com/coinsaga/coinsaga/providers/sud"
-	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
@@ -70,75 +64,26 @@ func startConsoleEnv(t testing.TB, browser bool) *consoleEnv {
 	seed := rand.Uint64()
 	t.Logf("seed %d (secrets and order ids)", seed)
 
-	ns := embednats.StartTest(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sbCfg := sandbox.DefaultConfig()
-	sbCfg.Games = events.DefaultCatalog()
-	sbCfg.Seed = int64(seed >> 1)
-	sb := sandbox.New(sbCfg)
-	sbSrv := &http.Server{Handler: sb, ReadHeaderTimeout: 5 * time.Second}
-	sbLn := listen(t)
-	go func() { _ = sbSrv.Serve(sbLn) }()
-	t.Cleanup(func() { _ = sbSrv.Close() })
-	sbURL := "http://" + sbLn.Addr().String()
-
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "coinsaga.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-
+	jet := kit.StartJetStream(t)
+	sb := kit.StartSandbox(t, int64(seed>>1))
+	st := kit.OpenStore(t)
 	reg := prometheus.NewRegistry()
 	metrics := worker.NewMetrics(reg)
-	d := sandbox.DefaultConfig()
-	sudClient, err := sud.New(sud.Config{AppID: d.SUDAppID, AppSecret: d.SUDAppSecret,
-		CreateOrderURL: sbURL + "/sud/create_order", QueryOrderURL: sbURL + "/sud/query_order", Timeout: 2 * time.Second, Observer: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// No circuit breakers: a dead letter must come from a few failed calls
 	// at once, not after an outage hold.
-	w, err := worker.New(worker.Config{
-		Conn: nc, Store: st, SUD: sudClient,
-		Wallets: map[string]providers.Wallet{
-			events.ProviderMOGS:  mogs.New(mogs.Config{BaseURL: sbURL + "/mogs", AppID: d.MOGSAppID, Timeout: 2 * time.Second, Observer: metrics}),
-			events.ProviderMidas: midas.New(midas.Config{BaseURL: sbURL, AppID: d.MidasAppID, AppKey: d.MidasAppKey, Timeout: 2 * time.Second, Observer: metrics}),
-		},
+	kit.StartWorker(t, worker.Config{
+		Conn: jet.Conn, Store: st, SUD: sb.SUD(t, metrics), Wallets: sb.Wallets(metrics),
 		Concurrency: 64, ConfirmInterval: 50 * time.Millisecond, ConfirmTimeout: 5 * time.Second,
 		Retry:   worker.RetryPolicy{MaxAttempts: 3, Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
 		Metrics: metrics,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("worker: %v", err)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); !w.Ready(); {
-		if time.Now().After(deadline) {
-			t.Fatal("worker not ready within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	t.Cleanup(stop)
 
-	e := &consoleEnv{js: js, sandbox: sb, seed: seed, token: fmt.Sprintf("console-secret-%x", seed)}
-	e.letters = console.NATSDeadLetters(nc, e.subjects)
+	e := &consoleEnv{js: jet.JS, sandbox: sb.Sandbox, seed: seed, token: fmt.Sprintf("console-secret-%x", seed)}
+	e.letters = console.NATSDeadLetters(jet.Conn, e.subjects)
 	c, err := console.New(ctx, console.Config{
-		Orders: st, DeadLetters: e.letters, Status: console.NATSStatus(js, e.subjects), Metrics: reg,
+		Orders: st, DeadLetters: e.letters, Status: console.NATSStatus(jet.JS, e.subjects), Metrics: reg,
 		Access:      console.Access{OpenReads: true, Tokens: []console.Token{{Name: "browser-test", Secret: e.token}}},
 		Logger:      slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 		SampleEvery: 250 * time.Millisecond, LetterCountsEvery: 500 * time.Millisecond,

@@ -154,15 +154,29 @@ func testConsole(t *testing.T, access Access) (*httptest.Server, *fakeLetters) {
 			Header: map[string][]string{"Coinsaga-Reason": {string(r)}}}
 		letters.letters = append(letters.letters, l)
 	}
+	return serveConsole(t, Config{Orders: orders, DeadLetters: letters, Access: access}), letters
+}
+
+// serveConsole serves a console of cfg until the test ends.
+func serveConsole(t *testing.T, cfg Config) *httptest.Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	c, err := New(ctx, Config{Orders: orders, DeadLetters: letters, Access: access})
+	c, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
-	return srv, letters
+	return srv
+}
+
+// pageCase is a page and what a GET of it answers: the status and a
+// piece of the body.
+type pageCase struct {
+	path   string
+	status int
+	want   string
 }
 
 // browser is an http.Client with cookies that reads forms like a page.
@@ -211,15 +225,18 @@ func (b *browser) post(path, page string, form url.Values) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// login posts form (the token, and maybe next) on the login page.
+func (b *browser) login(form url.Values) (int, string) {
+	b.t.Helper()
+	_, page := b.get("/login")
+	return b.post("/login", page, form)
+}
+
 func TestPagesRenderWithoutSecrets(t *testing.T) {
 	t.Parallel()
 	srv, _ := testConsole(t, Access{OpenReads: true})
 	b := newBrowser(t, srv.URL)
-	for _, tc := range []struct {
-		path   string
-		status int
-		want   string
-	}{
+	for _, tc := range []pageCase{
 		{"/", http.StatusOK, "Orders by state"},
 		{"/live?game=1468180338417074177&state=completed", http.StatusOK, `value="completed" checked`},
 		{"/live?order=bad.id", http.StatusBadRequest, "not a valid id"},
@@ -253,6 +270,14 @@ func TestReplayNeedsATokenAndASameSiteForm(t *testing.T) {
 	t.Parallel()
 	tokens := Access{OpenReads: true, Tokens: []Token{{Name: "alice", Secret: "s3cret-token"}}}
 	replay := url.Values{"action": {"replay"}, "seq": {"1"}}
+	// loggedIn is a console with alice's token and a browser she logged in with.
+	loggedIn := func(t *testing.T) (*httptest.Server, *browser, *fakeLetters) {
+		t.Helper()
+		srv, letters := testConsole(t, tokens)
+		b := newBrowser(t, srv.URL)
+		b.login(url.Values{"token": {"s3cret-token"}})
+		return srv, b, letters
+	}
 	t.Run("without a configured token the page says so and a POST is refused", func(t *testing.T) {
 		srv, letters := testConsole(t, Access{OpenReads: true})
 		b := newBrowser(t, srv.URL)
@@ -278,17 +303,13 @@ func TestReplayNeedsATokenAndASameSiteForm(t *testing.T) {
 	t.Run("a wrong token does not log in", func(t *testing.T) {
 		srv, _ := testConsole(t, tokens)
 		b := newBrowser(t, srv.URL)
-		_, page := b.get("/login")
-		if status, body := b.post("/login", page, url.Values{"token": {"guess"}}); status != http.StatusForbidden || !strings.Contains(body, "not a console token") {
+		if status, body := b.login(url.Values{"token": {"guess"}}); status != http.StatusForbidden || !strings.Contains(body, "not a console token") {
 			t.Fatalf("login = %d:\n%.1000s", status, body)
 		}
 	})
 	t.Run("a cross-site POST is refused even when logged in", func(t *testing.T) {
-		srv, letters := testConsole(t, tokens)
-		b := newBrowser(t, srv.URL)
-		_, page := b.get("/login")
-		b.post("/login", page, url.Values{"token": {"s3cret-token"}})
-		_, page = b.get("/dlq")
+		srv, b, letters := loggedIn(t)
+		_, page := b.get("/dlq")
 		form := url.Values{"action": {"replay"}, "seq": {"1"}, "csrf": {csrfField.FindStringSubmatch(page)[1]}}
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/dlq/run", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -307,10 +328,7 @@ func TestReplayNeedsATokenAndASameSiteForm(t *testing.T) {
 		}
 	})
 	t.Run("a POST without the form token is refused", func(t *testing.T) {
-		srv, _ := testConsole(t, tokens)
-		b := newBrowser(t, srv.URL)
-		_, page := b.get("/login")
-		b.post("/login", page, url.Values{"token": {"s3cret-token"}})
+		_, b, _ := loggedIn(t)
 		if status, _ := b.post("/dlq/run", "", url.Values{"action": {"replay"}, "seq": {"1"}, "csrf": {"forged"}}); status != http.StatusForbidden {
 			t.Fatalf("POST with a forged form token = %d, want 403", status)
 		}
@@ -318,11 +336,10 @@ func TestReplayNeedsATokenAndASameSiteForm(t *testing.T) {
 	t.Run("logged in, a preview changes nothing and the run replays what it listed", func(t *testing.T) {
 		srv, letters := testConsole(t, tokens)
 		b := newBrowser(t, srv.URL)
-		_, page := b.get("/login")
-		if status, body := b.post("/login", page, url.Values{"token": {"s3cret-token"}, "next": {"/dlq"}}); status != http.StatusOK || !strings.Contains(body, "alice") {
+		if status, body := b.login(url.Values{"token": {"s3cret-token"}, "next": {"/dlq"}}); status != http.StatusOK || !strings.Contains(body, "alice") {
 			t.Fatalf("login = %d:\n%.1000s", status, body)
 		}
-		_, page = b.get("/dlq")
+		_, page := b.get("/dlq")
 		status, preview := b.post("/dlq/preview", page, url.Values{"action": {"replay"}, "by": {"filter"}, "reason": {"failed"}})
 		if status != http.StatusOK || !strings.Contains(preview, "Dry run") || !strings.Contains(preview, `name="seq" value="1,2"`) {
 			t.Fatalf("preview = %d:\n%.3000s", status, preview)
@@ -347,11 +364,8 @@ func TestReplayNeedsATokenAndASameSiteForm(t *testing.T) {
 		}
 	})
 	t.Run("a purge needs its typed confirmation", func(t *testing.T) {
-		srv, letters := testConsole(t, tokens)
-		b := newBrowser(t, srv.URL)
-		_, page := b.get("/login")
-		b.post("/login", page, url.Values{"token": {"s3cret-token"}})
-		_, page = b.get("/dlq/3")
+		_, b, letters := loggedIn(t)
+		_, page := b.get("/dlq/3")
 		_, preview := b.post("/dlq/preview", page, url.Values{"action": {"purge"}, "seq": {"3"}})
 		if !strings.Contains(preview, "purge 1") {
 			t.Fatalf("preview does not ask for the phrase:\n%.3000s", preview)
@@ -367,11 +381,8 @@ func TestReplayNeedsATokenAndASameSiteForm(t *testing.T) {
 		}
 	})
 	t.Run("a purge of every letter by filter is refused", func(t *testing.T) {
-		srv, _ := testConsole(t, tokens)
-		b := newBrowser(t, srv.URL)
-		_, page := b.get("/login")
-		b.post("/login", page, url.Values{"token": {"s3cret-token"}})
-		_, page = b.get("/dlq")
+		_, b, _ := loggedIn(t)
+		_, page := b.get("/dlq")
 		if status, body := b.post("/dlq/preview", page, url.Values{"action": {"purge"}, "by": {"filter"}}); status != http.StatusBadRequest || !strings.Contains(body, "refusing to purge every") {
 			t.Fatalf("unfiltered purge preview = %d:\n%.1000s", status, body)
 		}
@@ -505,20 +516,9 @@ func (*noStream) Get(context.Context, uint64) (Letter, error)      { return Lett
 
 func TestBeforeTheStreamExistsThereAreNoDeadLetters(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c, err := New(ctx, Config{Orders: &fakeOrders{}, DeadLetters: &noStream{}, Access: Access{OpenReads: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	srv := serveConsole(t, Config{Orders: &fakeOrders{}, DeadLetters: &noStream{}, Access: Access{OpenReads: true}})
 	b := newBrowser(t, srv.URL)
-	for _, tc := range []struct {
-		path   string
-		status int
-		want   string
-	}{
+	for _, tc := range []pageCase{
 		{"/dlq", http.StatusOK, "0 dead letter(s) match"},
 		{"/dlq/3", http.StatusNotFound, "No such dead letter"},
 	} {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -75,12 +74,7 @@ func TestTheLiveFeedFiltersByStateOnTheServer(t *testing.T) {
 		e := events.StatusEvent{OutOrderID: "o-1", State: s, Seq: i + 1}
 		evs = append(evs, events.Watched{Event: e, Raw: []byte(`{"out_order_id":"o-1","state":"` + string(s) + `"}`)})
 	}
-	c, err := New(context.Background(), Config{Orders: &fakeOrders{orders: map[string]store.Order{}}, Status: &listStatus{evs: evs}, Access: Access{OpenReads: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	srv := serveConsole(t, Config{Orders: &fakeOrders{orders: map[string]store.Order{}}, Status: &listStatus{evs: evs}, Access: Access{OpenReads: true}})
 	for _, tc := range []struct {
 		name, query string
 		want        []string

@@ -16,6 +16,12 @@ func TestFilterMatch(t *testing.T) {
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	letter := Letter{Seq: 7, Reason: events.ReasonFailed, MgID: "g1", RoomID: "r1", OutOrderID: "o1",
 		FailedAt: now.Add(-2 * time.Hour), StoredAt: now}
+	// read is a letter built the way the worker's dead letters are read,
+	// through FromDeadLetter (the cases moved from cmd/coinsaga's
+	// TestDLQFilterMatch).
+	read := func(reason events.Reason, mg string, failedAt, storedAt time.Time) Letter {
+		return FromDeadLetter(events.DeadLetter{Reason: reason, MgID: mg, FailedAt: failedAt}, storedAt, nil)
+	}
 	tests := []struct {
 		name   string
 		filter Filter
@@ -38,6 +44,11 @@ func TestFilterMatch(t *testing.T) {
 		{"an unlisted seq does not", Filter{Seqs: []uint64{3, 8}}, letter, false},
 		{"a limit does not look at the letter", Filter{Limit: 1}, letter, true},
 		{"every field must agree", Filter{MgID: "g1", OutOrderID: "o2"}, letter, false},
+		{"the empty filter matches a read invalid letter", Filter{}, read("invalid", "", time.Time{}, now), true},
+		{"a reason filter drops a read letter of another reason", Filter{Reasons: []events.Reason{"failed"}}, read("conflict", "g", now, now), false},
+		{"an mg_id filter drops read letters without a game", Filter{MgID: "g"}, read("invalid", "", now, now), false},
+		{"since compares a read letter's failure time", Filter{Since: now.Add(-time.Hour)}, read("failed", "g", now.Add(-2*time.Hour), now), false},
+		{"since falls back to a read letter's stored time without a failure time", Filter{Since: now.Add(-time.Hour)}, read("failed", "g", time.Time{}, now), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

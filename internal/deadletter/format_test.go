@@ -39,36 +39,6 @@ func TestAgeReadsLikeAQueue(t *testing.T) {
 	}
 }
 
-// Moved from cmd/coinsaga (TestDLQFilterMatch): letters built the way the
-// worker's dead letters are read, through FromDeadLetter.
-func TestFilterMatchOnReadDeadLetters(t *testing.T) {
-	t.Parallel()
-	now := time.Now()
-	letter := func(reason events.Reason, mg string, failedAt, storedAt time.Time) Letter {
-		return FromDeadLetter(events.DeadLetter{Reason: reason, MgID: mg, FailedAt: failedAt}, storedAt, nil)
-	}
-	tests := []struct {
-		name   string
-		filter Filter
-		letter Letter
-		want   bool
-	}{
-		{"the empty filter matches anything", Filter{}, letter("invalid", "", time.Time{}, now), true},
-		{"a reason filter drops other reasons", Filter{Reasons: []events.Reason{"failed"}}, letter("conflict", "g", now, now), false},
-		{"an mg_id filter drops dead letters without a game", Filter{MgID: "g"}, letter("invalid", "", now, now), false},
-		{"since compares the failure time", Filter{Since: now.Add(-time.Hour)}, letter("failed", "g", now.Add(-2*time.Hour), now), false},
-		{"since falls back to the stored time without a failure time", Filter{Since: now.Add(-time.Hour)}, letter("failed", "g", time.Time{}, now), true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := tc.filter.Match(tc.letter); got != tc.want {
-				t.Errorf("Match = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestWriteTable(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)

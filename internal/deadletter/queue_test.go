@@ -15,41 +15,27 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/coinsaga/coinsaga/events"
-	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 )
 
 const gameA, gameB, room = "1468180338417074177", "1472142747708284929", "9009"
 
 // env is JetStream on port 0 with the coinsaga streams and no worker.
 type env struct {
-	t  *testing.T
-	nc *nats.Conn
-	js jetstream.JetStream
-	s  events.Subjects
-	q  *Queue
+	t   *testing.T
+	jet *kit.JetStream
+	s   events.Subjects
+	q   *Queue
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ns := embednats.StartTest(t)
-	nc, err := nats.Connect(ns.ClientURL())
+	jet := kit.StartJetStream(t).EnsureStreams(t)
+	q, err := Open(context.Background(), jet.Conn, jet.Subjects)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s events.Subjects
-	if _, err := events.EnsureStreams(context.Background(), js, s, events.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	q, err := Open(context.Background(), nc, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, nc: nc, js: js, s: s, q: q}
+	return &env{t: t, jet: jet, s: jet.Subjects, q: q}
 }
 
 // intent is a MOGS intent's body, the player's js_code in it.
@@ -75,7 +61,7 @@ func (e *env) put(mg, id string, d events.DeadLetter, body []byte) uint64 {
 	m := nats.NewMsg(subject)
 	m.Header = events.DeadLetterHeaders(d)
 	m.Data = body
-	ack, err := e.js.PublishMsg(context.Background(), m)
+	ack, err := e.jet.JS.PublishMsg(context.Background(), m)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -89,15 +75,8 @@ func (e *env) failed(mg, id string, failedAt time.Time) uint64 {
 
 func (e *env) msgs(stream string) uint64 {
 	e.t.Helper()
-	s, err := e.js.Stream(context.Background(), stream)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return info.State.Msgs
+	n, _ := e.jet.StreamState(e.t, stream)
+	return n
 }
 
 func seqsOf(letters []Letter) []uint64 {
@@ -110,13 +89,8 @@ func seqsOf(letters []Letter) []uint64 {
 
 func TestOpenWithoutAStreamIsErrNoStream(t *testing.T) {
 	t.Parallel()
-	ns := embednats.StartTest(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := Open(context.Background(), nc, events.Subjects{Prefix: "nobody"}); !errors.Is(err, ErrNoStream) {
+	jet := kit.StartJetStream(t)
+	if _, err := Open(context.Background(), jet.Conn, events.Subjects{Prefix: "nobody"}); !errors.Is(err, ErrNoStream) {
 		t.Errorf("Open = %v, want ErrNoStream", err)
 	}
 }
@@ -371,7 +345,7 @@ func TestReplayRepublishesAndRemoves(t *testing.T) {
 			t.Errorf("%s: %s, want %s (%v)", c.id, r.Outcome, c.want, r.Err)
 		}
 	}
-	dlq, _ := e.js.Stream(ctx, e.s.DLQStream())
+	dlq, _ := e.jet.JS.Stream(ctx, e.s.DLQStream())
 	t.Run("replayed and completed letters are removed, the others stay", func(t *testing.T) {
 		for _, c := range cases {
 			_, err := dlq.GetMsg(ctx, c.seq)
@@ -382,7 +356,7 @@ func TestReplayRepublishesAndRemoves(t *testing.T) {
 		}
 	})
 	t.Run("each replay is the original bytes with a Nats-Msg-Id of its own", func(t *testing.T) {
-		intents, _ := e.js.Stream(ctx, e.s.IntentsStream())
+		intents, _ := e.jet.JS.Stream(ctx, e.s.IntentsStream())
 		if n := e.msgs(e.s.IntentsStream()); n != 2 {
 			t.Fatalf("%d intents published, want 2", n)
 		}
@@ -431,7 +405,7 @@ func TestReplayAsksTheWorkersForOrderStates(t *testing.T) {
 		}
 	})
 	t.Run("a worker that has the order is believed", func(t *testing.T) {
-		sub, err := e.nc.Subscribe(e.s.OrderGetAPI(), func(m *nats.Msg) {
+		sub, err := e.jet.Conn.Subscribe(e.s.OrderGetAPI(), func(m *nats.Msg) {
 			var req struct {
 				OutOrderID string `json:"out_order_id"`
 			}
@@ -446,7 +420,7 @@ func TestReplayAsksTheWorkersForOrderStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer sub.Unsubscribe()
-		if err := e.nc.Flush(); err != nil {
+		if err := e.jet.Conn.Flush(); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := e.q.Replay(ctx, Filter{}, DryRun(), OrderTimeout(5*time.Second))

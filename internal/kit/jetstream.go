@@ -38,11 +38,12 @@ func ConnectJetStream(t testing.TB, ns *embednats.Server) *JetStream {
 	return j
 }
 
-// Connect connects to the JetStream at url (a child process's, say)
-// until the test ends; Server is nil.
-func Connect(t testing.TB, url string) *JetStream {
+// Connect connects to the JetStream at url (a child process's, say, or a
+// cluster's comma-separated URLs) with opts until the test ends; Server
+// is nil.
+func Connect(t testing.TB, url string, opts ...nats.Option) *JetStream {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,10 @@
 // test may SIGKILL and restart node by node (StartNATSCluster). It also waits, always with a deadline, on what tests
 // wait for: status events (Status.WaitTerminal), dead letters
 // (JetStream.DeadLetters, Status.WaitDeadLetter) and anything else
-// (Eventually).
+// (Eventually). And it holds the small pieces several packages' tests
+// share: a LogBuffer that goroutines write while the test reads,
+// PlayerIntent for numbered one-player orders, and AcceptOrders to fill a
+// store before a benchmark.
 //
 // It is written once so that the tests of worker, cmd/coinsaga and docs
 // set up the system the same way; it is for tests only.

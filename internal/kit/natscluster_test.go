@@ -28,15 +28,7 @@ func TestNATSClusterKeepsAnR3StreamThroughAKilledAndRestartedNode(t *testing.T) 
 			t.Errorf("node %d is named %q, want %q from its configuration file", i+1, got, want)
 		}
 	}
-	nc, err := nats.Connect(c.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := kit.Connect(t, c.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)).JS
 	// The whole test: three kills, each followed by a restart that may wait
 	// natsReadyTimeout on a loaded machine. One publish has less (below).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

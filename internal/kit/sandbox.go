@@ -113,6 +113,23 @@ func OpenStore(t testing.TB) *store.SQLite {
 	return st
 }
 
+// AcceptOrders accepts n orders into st, accept(i) giving the i-th, a
+// thousand to a transaction: how a benchmark fills a store with tens of
+// thousands of orders before it measures.
+func AcceptOrders(t testing.TB, st store.Store, n int, accept func(i int) store.Accept) {
+	t.Helper()
+	const chunk = 1000
+	for lo := 0; lo < n; lo += chunk {
+		reqs := make([]store.Accept, min(chunk, n-lo))
+		for i := range reqs {
+			reqs[i] = accept(lo + i)
+		}
+		if _, err := st.Accept(context.Background(), reqs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // Calls counts provider calls by endpoint and class; it is a
 // providers.Observer.
 type Calls struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/providers"
 	"github.com/coinsaga/coinsaga/providers/sud"
 )
@@ -140,14 +141,7 @@ func TestJetStreamCeilingAcksEveryMessageAndRemovesItsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	conn := func() *nats.Conn {
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	conn := func() *nats.Conn { return kit.Connect(t, srv.ClientURL()).Conn }
 	s := events.Subjects{Prefix: "lg"}
 	r := &run{cfg: Config{Subjects: s, Run: "t1", Orders: 500, MidasShare: 0.5, Players: 10, Timeout: 20 * time.Second, Log: &strings.Builder{}},
 		t: Target{Pub: conn(), Sub: conn()}}

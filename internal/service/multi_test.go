@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/events"
 	"github.com/coinsaga/coinsaga/internal/config"
 	"github.com/coinsaga/coinsaga/internal/embednats"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/pgtest"
 	"github.com/coinsaga/coinsaga/providers/sandbox"
 	"github.com/coinsaga/coinsaga/store"
@@ -109,7 +109,7 @@ func (s *shared) launch(t *testing.T, name, dbURL string, lt store.LeaseTimings,
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	m := &member{running: &running{natsURL: s.natsURL, http: ln.Addr().String(), log: &syncBuffer{}, done: make(chan error, 1)},
+	m := &member{running: &running{natsURL: s.natsURL, http: ln.Addr().String(), log: &kit.LogBuffer{}, done: make(chan error, 1)},
 		registry: prometheus.NewRegistry()}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stop = cancel
@@ -170,18 +170,14 @@ func sharedIntent(i int) events.Intent {
 	return in
 }
 
+// publish publishes orders first..first+n-1 as a game server would.
 func publish(t *testing.T, natsURL string, first, n int) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	jet := kit.Connect(t, natsURL)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for i := first; i < first+n; i++ {
-		if _, err := events.Publish(ctx, js, events.Subjects{Prefix: "coinsaga"}, sharedIntent(i)); err != nil {
+		if _, err := events.Publish(ctx, jet.JS, jet.Subjects, sharedIntent(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -190,17 +186,12 @@ func publish(t *testing.T, natsURL string, first, n int) {
 // waitCompleted waits for orders first..first+n-1 to end, each completed.
 func waitCompleted(t *testing.T, natsURL string, first, n int, within time.Duration) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	jet := kit.Connect(t, natsURL)
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	for i := first; i < first+n; i++ {
 		id := sharedIntent(i).OutOrderID
-		ev, err := events.WaitTerminal(ctx, js, events.Subjects{Prefix: "coinsaga"}, id)
+		ev, err := events.WaitTerminal(ctx, jet.JS, jet.Subjects, id)
 		if err != nil {
 			t.Fatalf("order %s: %v", id, err)
 		}
@@ -255,20 +246,6 @@ func (s *shared) owners(t *testing.T, n int) map[string]string {
 	return out
 }
 
-// waitUntil polls cond until it holds or the time is up.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, within)
-		}
-		<-tick.C
-	}
-}
-
 // waitingOf returns the orders among the n that owner holds in the
 // confirm step.
 func (s *shared) waitingOf(t *testing.T, owner string, n int) []string {
@@ -287,6 +264,41 @@ func (s *shared) waitingOf(t *testing.T, owner string, n int) []string {
 		}
 	}
 	return ids
+}
+
+// waitHeld waits until the worker registered as owner holds at least five
+// of the n orders waiting in confirmation, and returns those it holds.
+func (s *shared) waitHeld(t *testing.T, owner string, n int) []string {
+	t.Helper()
+	var held []string
+	kit.Eventually(t, 30*time.Second, "worker "+owner+" holds orders waiting in confirmation", func() bool {
+		held = s.waitingOf(t, owner, n)
+		return len(held) >= 5
+	})
+	return held
+}
+
+// ownedOrDone says whether owner owns each of ids, or it is due nowhere
+// (finished).
+func (s *shared) ownedOrDone(t *testing.T, owner string, ids []string) bool {
+	t.Helper()
+	for _, id := range ids {
+		o, err := s.look(t).Owner(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o == owner {
+			continue
+		}
+		row, err := s.look(t).Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !row.NextRunAt.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 func TestTwoWorkersOnOneDatabaseShareTheOrdersAndChargeEachOnce(t *testing.T) {
@@ -318,36 +330,14 @@ func TestAGracefulStopHandsTheWaitingOrdersToTheOtherWorkerAtOnce(t *testing.T) 
 	b := s.start(t, "b", store.LeaseTimings{}, wc)
 	const n = 200
 	publish(t, s.natsURL, 0, n)
-	idA := a.workerIDs()[0]
-	var held []string
-	waitUntil(t, 30*time.Second, "worker a holds orders waiting in confirmation", func() bool {
-		held = s.waitingOf(t, idA, n)
-		return len(held) >= 5
-	})
+	held := s.waitHeld(t, a.workerIDs()[0], n)
 	stopped := time.Now()
 	if err := a.close(t); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("worker a ended with %v", err)
 	}
 	stopTook := time.Since(stopped)
 	idB := b.workerIDs()[0]
-	waitUntil(t, store.LeaseTTL, "worker b owns (or finished) every order a held", func() bool {
-		for _, id := range held {
-			o, err := s.look(t).Owner(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o != idB {
-				row, err := s.look(t).Get(context.Background(), id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !row.NextRunAt.IsZero() {
-					return false
-				}
-			}
-		}
-		return true
-	})
+	kit.Eventually(t, store.LeaseTTL, "worker b owns (or finished) every order a held", func() bool { return s.ownedOrDone(t, idB, held) })
 	takeover := time.Since(stopped)
 	t.Logf("graceful stop of a took %s; b owned a's %d waiting orders %s after the stop began", stopTook.Round(time.Millisecond), len(held), takeover.Round(time.Millisecond))
 	if !strings.Contains(a.log.String(), "worker lease released") {
@@ -367,12 +357,7 @@ func TestAWorkerThatLosesItsLeaseStopsMovingMoneyAndTheOtherFinishesItsOrders(t 
 	b := s.start(t, "b", lt, wc)
 	const n = 200
 	publish(t, s.natsURL, 0, n)
-	idA := a.workerIDs()[0]
-	var held []string
-	waitUntil(t, 30*time.Second, "worker a holds orders waiting in confirmation", func() bool {
-		held = s.waitingOf(t, idA, n)
-		return len(held) >= 5
-	})
+	held := s.waitHeld(t, a.workerIDs()[0], n)
 	// A's rows as A knows them, for a stale commit later.
 	before := make(map[string]store.Order, len(held))
 	for _, id := range held {
@@ -387,27 +372,12 @@ func TestAWorkerThatLosesItsLeaseStopsMovingMoneyAndTheOtherFinishesItsOrders(t 
 	a.store.paused.Store(true)
 	// The local fence closes at most TTL - LeaseFenceMargin after the
 	// last renew; then a says it is not ready.
-	waitUntil(t, lt.TTL, "worker a's local fence closes (not ready)", func() bool { return !a.ready() })
+	kit.Eventually(t, lt.TTL, "worker a's local fence closes (not ready)", func() bool { return !a.ready() })
 	fenced := time.Since(paused)
 	atFence := a.moneyCalls(t)
 
 	idB := b.workerIDs()[0]
-	waitUntil(t, 60*time.Second, "worker b rescued and claimed a's orders", func() bool {
-		for _, id := range held {
-			o, err := s.look(t).Owner(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			row, err := s.look(t).Get(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o != idB && !row.NextRunAt.IsZero() {
-				return false
-			}
-		}
-		return true
-	})
+	kit.Eventually(t, 60*time.Second, "worker b rescued and claimed a's orders", func() bool { return s.ownedOrDone(t, idB, held) })
 	takeover := time.Since(paused)
 	t.Logf("lease of a held back: local fence closed after %s; b owned a's %d waiting orders %s after the last renew (TTL %s, grace %s)",
 		fenced.Round(time.Millisecond), len(held), takeover.Round(time.Millisecond), lt.TTL, lt.Grace)
@@ -436,11 +406,11 @@ func TestAWorkerThatLosesItsLeaseStopsMovingMoneyAndTheOtherFinishesItsOrders(t 
 	// Renewing again, a learns its lease is gone, drops what it held and
 	// registers anew; then it takes work again.
 	a.store.paused.Store(false)
-	waitUntil(t, 30*time.Second, "worker a registers anew", func() bool { return len(a.workerIDs()) >= 2 })
+	kit.Eventually(t, 30*time.Second, "worker a registers anew", func() bool { return len(a.workerIDs()) >= 2 })
 	if !strings.Contains(a.log.String(), "worker lease lost") {
 		t.Errorf("worker a's log does not say its lease was lost:\n%s", a.log.String())
 	}
-	waitUntil(t, 30*time.Second, "worker a is ready again", a.ready)
+	kit.Eventually(t, 30*time.Second, "worker a is ready again", a.ready)
 	s.sb.ClearFaults()
 	publish(t, s.natsURL, n, 50)
 	waitCompleted(t, s.natsURL, n, 50, time.Minute)
@@ -456,7 +426,7 @@ func TestAReplayOfAnOrderWhoseWorkerIsGoneIsResumedByAnother(t *testing.T) {
 	s.sb.SetAccount(events.ProviderMOGS, appID, in.Payment.OpenID, 5, 0)
 	a := s.start(t, "a", store.LeaseTimings{}, worker.Config{})
 	publish(t, s.natsURL, 0, 1)
-	waitUntil(t, 30*time.Second, "the order fails", func() bool {
+	kit.Eventually(t, 30*time.Second, "the order fails", func() bool {
 		o, err := s.look(t).Get(context.Background(), in.OutOrderID)
 		return err == nil && o.State == events.StateFailed && o.NextRunAt.IsZero()
 	})
@@ -466,24 +436,14 @@ func TestAReplayOfAnOrderWhoseWorkerIsGoneIsResumedByAnother(t *testing.T) {
 	b := s.start(t, "b", store.LeaseTimings{}, worker.Config{})
 	s.sb.SetAccount(events.ProviderMOGS, appID, in.Payment.OpenID, 1000, 0)
 
-	nc, err := nats.Connect(s.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	data, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := nats.NewMsg(events.Subjects{Prefix: "coinsaga"}.Intent(in.MgID, in.RoomID))
-	m.Data = data
-	m.Header.Set(events.HeaderMsgID, in.OutOrderID+":replay:1")
-	m.Header.Set(events.HeaderReplay, "1")
-	if _, err := js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 30*time.Second, "the replayed order completes", func() bool {
+	// As `coinsaga dlq replay` sends it back.
+	jet := kit.Connect(t, s.natsURL)
+	jet.Replay(t, events.DeadLetter{OriginalSubject: jet.Subjects.Intent(in.MgID, in.RoomID), Data: data}, in.OutOrderID+":replay:1")
+	kit.Eventually(t, 30*time.Second, "the replayed order completes", func() bool {
 		o, err := s.look(t).Get(context.Background(), in.OutOrderID)
 		return err == nil && o.State == events.StateCompleted
 	})
@@ -501,13 +461,7 @@ func TestASharedStoreWorkerRefusesAPrefixASQLiteWorkerHolds(t *testing.T) {
 	lone := s.launch(t, "sqlite", "", store.LeaseTimings{}, worker.Config{})
 	lone.waitServing(t)
 	pg := s.launch(t, "pg", s.dbURL, store.LeaseTimings{}, worker.Config{})
-	select {
-	case err := <-pg.done:
-		close(pg.done)
-		if !errors.Is(err, worker.ErrPrefixOwned) {
-			t.Fatalf("the PostgreSQL worker ended with %v, want ErrPrefixOwned", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("a PostgreSQL worker joined a prefix a SQLite worker holds; its log:\n%s", pg.log.String())
+	if err := pg.refused(t, 30*time.Second, "a PostgreSQL worker joined a prefix a SQLite worker holds"); !errors.Is(err, worker.ErrPrefixOwned) {
+		t.Fatalf("the PostgreSQL worker ended with %v, want ErrPrefixOwned", err)
 	}
 }

@@ -1,53 +1,32 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/coinsaga/coinsaga/events"
+	"github.com/coinsaga/coinsaga/internal/kit"
 	"github.com/coinsaga/coinsaga/internal/pgtest"
 	"github.com/coinsaga/coinsaga/store"
 	"github.com/coinsaga/coinsaga/store/postgres"
 	"github.com/coinsaga/coinsaga/worker"
 )
 
-// syncBuffer is a log sink that the service writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is one service.Run in this process, with an embedded JetStream
 // and sandbox in dataDir, on the PostgreSQL database dbURL.
 type running struct {
 	natsURL string
 	http    string // the listener's address: /readyz says when the worker takes intents
-	log     *syncBuffer
+	log     *kit.LogBuffer
 	done    chan error
 	stop    context.CancelFunc
 }
@@ -58,7 +37,7 @@ func startService(t *testing.T, dataDir, natsListen, dbURL string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{http: ln.Addr().String(), log: &syncBuffer{}, done: make(chan error, 1)}
+	r := &running{http: ln.Addr().String(), log: &kit.LogBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.stop = cancel
 	opts := Options{
@@ -91,6 +70,21 @@ func (r *running) close(t *testing.T) error {
 	}
 }
 
+// refused waits for a service that must refuse to start to end, and
+// returns what Run returned; if it still runs after within, the test
+// fails with started and the service's log.
+func (r *running) refused(t *testing.T, within time.Duration, started string) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		close(r.done)
+		return err
+	case <-time.After(within):
+		t.Fatalf("%s; its log:\n%s", started, r.log.String())
+		return nil
+	}
+}
+
 // waitServing waits until /readyz says the worker takes intents (its
 // streams exist and it holds the prefix).
 func (r *running) waitServing(t *testing.T) {
@@ -117,41 +111,14 @@ func (r *running) ready() bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-func intent(i int) events.Intent {
-	data := fmt.Sprintf(`{"out_order_id":"pg-%04d","out_group_id":"g","mg_id":"1468180338417074177","room_id":"9009","cmd":"specify_dice_roll","from_uid":"p%d","to_uid":"002","value":100,"payload":{"point":6,"seq":1},"payment":{"provider":"mogs","amount":10,"openid":"pg-player-%d","mogs":{"js_code":"xxx","app_plat":1,"os_plat_id":1,"pay_item":"dice"}}}`, i, i, i)
-	in, err := events.DecodeIntent([]byte(data))
-	if err != nil {
-		panic(err)
-	}
-	return in
-}
+// intent is order i of these tests, each for a player of its own.
+func intent(i int) events.Intent { return kit.PlayerIntent("pg", i) }
 
 // publishAndWait publishes n intents from first and waits for each to end.
 func publishAndWait(t *testing.T, natsURL string, first, n int) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s := events.Subjects{Prefix: "coinsaga"}
-	for i := first; i < first+n; i++ {
-		if _, err := events.Publish(ctx, js, s, intent(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := first; i < first+n; i++ {
-		ev, err := events.WaitTerminal(ctx, js, s, intent(i).OutOrderID)
-		if err != nil {
-			t.Fatalf("order %s: %v", intent(i).OutOrderID, err)
-		}
-		if ev.State != events.StateCompleted {
-			t.Fatalf("order %s ended %s (%s), want completed", ev.OutOrderID, ev.State, ev.Error)
-		}
-	}
+	publish(t, natsURL, first, n)
+	waitCompleted(t, natsURL, first, n, time.Minute)
 }
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -200,13 +167,7 @@ func TestServeRefusesAnEmptyPostgreSQLDatabaseWhereAStoreWasLost(t *testing.T) {
 	// the first are gone, and serve must say so rather than start afresh.
 	empty := pgtest.DB(t)
 	second := startService(t, dataDir, "127.0.0.1:0", empty)
-	var err error
-	select {
-	case err = <-second.done:
-		close(second.done)
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve started on an empty database where a store was lost; its log:\n%s", second.log.String())
-	}
+	err := second.refused(t, 60*time.Second, "serve started on an empty database where a store was lost")
 	if !errors.Is(err, worker.ErrStoreLost) {
 		t.Fatalf("serve ended with %v, want ErrStoreLost", err)
 	}
@@ -220,13 +181,7 @@ func TestASecondServeOnTheSameDataDirIsRefusedWithPostgreSQL(t *testing.T) {
 	first := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
 	first.waitServing(t)
 	second := startService(t, dataDir, "127.0.0.1:0", pgtest.DB(t))
-	select {
-	case err := <-second.done:
-		close(second.done)
-		if !errors.Is(err, store.ErrLocked) {
-			t.Fatalf("the second serve ended with %v, want store.ErrLocked", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("a second serve started on a data dir in use; its log:\n%s", second.log.String())
+	if err := second.refused(t, 30*time.Second, "a second serve started on a data dir in use"); !errors.Is(err, store.ErrLocked) {
+		t.Fatalf("the second serve ended with %v, want store.ErrLocked", err)
 	}
 }
