@@ -77,12 +77,19 @@ func ExampleWaitTerminal() {
 	if _, err := events.Publish(ctx, js, s, in); err != nil {
 		log.Fatal(err)
 	}
-	go declineForLackOfCoins(ctx, js, s, in) // stands in for `coinsaga serve`
+	served := make(chan struct{})
+	go func() { // stands in for `coinsaga serve`
+		defer close(served)
+		declineForLackOfCoins(ctx, js, s, in)
+	}()
 
 	ev, err := events.WaitTerminal(ctx, js, s, in.OutOrderID)
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The event can arrive before the stand-in has its publish ack; let it
+	// finish before cancel ends its context.
+	<-served
 	fmt.Println(ev.OutOrderID, ev.State, "seq", ev.Seq)
 	switch {
 	case ev.State == events.StateCompleted:
