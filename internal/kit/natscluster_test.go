@@ -13,9 +13,10 @@ import (
 )
 
 // natsElection bounds how long one publish may wait for a new stream
-// leader after a node was killed: seconds when idle, tens of seconds when
-// the machine is loaded.
-const natsElection = 45 * time.Second
+// leader after a node was killed: seconds when idle, but 45 s were seen
+// run out while two other 3-node clusters shared the 2 cores (go test
+// -count=5 ./...), the nodes starved of the CPU their raft heartbeats need.
+const natsElection = 2 * time.Minute
 
 func TestNATSClusterKeepsAnR3StreamThroughAKilledAndRestartedNode(t *testing.T) {
 	t.Parallel()
@@ -31,7 +32,7 @@ func TestNATSClusterKeepsAnR3StreamThroughAKilledAndRestartedNode(t *testing.T) 
 	js := kit.Connect(t, c.ClientURLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond)).JS
 	// The whole test: three kills, each followed by a restart that may wait
 	// natsReadyTimeout on a loaded machine. One publish has less (below).
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KIT", Subjects: []string{"kit.>"}, Replicas: 3}); err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestNATSClusterKeepsAnR3StreamThroughAKilledAndRestartedNode(t *testing.T) 
 				return
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("publish %s: no stream leader took it within %v: %v", id, natsElection, err)
+				t.Fatalf("publish %s: no stream leader took it within %v: %v\n%s", id, natsElection, err, c.Tails(20))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
